@@ -1,0 +1,245 @@
+package fsm
+
+import "fmt"
+
+// Apply decodes a log entry and applies it. A command that does not fit the current state
+// (a real server for a service removed meanwhile, say) is rejected with an error and changes
+// nothing; every node rejects it the same way. An error wrapping ErrUnknownCommand means
+// this node cannot read the log and must stop.
+func (s *State) Apply(entry []byte) error {
+	c, err := Decode(entry)
+	if err != nil {
+		return err
+	}
+	return s.Execute(c)
+}
+
+// Execute applies a decoded command, all or nothing.
+func (s *State) Execute(c Command) error {
+	if err := c.check(s); err != nil {
+		return err
+	}
+	c.mutate(s)
+	s.version++
+	return nil
+}
+
+// Check reports whether c would be accepted by the current state, without applying it.
+func (s *State) Check(c Command) error { return c.check(s) }
+
+// Prepare normalizes a command from an operator or agent against the current state
+// (defaults filled in, the origin of an edited real server kept) and validates it. The
+// leader logs only prepared commands.
+func (s *State) Prepare(c Command) (Command, error) {
+	var err error
+	c, err = s.normalize(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.check(s); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *State) normalize(c Command) (Command, error) {
+	switch c := c.(type) {
+	case AddService:
+		c.Service = *c.Service.Clone()
+		NormalizeService(&c.Service)
+		return c, nil
+	case EditService:
+		c.Service = *c.Service.Clone()
+		NormalizeService(&c.Service)
+		return c, nil
+	case AddRealServer:
+		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
+		return c, nil
+	case UpsertAgentRS:
+		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
+		return c, nil
+	case EditRealServer:
+		if old, ok := s.servers[c.RealServer.Key()]; ok && c.RealServer.Origin == "" {
+			c.RealServer.Origin = old.Origin
+		}
+		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
+		return c, nil
+	case Batch:
+		// Each command is normalized against the state the earlier ones leave behind.
+		scratch := s.Clone()
+		out := Batch{Commands: make([]Command, len(c.Commands))}
+		for i, sub := range c.Commands {
+			n, err := scratch.normalize(sub)
+			if err != nil {
+				return nil, fmt.Errorf("command %d: %w", i+1, err)
+			}
+			if err := scratch.Execute(n); err != nil {
+				return nil, fmt.Errorf("command %d: %w", i+1, err)
+			}
+			out.Commands[i] = n
+		}
+		return out, nil
+	}
+	return c, nil
+}
+
+func (c AddService) check(s *State) error {
+	svc := &c.Service
+	if err := ValidateService(svc); err != nil {
+		return err
+	}
+	if _, ok := s.services[svc.Name]; ok {
+		return exists("name", "service %s already exists", svc.Name)
+	}
+	if other, ok := s.FindService(svc); ok {
+		return conflict("vip", "service %s already matches the same packets", other.Name)
+	}
+	return nil
+}
+
+func (c AddService) mutate(s *State) { s.services[c.Service.Name] = c.Service.Clone() }
+
+func (c EditService) check(s *State) error {
+	svc := &c.Service
+	if _, ok := s.services[svc.Name]; !ok {
+		return notFound("name", "no service %s", svc.Name)
+	}
+	if err := ValidateService(svc); err != nil {
+		return err
+	}
+	if other, ok := s.FindService(svc); ok && other.Name != svc.Name {
+		return conflict("vip", "service %s already matches the same packets", other.Name)
+	}
+	for _, rs := range s.servers {
+		if rs.Service != svc.Name {
+			continue
+		}
+		if err := ValidateRealServer(rs, svc); err != nil {
+			return conflict("service", "real server %s:%d would no longer fit: %v", rs.Addr, rs.Port, err)
+		}
+	}
+	return nil
+}
+
+func (c EditService) mutate(s *State) { s.services[c.Service.Name] = c.Service.Clone() }
+
+func (c RemoveService) check(s *State) error {
+	if _, ok := s.services[c.Name]; !ok {
+		return notFound("name", "no service %s", c.Name)
+	}
+	return nil
+}
+
+func (c RemoveService) mutate(s *State) {
+	delete(s.services, c.Name)
+	for k := range s.servers {
+		if k.Service == c.Name {
+			delete(s.servers, k)
+		}
+	}
+}
+
+func checkRealServer(s *State, rs *RealServer) error {
+	svc, ok := s.services[rs.Service]
+	if !ok {
+		return notFound("service", "no service %s", rs.Service)
+	}
+	return ValidateRealServer(rs, svc)
+}
+
+func (c AddRealServer) check(s *State) error {
+	if err := checkRealServer(s, &c.RealServer); err != nil {
+		return err
+	}
+	if _, ok := s.servers[c.RealServer.Key()]; ok {
+		return exists("addr", "real server %s port %d is already in service %s", c.RealServer.Addr, c.RealServer.Port, c.RealServer.Service)
+	}
+	return nil
+}
+
+func (c AddRealServer) mutate(s *State) { putServer(s, c.RealServer) }
+
+func putServer(s *State, rs RealServer) { s.servers[rs.Key()] = &rs }
+
+func (c EditRealServer) check(s *State) error {
+	old, ok := s.servers[c.RealServer.Key()]
+	if !ok {
+		return notFound("addr", "no real server %s port %d in service %s", c.RealServer.Addr, c.RealServer.Port, c.RealServer.Service)
+	}
+	if err := checkRealServer(s, &c.RealServer); err != nil {
+		return err
+	}
+	if old.Origin != c.RealServer.Origin {
+		return conflict("origin", "real server belongs to %s", old.Origin)
+	}
+	return nil
+}
+
+func (c EditRealServer) mutate(s *State) { putServer(s, c.RealServer) }
+
+func (c RemoveRealServer) check(s *State) error {
+	if _, ok := s.servers[c.Key]; !ok {
+		return notFound("addr", "no real server %s port %d in service %s", c.Key.Addr, c.Key.Port, c.Key.Service)
+	}
+	return nil
+}
+
+func (c RemoveRealServer) mutate(s *State) { delete(s.servers, c.Key) }
+
+func (c SetHealth) check(s *State) error {
+	if _, ok := s.servers[c.Key]; !ok {
+		return notFound("addr", "no real server %s port %d in service %s", c.Key.Addr, c.Key.Port, c.Key.Service)
+	}
+	switch c.Health {
+	case HealthUnknown, HealthUp, HealthDown:
+		return nil
+	}
+	return invalid("health", "must be unknown, up or down, not %q", c.Health)
+}
+
+func (c SetHealth) mutate(s *State) { s.servers[c.Key].Health = c.Health }
+
+func (c SetClusterID) check(s *State) error {
+	if err := validateName("id", c.ID); err != nil {
+		return err
+	}
+	if s.clusterID != "" && s.clusterID != c.ID {
+		return conflict("id", "cluster is already named %s", s.clusterID)
+	}
+	return nil
+}
+
+func (c SetClusterID) mutate(s *State) { s.clusterID = c.ID }
+
+func (c UpsertAgentRS) check(s *State) error {
+	rs := &c.RealServer
+	if !rs.IsAgent() {
+		return invalid("origin", "agent registrations need an agent origin")
+	}
+	if err := checkRealServer(s, rs); err != nil {
+		return err
+	}
+	if old, ok := s.servers[rs.Key()]; ok && old.Origin != rs.Origin {
+		return conflict("addr", "real server %s port %d in %s belongs to %s", rs.Addr, rs.Port, rs.Service, old.Origin)
+	}
+	return nil
+}
+
+func (c UpsertAgentRS) mutate(s *State) { putServer(s, c.RealServer) }
+
+func (c Batch) check(s *State) error {
+	scratch := s.Clone()
+	for i, sub := range c.Commands {
+		if err := sub.check(scratch); err != nil {
+			return fmt.Errorf("command %d: %w", i+1, err)
+		}
+		sub.mutate(scratch)
+	}
+	return nil
+}
+
+func (c Batch) mutate(s *State) {
+	for _, sub := range c.Commands {
+		sub.mutate(s)
+	}
+}

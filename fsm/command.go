@@ -1,0 +1,202 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// CommandType is the first byte of every log entry. Values are never reused.
+type CommandType uint8
+
+const (
+	TypeAddService       CommandType = 1
+	TypeEditService      CommandType = 2
+	TypeRemoveService    CommandType = 3
+	TypeAddRealServer    CommandType = 4
+	TypeEditRealServer   CommandType = 5
+	TypeRemoveRealServer CommandType = 6
+	TypeSetHealth        CommandType = 7
+	TypeBatch            CommandType = 8
+	TypeSetClusterID     CommandType = 9
+	TypeUpsertAgentRS    CommandType = 10
+)
+
+// bodyVersion is the second byte of every log entry: the encoding of the body. A node
+// refuses entries of a version it does not know rather than misread them.
+const bodyVersion = 1
+
+// Command is one change to the state.
+type Command interface {
+	Type() CommandType
+	// check validates the command against s without changing it.
+	check(s *State) error
+	// mutate applies a command that check accepted.
+	mutate(s *State)
+}
+
+// AddService creates a service. The name and the match (protocol/VIP/port or fwmark) must be new.
+type AddService struct {
+	Service Service `json:"service"`
+}
+
+// EditService replaces the settings of an existing service; its match may change if no other
+// service has the new one. Real servers stay.
+type EditService struct {
+	Service Service `json:"service"`
+}
+
+// RemoveService deletes a service and all its real servers.
+type RemoveService struct {
+	Name string `json:"name"`
+}
+
+// AddRealServer adds a real server to an existing service.
+type AddRealServer struct {
+	RealServer RealServer `json:"real_server"`
+}
+
+// EditRealServer replaces the settings of an existing real server (its key stays).
+type EditRealServer struct {
+	RealServer RealServer `json:"real_server"`
+}
+
+// RemoveRealServer deletes one real server.
+type RemoveRealServer struct {
+	Key RSKey `json:"key"`
+}
+
+// SetHealth records a health-check verdict.
+type SetHealth struct {
+	Key    RSKey  `json:"key"`
+	Health Health `json:"health"`
+}
+
+// SetClusterID names the cluster once, at bootstrap.
+type SetClusterID struct {
+	ID string `json:"id"`
+}
+
+// UpsertAgentRS adds or updates a real server that an agent registered. It never touches a
+// real server an operator added.
+type UpsertAgentRS struct {
+	RealServer RealServer `json:"real_server"`
+}
+
+// Batch applies its commands in order, all or nothing (ipvsadm-format restore uses it).
+type Batch struct {
+	Commands []Command `json:"-"`
+}
+
+func (AddService) Type() CommandType       { return TypeAddService }
+func (EditService) Type() CommandType      { return TypeEditService }
+func (RemoveService) Type() CommandType    { return TypeRemoveService }
+func (AddRealServer) Type() CommandType    { return TypeAddRealServer }
+func (EditRealServer) Type() CommandType   { return TypeEditRealServer }
+func (RemoveRealServer) Type() CommandType { return TypeRemoveRealServer }
+func (SetHealth) Type() CommandType        { return TypeSetHealth }
+func (Batch) Type() CommandType            { return TypeBatch }
+func (SetClusterID) Type() CommandType     { return TypeSetClusterID }
+func (UpsertAgentRS) Type() CommandType    { return TypeUpsertAgentRS }
+
+// Encode turns a command into a log entry: type byte, body version byte, JSON body.
+func Encode(c Command) ([]byte, error) {
+	var body any = c
+	if b, ok := c.(Batch); ok {
+		entries := make([][]byte, len(b.Commands))
+		for i, sub := range b.Commands {
+			e, err := Encode(sub)
+			if err != nil {
+				return nil, fmt.Errorf("encode batch command %d: %w", i, err)
+			}
+			entries[i] = e
+		}
+		body = batchBody{Entries: entries}
+	}
+	js, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", c, err)
+	}
+	return append([]byte{byte(c.Type()), bodyVersion}, js...), nil
+}
+
+type batchBody struct {
+	Entries [][]byte `json:"entries"`
+}
+
+// MaxBatchDepth bounds nesting so a hostile entry cannot exhaust the stack.
+const MaxBatchDepth = 4
+
+// Decode turns a log entry back into a command. An unknown type or body version is an
+// error wrapping ErrUnknownCommand: the node must stop rather than skip it.
+func Decode(entry []byte) (Command, error) { return decode(entry, 0) }
+
+func decode(entry []byte, depth int) (Command, error) {
+	if len(entry) < 2 {
+		return nil, fmt.Errorf("decode log entry of %d bytes: %w", len(entry), ErrInvalid)
+	}
+	t, ver, body := CommandType(entry[0]), entry[1], entry[2:]
+	if ver != bodyVersion {
+		return nil, fmt.Errorf("command type %d body version %d: %w", t, ver, ErrUnknownCommand)
+	}
+	var c Command
+	var err error
+	switch t {
+	case TypeAddService:
+		c, err = decodeBody[AddService](body)
+	case TypeEditService:
+		c, err = decodeBody[EditService](body)
+	case TypeRemoveService:
+		c, err = decodeBody[RemoveService](body)
+	case TypeAddRealServer:
+		c, err = decodeBody[AddRealServer](body)
+	case TypeEditRealServer:
+		c, err = decodeBody[EditRealServer](body)
+	case TypeRemoveRealServer:
+		c, err = decodeBody[RemoveRealServer](body)
+	case TypeSetHealth:
+		c, err = decodeBody[SetHealth](body)
+	case TypeSetClusterID:
+		c, err = decodeBody[SetClusterID](body)
+	case TypeUpsertAgentRS:
+		c, err = decodeBody[UpsertAgentRS](body)
+	case TypeRegisterDirector:
+		c, err = decodeBody[RegisterDirector](body)
+	case TypeRemoveDirector:
+		c, err = decodeBody[RemoveDirector](body)
+	case TypeBatch:
+		c, err = decodeBatch(body, depth)
+	default:
+		return nil, fmt.Errorf("command type %d: %w", t, ErrUnknownCommand)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode command type %d: %w", t, err)
+	}
+	return c, nil
+}
+
+func decodeBody[T Command](body []byte) (Command, error) {
+	var c T
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return c, nil
+}
+
+func decodeBatch(body []byte, depth int) (Command, error) {
+	if depth >= MaxBatchDepth {
+		return nil, fmt.Errorf("batch nested deeper than %d: %w", MaxBatchDepth, ErrInvalid)
+	}
+	var bb batchBody
+	if err := json.Unmarshal(body, &bb); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	b := Batch{Commands: make([]Command, len(bb.Entries))}
+	for i, e := range bb.Entries {
+		sub, err := decode(e, depth+1)
+		if err != nil {
+			return nil, fmt.Errorf("batch command %d: %w", i, err)
+		}
+		b.Commands[i] = sub
+	}
+	return b, nil
+}

@@ -1,0 +1,155 @@
+package fsm
+
+import (
+	"cmp"
+	"maps"
+	"reflect"
+	"slices"
+)
+
+// State is the replicated state. The zero value is not usable: call NewState.
+// A State is not safe for concurrent use; its owner (the Raft FSM) serializes access.
+type State struct {
+	clusterID string
+	version   uint64 // bumped by every command that changed the state
+	services  map[string]*Service
+	servers   map[RSKey]*RealServer
+	directors map[string]Director
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{services: map[string]*Service{}, servers: map[RSKey]*RealServer{}, directors: map[string]Director{}}
+}
+
+// ClusterID is the id set when the cluster was bootstrapped.
+func (s *State) ClusterID() string { return s.clusterID }
+
+// Version counts the changes applied so far; equal logs give equal versions.
+func (s *State) Version() uint64 { return s.version }
+
+// Service returns a copy of the named service.
+func (s *State) Service(name string) (Service, bool) {
+	svc, ok := s.services[name]
+	if !ok {
+		return Service{}, false
+	}
+	return *svc.Clone(), true
+}
+
+// Services returns copies of all services in ipvsadm's listing order.
+func (s *State) Services() []Service {
+	out := make([]Service, 0, len(s.services))
+	for _, svc := range s.services {
+		out = append(out, *svc.Clone())
+	}
+	slices.SortFunc(out, func(a, b Service) int { return CompareServices(&a, &b) })
+	return out
+}
+
+// RealServer returns a copy of one real server.
+func (s *State) RealServer(k RSKey) (RealServer, bool) {
+	rs, ok := s.servers[k]
+	if !ok {
+		return RealServer{}, false
+	}
+	return *rs, true
+}
+
+// RealServers returns copies of the real servers of a service, ordered by address and port.
+func (s *State) RealServers(service string) []RealServer {
+	var out []RealServer
+	for _, rs := range s.servers {
+		if rs.Service == service {
+			out = append(out, *rs)
+		}
+	}
+	slices.SortFunc(out, CompareRealServers)
+	return out
+}
+
+// AllRealServers returns copies of every real server, by service name, address and port.
+func (s *State) AllRealServers() []RealServer {
+	out := make([]RealServer, 0, len(s.servers))
+	for _, rs := range s.servers {
+		out = append(out, *rs)
+	}
+	slices.SortFunc(out, func(a, b RealServer) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), CompareRealServers(a, b))
+	})
+	return out
+}
+
+// FindService returns the service that matches the same packets as svc (same protocol, VIP
+// and port, or same fwmark and family), if any.
+func (s *State) FindService(svc *Service) (Service, bool) {
+	for _, other := range s.services {
+		if sameMatch(other, svc) {
+			return *other.Clone(), true
+		}
+	}
+	return Service{}, false
+}
+
+func sameMatch(a, b *Service) bool {
+	if a.FWMark != 0 || b.FWMark != 0 {
+		return a.FWMark == b.FWMark && a.Family == b.Family
+	}
+	return a.Protocol == b.Protocol && a.VIP == b.VIP && a.Port == b.Port
+}
+
+// Clone returns a deep copy.
+func (s *State) Clone() *State {
+	c := &State{
+		clusterID: s.clusterID,
+		version:   s.version,
+		services:  make(map[string]*Service, len(s.services)),
+		servers:   make(map[RSKey]*RealServer, len(s.servers)),
+		directors: maps.Clone(s.directors),
+	}
+	for k, v := range s.services {
+		c.services[k] = v.Clone()
+	}
+	for k, v := range s.servers {
+		rs := *v
+		c.servers[k] = &rs
+	}
+	return c
+}
+
+// Equal reports whether two states hold the same facts.
+func (s *State) Equal(o *State) bool {
+	return s.clusterID == o.clusterID && s.version == o.version &&
+		reflect.DeepEqual(s.services, o.services) && reflect.DeepEqual(s.servers, o.servers) &&
+		maps.Equal(s.directors, o.directors)
+}
+
+// CompareServices orders services as ipvsadm lists them: fwmark services after the others
+// (by mark), then family (IPv4 first), protocol (tcp, udp, sctp), address and port.
+func CompareServices(a, b *Service) int {
+	return cmp.Or(
+		cmp.Compare(a.FWMark, b.FWMark),
+		cmp.Compare(a.Family.Bits(), b.Family.Bits()),
+		cmp.Compare(protoNumber(a.Protocol), protoNumber(b.Protocol)),
+		a.VIP.Compare(b.VIP),
+		cmp.Compare(a.Port, b.Port),
+	)
+}
+
+// CompareRealServers orders real servers by address then port.
+func CompareRealServers(a, b RealServer) int {
+	return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port))
+}
+
+// protoNumber is the IP protocol number, which orders ipvsadm's listing.
+func protoNumber(p Protocol) int {
+	switch p {
+	case TCP:
+		return 6
+	case UDP:
+		return 17
+	case SCTP:
+		return 132
+	}
+	return 0
+}
