@@ -34,15 +34,7 @@ func NormalizeService(s *Service) {
 	if s.PersistMask == 0 {
 		s.PersistMask = s.Family.Bits()
 	}
-	if len(s.SchedFlags) == 0 {
-		s.SchedFlags = nil
-	} else {
-		var bits uint32
-		for _, f := range s.SchedFlags {
-			bits |= schedFlagBit(f)
-		}
-		s.SchedFlags = SchedFlagNames(s.Scheduler, bits)
-	}
+	s.SchedFlags = canonicalFlags(s.Scheduler, s.SchedFlags)
 	if s.Name == "" {
 		s.Name = DefaultServiceName(s)
 	}
@@ -94,13 +86,8 @@ func ValidateService(s *Service) error {
 		return invalid("scheduler", "unknown scheduler %q (one of %s)", s.Scheduler, strings.Join(Schedulers, " "))
 	}
 	for _, f := range s.SchedFlags {
-		switch {
-		case schedFlagBit(f) == 0:
-			return invalid("sched_flags", "unknown flag %q", f)
-		case strings.HasPrefix(f, "sh-") && s.Scheduler != "sh":
-			return invalid("sched_flags", "%s needs scheduler sh, not %s", f, s.Scheduler)
-		case strings.HasPrefix(f, "mh-") && s.Scheduler != "mh":
-			return invalid("sched_flags", "%s needs scheduler mh, not %s", f, s.Scheduler)
+		if err := checkSchedFlag(s.Scheduler, f); err != nil {
+			return err
 		}
 	}
 	if s.Persistence > MaxPersistence {
@@ -255,4 +242,32 @@ func validateName(field, name string) error {
 		}
 	}
 	return nil
+}
+
+func checkSchedFlag(scheduler, f string) error {
+	switch {
+	case schedFlagBit(f) == 0:
+		return invalid("sched_flags", "unknown flag %q", f)
+	case strings.HasPrefix(f, "sh-") && scheduler != "sh":
+		return invalid("sched_flags", "%s needs scheduler sh, not %s", f, scheduler)
+	case strings.HasPrefix(f, "mh-") && scheduler != "mh":
+		return invalid("sched_flags", "%s needs scheduler mh, not %s", f, scheduler)
+	}
+	return nil
+}
+
+// canonicalFlags rewrites valid flags to the names ipvsadm prints for the scheduler, once
+// each, in bit order. Invalid flags are left alone for validation to report.
+func canonicalFlags(scheduler string, flags []string) []string {
+	if len(flags) == 0 {
+		return nil
+	}
+	var bits uint32
+	for _, f := range flags {
+		if checkSchedFlag(scheduler, f) != nil {
+			return flags
+		}
+		bits |= schedFlagBit(f)
+	}
+	return SchedFlagNames(scheduler, bits)
 }
