@@ -1,0 +1,343 @@
+// Package vip makes the Raft leader the owner of the cluster's virtual IP addresses: it
+// puts each VIP on the VIP interface, announces it with gratuitous ARP (IPv4) or an
+// unsolicited neighbour advertisement (IPv6) in a burst and then periodically, and takes
+// every address it added away again when leadership ends. DESIGN.md explains the schedule.
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Schedule defaults; DESIGN.md gives the reasons.
+const (
+	DefaultBurst         = 5
+	DefaultBurstInterval = time.Second
+	DefaultRefresh       = 10 * time.Second
+	// maxRetryInterval caps the back-off between attempts at a VIP that failed.
+	maxRetryInterval = 10 * time.Second
+)
+
+// Config is one director's VIP ownership settings.
+type Config struct {
+	// Interface carries the VIPs (the interface on the clients' L2 segment).
+	Interface string
+	// Burst is how many announcements a VIP gets when it is claimed (or re-added after
+	// someone removed it); 0 means DefaultBurst. The first is sent before Claim or SetVIPs
+	// returns.
+	Burst int
+	// BurstInterval spaces the burst; 0 means DefaultBurstInterval. Keep it above the
+	// kernel's 1 s ARP locktime (see DESIGN.md).
+	BurstInterval time.Duration
+	// Refresh is the period of the announcements, and of the check that the VIP is still on
+	// the interface, after the burst; 0 means DefaultRefresh and a negative value turns
+	// both off.
+	Refresh time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// VIPOwner claims the VIPs while this director leads and releases them when it stops.
+// Its methods are safe for concurrent use.
+type VIPOwner struct {
+	ifname        string
+	burst         int
+	burstInterval time.Duration
+	refresh       time.Duration // <= 0: no refresh
+	log           *slog.Logger
+	links         Links
+	announcer     Announcer
+
+	mu      sync.Mutex
+	claimed bool
+	gen     uint64 // identifies the claim a refresh loop belongs to
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the current claim's loop has exited
+	wake    chan struct{} // tells the loop the schedule moved earlier
+	// vips holds the VIPs wanted under the current claim and any address this owner added
+	// and has not yet managed to remove.
+	vips map[netip.Addr]*vipState
+}
+
+// NewVIPOwner returns an owner that holds nothing yet.
+func NewVIPOwner(cfg Config, links Links, announcer Announcer) (*VIPOwner, error) {
+	if cfg.Interface == "" {
+		return nil, fmt.Errorf("%w: no VIP interface", ErrBadConfig)
+	}
+	if cfg.Burst < 0 || cfg.BurstInterval < 0 {
+		return nil, fmt.Errorf("%w: negative burst %d or burst interval %s", ErrBadConfig, cfg.Burst, cfg.BurstInterval)
+	}
+	if links == nil || announcer == nil {
+		return nil, fmt.Errorf("%w: nil Links or Announcer", ErrBadConfig)
+	}
+	o := &VIPOwner{
+		ifname:        cfg.Interface,
+		burst:         orDefault(cfg.Burst, DefaultBurst),
+		burstInterval: orDefault(cfg.BurstInterval, DefaultBurstInterval),
+		refresh:       orDefault(cfg.Refresh, DefaultRefresh),
+		log:           cfg.Logger,
+		links:         links,
+		announcer:     announcer,
+		wake:          make(chan struct{}, 1),
+		vips:          make(map[netip.Addr]*vipState),
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	o.log = o.log.With("interface", cfg.Interface)
+	return o, nil
+}
+
+// orDefault returns def for the zero value.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Claim makes this owner hold vips: each is added to the interface and announced once
+// before Claim returns, then announced Burst-1 more times BurstInterval apart and every
+// Refresh after that, until Release or until ctx ends (which releases too). A VIP that
+// fails is retried with back-off; the error returned joins each VIP's failure, and what
+// succeeded is held regardless, so the caller may carry on or Release and step down.
+func (o *VIPOwner) Claim(ctx context.Context, vips []netip.Addr) error {
+	want, err := normalise(vips)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.claimed {
+		return ErrClaimed
+	}
+	o.claimed = true
+	o.gen++
+	loopCtx, cancel := context.WithCancel(ctx)
+	o.cancel = cancel
+	o.done = make(chan struct{})
+	now := time.Now()
+	for _, v := range want {
+		o.want(v, now)
+	}
+	o.log.Info("claiming VIPs", "vips", want)
+	err = o.stepLocked(now)
+	go o.run(loopCtx, o.gen, o.done)
+	return err
+}
+
+// SetVIPs changes the held set during a claim: VIPs not held yet are claimed as in Claim,
+// VIPs no longer wanted are removed, and the others are left alone.
+func (o *VIPOwner) SetVIPs(vips []netip.Addr) error {
+	want, err := normalise(vips)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.claimed {
+		return ErrNotClaimed
+	}
+	now := time.Now()
+	for addr, st := range o.vips {
+		if st.wanted && !slices.Contains(want, addr) {
+			st.wanted = false
+			st.next = now
+		}
+	}
+	for _, v := range want {
+		o.want(v, now)
+	}
+	err = o.stepLocked(now)
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// want adds addr to the wanted set, due now unless it is already held.
+func (o *VIPOwner) want(addr netip.Addr, now time.Time) {
+	st, ok := o.vips[addr]
+	if !ok {
+		o.vips[addr] = &vipState{wanted: true, next: now}
+		return
+	}
+	if !st.wanted {
+		// Wanted again before its removal went through: it is still on the interface
+		// but was not announced since, so start over.
+		st.wanted, st.sent, st.next = true, 0, now
+	}
+}
+
+// Release removes every address this owner added, stops all announcements and returns
+// once they have stopped; after it returns this node sends no more GARP or NA. It is
+// meant to be the first thing done when leadership is lost. Addresses that could not be
+// removed stay in Held and are retried by the next Release or RemoveStale.
+func (o *VIPOwner) Release() error {
+	o.mu.Lock()
+	done := o.done
+	err := o.releaseLocked()
+	o.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+	return err
+}
+
+func (o *VIPOwner) releaseLocked() error {
+	if o.claimed {
+		o.claimed = false
+		o.cancel()
+		o.log.Info("releasing VIPs", "vips", o.heldLocked())
+	}
+	for _, st := range o.vips {
+		st.wanted = false
+	}
+	return o.removeLocked()
+}
+
+// removeLocked deletes every unwanted address this owner added.
+func (o *VIPOwner) removeLocked() error {
+	if len(o.vips) == 0 {
+		return nil
+	}
+	ifi, err := o.links.Interface(o.ifname)
+	if errors.Is(err, ErrLinkNotFound) {
+		// The addresses went with the interface.
+		o.forgetUnwanted()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove VIPs from %s: %w", o.ifname, err)
+	}
+	var errs []error
+	for _, addr := range sortedKeys(o.vips) {
+		st := o.vips[addr]
+		if st.wanted {
+			continue
+		}
+		if st.added {
+			if err := o.links.AddrDel(ifi, addr); err != nil {
+				errs = append(errs, fmt.Errorf("remove VIP %s from %s: %w", addr, o.ifname, err))
+				continue
+			}
+		}
+		delete(o.vips, addr)
+	}
+	return errors.Join(errs...)
+}
+
+func (o *VIPOwner) forgetUnwanted() {
+	for addr, st := range o.vips {
+		if !st.wanted {
+			delete(o.vips, addr)
+		}
+	}
+}
+
+// RemoveStale removes from the interface every host address (/32, /128) equal to one of
+// vips, and anything this owner failed to remove before. A director that starts as a
+// follower calls it with the cluster's VIPs so that a VIP left behind by a crash (or by
+// the keepalived it replaced) cannot answer ARP beside the leader's. It never removes an
+// address with a shorter prefix: that is the node's own. It returns what it removed.
+func (o *VIPOwner) RemoveStale(vips []netip.Addr) ([]netip.Addr, error) {
+	want, err := normalise(vips)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.claimed {
+		return nil, ErrClaimed
+	}
+	ifi, err := o.links.Interface(o.ifname)
+	if err != nil {
+		if errors.Is(err, ErrLinkNotFound) {
+			o.forgetUnwanted() // the addresses went with the interface
+		}
+		return nil, fmt.Errorf("remove stale VIPs: look up %s: %w", o.ifname, err)
+	}
+	prefixes, err := o.links.AddrList(ifi)
+	if err != nil {
+		return nil, fmt.Errorf("remove stale VIPs: list addresses of %s: %w", o.ifname, err)
+	}
+	candidates := want
+	for addr := range o.vips {
+		if !slices.Contains(candidates, addr) {
+			candidates = append(candidates, addr)
+		}
+	}
+	slices.SortFunc(candidates, netip.Addr.Compare)
+	var removed []netip.Addr
+	var errs []error
+	for _, addr := range candidates {
+		switch lookup(prefixes, addr) {
+		case absent:
+			delete(o.vips, addr)
+		case nodeAddress:
+			o.log.Warn("a VIP is one of the interface's own addresses; leaving it", "vip", addr)
+			delete(o.vips, addr)
+		case hostAddress:
+			if err := o.links.AddrDel(ifi, addr); err != nil {
+				errs = append(errs, fmt.Errorf("remove stale VIP %s from %s: %w", addr, o.ifname, err))
+				continue
+			}
+			delete(o.vips, addr)
+			removed = append(removed, addr)
+		}
+	}
+	if len(removed) > 0 {
+		o.log.Warn("removed stale VIPs", "vips", removed)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// Held returns the addresses this owner has put on the interface and not yet removed,
+// sorted.
+func (o *VIPOwner) Held() []netip.Addr {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.heldLocked()
+}
+
+func (o *VIPOwner) heldLocked() []netip.Addr {
+	var held []netip.Addr
+	for _, addr := range sortedKeys(o.vips) {
+		if o.vips[addr].added {
+			held = append(held, addr)
+		}
+	}
+	return held
+}
+
+// normalise validates vips and returns them sorted without duplicates, IPv4-mapped IPv6
+// addresses turned into IPv4.
+func normalise(vips []netip.Addr) ([]netip.Addr, error) {
+	out := make([]netip.Addr, 0, len(vips))
+	for _, v := range vips {
+		u := v.Unmap()
+		if !u.IsValid() || u.Zone() != "" || u.IsUnspecified() || u.IsMulticast() ||
+			u.IsLoopback() || u.IsLinkLocalUnicast() || u == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			return nil, fmt.Errorf("%w: %s", ErrBadVIP, v)
+		}
+		out = append(out, u)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out), nil
+}
+
+func sortedKeys(m map[netip.Addr]*vipState) []netip.Addr {
+	keys := make([]netip.Addr, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, netip.Addr.Compare)
+	return keys
+}

@@ -1,0 +1,184 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// vipState is one VIP's place in the schedule.
+type vipState struct {
+	wanted   bool      // in the set the current claim holds
+	added    bool      // this owner put it on the interface and has not removed it since
+	sent     int       // announcements since it was claimed or re-added
+	failures int       // consecutive failed attempts, for the back-off
+	next     time.Time // when it is next due; zero means never
+}
+
+// run drives the schedule of one claim until it ends. Each wake-up is one stepLocked, so
+// the tests, which run it under testing/synctest's fake clock, see exact times.
+func (o *VIPOwner) run(ctx context.Context, gen uint64, done chan struct{}) {
+	defer close(done)
+	for {
+		o.mu.Lock()
+		if !o.claimed || o.gen != gen {
+			o.mu.Unlock()
+			return
+		}
+		next := o.nextDueLocked()
+		o.mu.Unlock()
+
+		var fire <-chan time.Time
+		var timer *time.Timer
+		if !next.IsZero() {
+			timer = time.NewTimer(time.Until(next))
+			fire = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			o.mu.Lock()
+			if o.claimed && o.gen == gen {
+				if err := o.releaseLocked(); err != nil {
+					o.log.Error("release VIPs at the end of the claim", "err", err)
+				}
+			}
+			o.mu.Unlock()
+		case <-o.wake:
+		case <-fire:
+			o.mu.Lock()
+			if o.claimed && o.gen == gen && ctx.Err() == nil {
+				if err := o.stepLocked(time.Now()); err != nil {
+					o.log.Error("VIP refresh", "err", err)
+				}
+			}
+			o.mu.Unlock()
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+func (o *VIPOwner) nextDueLocked() time.Time {
+	var next time.Time
+	for _, st := range o.vips {
+		if !st.next.IsZero() && (next.IsZero() || st.next.Before(next)) {
+			next = st.next
+		}
+	}
+	return next
+}
+
+// stepLocked does whatever is due at now: adds and announces wanted VIPs (re-adding one
+// that someone removed), removes unwanted ones, and schedules each VIP's next turn.
+func (o *VIPOwner) stepLocked(now time.Time) error {
+	var due []netip.Addr
+	for _, addr := range sortedKeys(o.vips) {
+		if st := o.vips[addr]; !st.next.IsZero() && !st.next.After(now) {
+			due = append(due, addr)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	ifi, err := o.links.Interface(o.ifname)
+	var prefixes []netip.Prefix
+	if err == nil {
+		prefixes, err = o.links.AddrList(ifi)
+		if err != nil {
+			err = fmt.Errorf("VIPs %v: list addresses of %s: %w", due, o.ifname, err)
+		}
+	} else {
+		err = fmt.Errorf("VIPs %v: look up %s: %w", due, o.ifname, err)
+	}
+	if err != nil {
+		for _, addr := range due {
+			o.failed(o.vips[addr], now)
+		}
+		return err
+	}
+	var errs []error
+	for _, addr := range due {
+		if err := o.service(now, ifi, prefixes, addr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// service does one VIP's due turn.
+func (o *VIPOwner) service(now time.Time, ifi Interface, prefixes []netip.Prefix, addr netip.Addr) error {
+	st := o.vips[addr]
+	if !st.wanted {
+		if st.added {
+			if err := o.links.AddrDel(ifi, addr); err != nil {
+				o.failed(st, now)
+				return fmt.Errorf("remove VIP %s from %s: %w", addr, o.ifname, err)
+			}
+			o.log.Info("released VIP", "vip", addr)
+		}
+		delete(o.vips, addr)
+		return nil
+	}
+	switch lookup(prefixes, addr) {
+	case nodeAddress:
+		// Taking it over would mean removing the node's own address at release.
+		o.failed(st, now)
+		return fmt.Errorf("claim VIP %s on %s: %w", addr, o.ifname, ErrNodeAddress)
+	case absent:
+		if st.added {
+			o.log.Warn("VIP was removed from the interface by someone else; adding it back", "vip", addr)
+		}
+		if err := o.links.AddrReplace(ifi, addr); err != nil {
+			st.added = false
+			o.failed(st, now)
+			return fmt.Errorf("add VIP %s to %s: %w", addr, o.ifname, err)
+		}
+		if st.added {
+			st.sent = 0 // a fresh burst: neighbours may have been told otherwise meanwhile
+		}
+		st.added = true
+	case hostAddress:
+		if !st.added {
+			// Left by a crash that RemoveStale did not see, or by hand: it is the VIP,
+			// so from now on it is ours to announce and to remove.
+			o.log.Warn("VIP already on the interface; adopting it", "vip", addr)
+			st.added = true
+		}
+	}
+	st.failures = 0
+	err := o.announce(ifi, addr)
+	st.sent++
+	switch {
+	case st.sent < o.burst:
+		st.next = now.Add(o.burstInterval)
+	case o.refresh > 0:
+		st.next = now.Add(o.refresh)
+	default:
+		st.next = time.Time{}
+	}
+	return err
+}
+
+// failed schedules a retry with exponential back-off from BurstInterval up to
+// maxRetryInterval.
+func (o *VIPOwner) failed(st *vipState, now time.Time) {
+	st.failures++
+	delay := o.burstInterval << min(st.failures-1, 16)
+	st.next = now.Add(min(delay, max(maxRetryInterval, o.burstInterval)))
+}
+
+func (o *VIPOwner) announce(ifi Interface, addr netip.Addr) error {
+	if addr.Is4() {
+		if err := o.announcer.GratuitousARP(ifi, addr); err != nil {
+			return fmt.Errorf("gratuitous ARP for VIP %s on %s: %w", addr, o.ifname, err)
+		}
+		return nil
+	}
+	if err := o.announcer.UnsolicitedNA(ifi, addr); err != nil {
+		return fmt.Errorf("unsolicited NA for VIP %s on %s: %w", addr, o.ifname, err)
+	}
+	return nil
+}
