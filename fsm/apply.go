@@ -59,7 +59,7 @@ func (s *State) normalize(c Command) (Command, error) {
 		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
 		return c, nil
 	case EditRealServer:
-		if old, ok := s.servers[c.RealServer.Key()]; ok && c.RealServer.Origin == "" {
+		if old, ok := s.server(c.RealServer.Key()); ok && c.RealServer.Origin == "" {
 			c.RealServer.Origin = old.Origin
 		}
 		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
@@ -110,10 +110,7 @@ func (c EditService) check(s *State) error {
 	if other, ok := s.FindService(svc); ok && other.Name != svc.Name {
 		return conflict("vip", "service %s already matches the same packets", other.Name)
 	}
-	for _, rs := range s.servers {
-		if rs.Service != svc.Name {
-			continue
-		}
+	for _, rs := range s.servers[svc.Name] {
 		if err := ValidateRealServer(rs, svc); err != nil {
 			return conflict("service", "real server %s:%d would no longer fit: %v", rs.Addr, rs.Port, err)
 		}
@@ -132,11 +129,7 @@ func (c RemoveService) check(s *State) error {
 
 func (c RemoveService) mutate(s *State) {
 	delete(s.services, c.Name)
-	for k := range s.servers {
-		if k.Service == c.Name {
-			delete(s.servers, k)
-		}
-	}
+	delete(s.servers, c.Name)
 }
 
 func checkRealServer(s *State, rs *RealServer) error {
@@ -151,7 +144,7 @@ func (c AddRealServer) check(s *State) error {
 	if err := checkRealServer(s, &c.RealServer); err != nil {
 		return err
 	}
-	if _, ok := s.servers[c.RealServer.Key()]; ok {
+	if _, ok := s.server(c.RealServer.Key()); ok {
 		return exists("addr", "real server %s port %d is already in service %s", c.RealServer.Addr, c.RealServer.Port, c.RealServer.Service)
 	}
 	return nil
@@ -159,10 +152,8 @@ func (c AddRealServer) check(s *State) error {
 
 func (c AddRealServer) mutate(s *State) { putServer(s, c.RealServer) }
 
-func putServer(s *State, rs RealServer) { s.servers[rs.Key()] = &rs }
-
 func (c EditRealServer) check(s *State) error {
-	old, ok := s.servers[c.RealServer.Key()]
+	old, ok := s.server(c.RealServer.Key())
 	if !ok {
 		return notFound("addr", "no real server %s port %d in service %s", c.RealServer.Addr, c.RealServer.Port, c.RealServer.Service)
 	}
@@ -178,16 +169,16 @@ func (c EditRealServer) check(s *State) error {
 func (c EditRealServer) mutate(s *State) { putServer(s, c.RealServer) }
 
 func (c RemoveRealServer) check(s *State) error {
-	if _, ok := s.servers[c.Key]; !ok {
+	if _, ok := s.server(c.Key); !ok {
 		return notFound("addr", "no real server %s port %d in service %s", c.Key.Addr, c.Key.Port, c.Key.Service)
 	}
 	return nil
 }
 
-func (c RemoveRealServer) mutate(s *State) { delete(s.servers, c.Key) }
+func (c RemoveRealServer) mutate(s *State) { deleteServer(s, c.Key) }
 
 func (c SetHealth) check(s *State) error {
-	if _, ok := s.servers[c.Key]; !ok {
+	if _, ok := s.server(c.Key); !ok {
 		return notFound("addr", "no real server %s port %d in service %s", c.Key.Addr, c.Key.Port, c.Key.Service)
 	}
 	switch c.Health {
@@ -197,7 +188,7 @@ func (c SetHealth) check(s *State) error {
 	return invalid("health", "must be unknown, up or down, not %q", c.Health)
 }
 
-func (c SetHealth) mutate(s *State) { s.servers[c.Key].Health = c.Health }
+func (c SetHealth) mutate(s *State) { s.servers[c.Key.Service][c.Key].Health = c.Health }
 
 func (c SetClusterID) check(s *State) error {
 	if err := validateName("id", c.ID); err != nil {
@@ -219,7 +210,7 @@ func (c UpsertAgentRS) check(s *State) error {
 	if err := checkRealServer(s, rs); err != nil {
 		return err
 	}
-	if old, ok := s.servers[rs.Key()]; ok && old.Origin != rs.Origin {
+	if old, ok := s.server(rs.Key()); ok && old.Origin != rs.Origin {
 		return conflict("addr", "real server %s port %d in %s belongs to %s", rs.Addr, rs.Port, rs.Service, old.Origin)
 	}
 	return nil

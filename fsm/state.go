@@ -13,13 +13,13 @@ type State struct {
 	clusterID string
 	version   uint64 // bumped by every command that changed the state
 	services  map[string]*Service
-	servers   map[RSKey]*RealServer
+	servers   map[string]map[RSKey]*RealServer // by service name, then key
 	directors map[string]Director
 }
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{services: map[string]*Service{}, servers: map[RSKey]*RealServer{}, directors: map[string]Director{}}
+	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{}}
 }
 
 // ClusterID is the id set when the cluster was bootstrapped.
@@ -49,7 +49,7 @@ func (s *State) Services() []Service {
 
 // RealServer returns a copy of one real server.
 func (s *State) RealServer(k RSKey) (RealServer, bool) {
-	rs, ok := s.servers[k]
+	rs, ok := s.server(k)
 	if !ok {
 		return RealServer{}, false
 	}
@@ -59,10 +59,8 @@ func (s *State) RealServer(k RSKey) (RealServer, bool) {
 // RealServers returns copies of the real servers of a service, ordered by address and port.
 func (s *State) RealServers(service string) []RealServer {
 	var out []RealServer
-	for _, rs := range s.servers {
-		if rs.Service == service {
-			out = append(out, *rs)
-		}
+	for _, rs := range s.servers[service] {
+		out = append(out, *rs)
 	}
 	slices.SortFunc(out, CompareRealServers)
 	return out
@@ -70,9 +68,11 @@ func (s *State) RealServers(service string) []RealServer {
 
 // AllRealServers returns copies of every real server, by service name, address and port.
 func (s *State) AllRealServers() []RealServer {
-	out := make([]RealServer, 0, len(s.servers))
-	for _, rs := range s.servers {
-		out = append(out, *rs)
+	var out []RealServer
+	for _, servers := range s.servers {
+		for _, rs := range servers {
+			out = append(out, *rs)
+		}
 	}
 	slices.SortFunc(out, func(a, b RealServer) int {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), CompareRealServers(a, b))
@@ -98,21 +98,59 @@ func sameMatch(a, b *Service) bool {
 	return a.Protocol == b.Protocol && a.VIP == b.VIP && a.Port == b.Port
 }
 
+// Walk calls fn for every service and its real servers, in no particular order, without
+// copying: the reconciler's pass over a 10,000-service table uses it. fn must neither
+// keep nor modify what it is given.
+func (s *State) Walk(fn func(svc *Service, servers []*RealServer)) {
+	var buf []*RealServer
+	for name, svc := range s.services {
+		buf = buf[:0]
+		for _, rs := range s.servers[name] {
+			buf = append(buf, rs)
+		}
+		fn(svc, buf)
+	}
+}
+
+func (s *State) server(k RSKey) (*RealServer, bool) {
+	rs, ok := s.servers[k.Service][k]
+	return rs, ok
+}
+
+func putServer(s *State, rs RealServer) {
+	servers := s.servers[rs.Service]
+	if servers == nil {
+		servers = map[RSKey]*RealServer{}
+		s.servers[rs.Service] = servers
+	}
+	servers[rs.Key()] = &rs
+}
+
+// deleteServer removes one real server; an emptied service entry goes too, so that equal
+// states have equal maps.
+func deleteServer(s *State, k RSKey) {
+	delete(s.servers[k.Service], k)
+	if len(s.servers[k.Service]) == 0 {
+		delete(s.servers, k.Service)
+	}
+}
+
 // Clone returns a deep copy.
 func (s *State) Clone() *State {
 	c := &State{
 		clusterID: s.clusterID,
 		version:   s.version,
 		services:  make(map[string]*Service, len(s.services)),
-		servers:   make(map[RSKey]*RealServer, len(s.servers)),
+		servers:   make(map[string]map[RSKey]*RealServer, len(s.servers)),
 		directors: maps.Clone(s.directors),
 	}
 	for k, v := range s.services {
 		c.services[k] = v.Clone()
 	}
-	for k, v := range s.servers {
-		rs := *v
-		c.servers[k] = &rs
+	for _, servers := range s.servers {
+		for _, rs := range servers {
+			putServer(c, *rs)
+		}
 	}
 	return c
 }

@@ -1,0 +1,119 @@
+package ipvs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"testing"
+
+	mobyipvs "github.com/moby/ipvs"
+	"github.com/vishvananda/netns"
+)
+
+// withNamedNetns creates a named network namespace for the test and deletes it at the end.
+func withNamedNetns(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	name := fmt.Sprintf("ipvs-test-%d", os.Getpid())
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	ns, err := netns.NewNamed(name) // also switches this thread into it
+	if err != nil {
+		t.Fatalf("create netns %s: %v", name, err)
+	}
+	ns.Close()
+	if err := netns.Set(orig); err != nil {
+		t.Fatalf("return to the original netns: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("delete netns %s: %v", name, err)
+		}
+	})
+	return "/var/run/netns/" + name
+}
+
+func TestNewLinuxWithoutIPVSReturnsErrNoIPVS(t *testing.T) {
+	path := withNamedNetns(t)
+	l, err := NewLinux(path)
+	if err == nil {
+		l.Close()
+		t.Skip("this kernel has IPVS; the lab tests cover it")
+	}
+	if !errors.Is(err, ErrNoIPVS) {
+		t.Fatalf("NewLinux(%s) = %v, want an error wrapping ErrNoIPVS", path, err)
+	}
+}
+
+func TestNewLinuxInMissingNetnsFails(t *testing.T) {
+	if _, err := NewLinux("/var/run/netns/does-not-exist-raftlvs"); err == nil || errors.Is(err, ErrNoIPVS) {
+		t.Fatalf("NewLinux on a missing netns = %v, want an open error", err)
+	}
+}
+
+func TestIPv4NetmaskReachesTheKernelInNetworkOrder(t *testing.T) {
+	for _, tt := range []struct {
+		prefix int
+		wire   []byte // what the kernel must find in IPVS_SVC_ATTR_NETMASK
+	}{
+		{32, []byte{255, 255, 255, 255}},
+		{24, []byte{255, 255, 255, 0}},
+		{16, []byte{255, 255, 0, 0}},
+		{1, []byte{128, 0, 0, 0}},
+	} {
+		mask := PersistNetmask(FamilyIPv4, tt.prefix)
+		m := toMobyService(Service{Family: FamilyIPv4, Protocol: ProtocolTCP, Address: webVIP, Port: 80, Netmask: mask})
+		// moby/ipvs writes Netmask with nl.Uint32Attr: host byte order.
+		if got := binary.NativeEndian.AppendUint32(nil, m.Netmask); !bytes.Equal(got, tt.wire) {
+			t.Errorf("/%d: attribute bytes %v, want %v", tt.prefix, got, tt.wire)
+		}
+		if back := fromMobyService(m); back.Netmask != mask {
+			t.Errorf("/%d: read back %#x, want %#x", tt.prefix, back.Netmask, mask)
+		}
+	}
+	m := toMobyService(Service{Family: FamilyIPv6, Protocol: ProtocolTCP, Address: dnsVIP, Port: 53, Netmask: PersistNetmask(FamilyIPv6, 128)})
+	if m.Netmask != 128 {
+		t.Errorf("IPv6 netmask %d, want prefix length 128", m.Netmask)
+	}
+}
+
+func TestMobyConversionRoundTrips(t *testing.T) {
+	svcs := []Service{
+		{Family: FamilyIPv4, Protocol: ProtocolUDP, Address: webVIP, Port: 53, Scheduler: "sh", Flags: FlagPersistent | FlagSched1, Timeout: 60, Netmask: 0xffffff00},
+		{Family: FamilyIPv6, Protocol: ProtocolSCTP, Address: dnsVIP, Port: 9, Scheduler: "mh", Netmask: 64},
+		{Family: FamilyIPv4, FWMark: 7, Scheduler: "rr", Netmask: 0xffffffff},
+	}
+	for _, s := range svcs {
+		m := toMobyService(s)
+		if s.FWMark != 0 && m.Address != nil {
+			t.Errorf("%s: fwmark service sent with address %v", s.Key(), m.Address)
+		}
+		if back := fromMobyService(m); !back.Equal(s) {
+			t.Errorf("%s: round trip %+v, want %+v", s.Key(), back, s)
+		}
+	}
+	for _, f := range []Forwarding{ForwardMasq, ForwardTunnel, ForwardRoute} {
+		d := Destination{Address: netip.MustParseAddr("10.0.0.1"), Port: 80, Weight: 3, Forwarding: f, UpperThreshold: 9, LowerThreshold: 2}
+		m := toMobyDestination(svcs[0], d)
+		if m.ConnectionFlags != uint32(f) || m.AddressFamily != FamilyIPv4 {
+			t.Errorf("%s: moby flags %d family %d", f, m.ConnectionFlags, m.AddressFamily)
+		}
+		if back := fromMobyDestination(m); !back.Equal(d) {
+			t.Errorf("%s: round trip %+v, want %+v", f, back, d)
+		}
+	}
+	if mobyipvs.ConnectionFlagTunnel != uint32(ForwardTunnel) || mobyipvs.ConnectionFlagDirectRoute != uint32(ForwardRoute) {
+		t.Error("forwarding constants disagree with moby/ipvs")
+	}
+}

@@ -1,0 +1,483 @@
+package ipvs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// ReconcilerConfig configures a Reconciler.
+type ReconcilerConfig struct {
+	Kernel Kernel
+	// StateDir holds the list of services this director owns (it survives restarts).
+	StateDir string
+	Logger   *slog.Logger
+	// RepairInterval is how often Run dumps the services to repair drift (default 1 s).
+	RepairInterval time.Duration
+	// SweepInterval is how long a rolling re-read of every service's destinations takes
+	// (default 30 s): each repair pass re-reads a slice of them.
+	SweepInterval time.Duration
+}
+
+// Reconciler keeps the kernel's IPVS table equal to the table the replicated state asks
+// for, touching only the services it owns. One goroutine drives it (Run, or a test calling
+// Sync and Repair); Table and Stats may be called from any goroutine.
+type Reconciler struct {
+	kernel      *countingKernel
+	log         *slog.Logger
+	owned       *ownership
+	repairEvery time.Duration
+	sweepEvery  time.Duration
+
+	passMu     sync.Mutex // one pass at a time: the kernel handle is not concurrent-safe
+	desired    Table
+	programmed Table                   // what the kernel holds of the owned services, as last read or written
+	suspect    map[ServiceKey]struct{} // re-read on the next repair pass
+	repaired   bool                    // a full repair pass has run since start
+	sweepKeys  []ServiceKey            // desired keys in order, for the rolling sweep
+	sweepNext  int
+
+	statusMu sync.Mutex
+	status   Stats
+	snapshot Table // copy of programmed for Table()
+}
+
+// Stats are the Reconciler's counters, for the director's status and metrics.
+type Stats struct {
+	Passes       int
+	Errors       int // operations that failed, over all passes
+	Ops          OpCounts
+	LastPass     PassStats
+	LastError    string
+	LastErrorAt  time.Time
+	Services     int // owned services programmed
+	Destinations int
+	Foreign      int // services in the kernel raftlvs does not own, left alone
+}
+
+// PassStats describe one pass.
+type PassStats struct {
+	Kind     string // "sync", "repair" or "repair-all"
+	Ops      OpCounts
+	Services int // services converged (changed or re-read)
+	Errors   int
+	Duration time.Duration
+}
+
+// NewReconciler loads the ownership list and returns a Reconciler. It touches the kernel
+// only from Sync, Repair and Run.
+func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
+	if cfg.Kernel == nil {
+		return nil, errors.New("ipvs reconciler: no kernel")
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("ipvs reconciler: no state directory for the owned-service list")
+	}
+	owned, err := loadOwnership(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Reconciler{
+		kernel:      &countingKernel{k: cfg.Kernel},
+		log:         log.With("component", "ipvs"),
+		owned:       owned,
+		repairEvery: cmpOr(cfg.RepairInterval, time.Second),
+		sweepEvery:  cmpOr(cfg.SweepInterval, 30*time.Second),
+		desired:     Table{},
+		programmed:  Table{},
+		suspect:     map[ServiceKey]struct{}{},
+		snapshot:    Table{},
+	}
+	r.kernel.log = r.log
+	return r, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Sync programs the table state asks for. Only services whose desired entry changed since
+// the last pass (or that failed) are touched, and only their destinations are read back;
+// the first call after start is a full repair pass instead.
+func (r *Reconciler) Sync(st *fsm.State) (PassStats, error) {
+	return r.syncTable(Desired(st))
+}
+
+func (r *Reconciler) syncTable(desired Table) (PassStats, error) {
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	r.desired = desired
+	r.sweepKeys = nil
+	if !r.repaired {
+		return r.repairLocked(true)
+	}
+	p := r.beginPass("sync")
+	keys := make(map[ServiceKey]struct{}, len(desired))
+	for k := range desired {
+		keys[k] = struct{}{}
+	}
+	for k := range r.programmed {
+		keys[k] = struct{}{}
+	}
+	for k := range r.suspect {
+		keys[k] = struct{}{}
+	}
+	var creates []ServiceKey
+	var todo []ServiceKey
+	for k := range keys {
+		want, have := desired[k], r.programmed[k]
+		_, suspect := r.suspect[k]
+		switch {
+		case want == nil && have == nil && !r.owned.owns(k):
+			continue
+		case want != nil && have != nil && !suspect && have.Equal(want):
+			continue
+		case want != nil && have == nil:
+			creates = append(creates, k)
+		}
+		todo = append(todo, k)
+	}
+	if err := r.own(creates); err != nil {
+		return r.endPass(p, err)
+	}
+	slices.SortFunc(todo, ServiceKey.Compare)
+	for _, k := range todo {
+		var have *Service
+		if e := r.programmed[k]; e != nil {
+			have = &e.Service
+		} else if desired[k] == nil {
+			s := serviceFromKey(k) // owned, not programmed: a delete that failed before
+			have = &s
+		}
+		r.converge(p, k, desired[k], have)
+	}
+	return r.endPass(p, nil)
+}
+
+// Repair dumps the kernel's services once and repairs what differs from the desired
+// table: owned services deleted or edited by hand, owned services no longer desired,
+// services that failed earlier. It re-reads the destinations of those services and of the
+// next slice of the rolling sweep.
+func (r *Reconciler) Repair() (PassStats, error) {
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	return r.repairLocked(!r.repaired)
+}
+
+// RepairAll is Repair re-reading the destinations of every owned service.
+func (r *Reconciler) RepairAll() (PassStats, error) {
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	return r.repairLocked(true)
+}
+
+func (r *Reconciler) repairLocked(all bool) (PassStats, error) {
+	kind := "repair"
+	if all {
+		kind = "repair-all"
+	}
+	p := r.beginPass(kind)
+	kernel, err := r.kernel.Services()
+	if err != nil {
+		return r.endPass(p, fmt.Errorf("dump IPVS services: %w", err))
+	}
+	sweep := r.sweepSlice(all)
+	inKernel := make(map[ServiceKey]*Service, len(kernel))
+	foreign := 0
+	for i := range kernel {
+		inKernel[kernel[i].Key()] = &kernel[i]
+	}
+	var creates []ServiceKey
+	for k, want := range r.desired {
+		switch {
+		case inKernel[k] == nil:
+			creates = append(creates, k)
+		case !r.owned.owns(k):
+			// The operator declared a service that exists already (set up by hand before
+			// migrating, say): it is edited in place, never recreated.
+			r.log.Info("taking over IPVS service created outside raftlvs", "service", k, "name", want.Name)
+			creates = append(creates, k)
+		}
+	}
+	if err := r.own(creates); err != nil {
+		return r.endPass(p, err)
+	}
+	var todo []ServiceKey
+	for k, have := range inKernel {
+		want := r.desired[k]
+		_, suspect := r.suspect[k]
+		_, swept := sweep[k]
+		switch {
+		case want == nil && !r.owned.owns(k):
+			foreign++
+			continue
+		case want != nil && !suspect && !swept && r.programmed[k] != nil && have.Equal(want.Service):
+			continue
+		}
+		todo = append(todo, k)
+	}
+	for k := range r.desired {
+		if inKernel[k] == nil {
+			todo = append(todo, k) // never created, or deleted by hand
+		}
+	}
+	slices.SortFunc(todo, ServiceKey.Compare)
+	for _, k := range todo {
+		if want := r.desired[k]; want != nil && inKernel[k] == nil && r.programmed[k] != nil {
+			r.log.Info("IPVS service missing from the kernel, recreating it", "service", k, "name", want.Name)
+		}
+		r.converge(p, k, r.desired[k], inKernel[k])
+	}
+	// Owned keys that are neither desired nor in the kernel are done with.
+	for k := range r.owned.keys {
+		if r.desired[k] == nil && inKernel[k] == nil {
+			r.owned.remove(k)
+			r.setProgrammed(k, nil)
+		}
+	}
+	r.repaired = true
+	r.statusMu.Lock()
+	r.status.Foreign = foreign
+	r.statusMu.Unlock()
+	return r.endPass(p, nil)
+}
+
+// sweepSlice returns the services whose destinations this repair pass re-reads.
+func (r *Reconciler) sweepSlice(all bool) map[ServiceKey]struct{} {
+	if r.sweepKeys == nil {
+		r.sweepKeys = slices.SortedFunc(maps.Keys(r.desired), ServiceKey.Compare)
+		r.sweepNext = 0
+	}
+	n := len(r.sweepKeys)
+	if !all {
+		passes := max(int(r.sweepEvery/r.repairEvery), 1)
+		n = (len(r.sweepKeys) + passes - 1) / passes
+	}
+	out := make(map[ServiceKey]struct{}, n)
+	for range n {
+		if r.sweepNext >= len(r.sweepKeys) {
+			r.sweepNext = 0
+		}
+		out[r.sweepKeys[r.sweepNext]] = struct{}{}
+		r.sweepNext++
+	}
+	return out
+}
+
+// own records keys as owned before their services are created.
+func (r *Reconciler) own(keys []ServiceKey) error {
+	for _, k := range keys {
+		r.owned.add(k)
+	}
+	return r.owned.save()
+}
+
+// converge makes the kernel's service k match want (nil: delete it). have is the kernel's
+// service as last seen (nil: absent). It edits in place whatever can be edited and reads
+// back the destinations of a service it did not just create, so edits made by hand to that
+// service are repaired on the way. A failure marks the service for the next repair pass.
+func (r *Reconciler) converge(p *pass, k ServiceKey, want *Entry, have *Service) {
+	p.stats.Services++
+	err := r.convergeService(k, want, have)
+	if err != nil {
+		p.fail(err)
+		r.suspect[k] = struct{}{}
+		return
+	}
+	delete(r.suspect, k)
+}
+
+func (r *Reconciler) convergeService(k ServiceKey, want *Entry, have *Service) error {
+	if want == nil {
+		if have != nil {
+			if err := r.kernel.DeleteService(*have); err != nil && !isGone(err) {
+				return fmt.Errorf("delete IPVS service %s: %w", k, err)
+			}
+		}
+		r.owned.remove(k)
+		r.setProgrammed(k, nil)
+		return nil
+	}
+	present := have != nil
+	if present && !have.Equal(want.Service) {
+		err := r.kernel.UpdateService(want.Service)
+		switch {
+		case isGone(err):
+			present = false
+		case err != nil:
+			return fmt.Errorf("update IPVS service %s (%s): %w", k, want.Name, err)
+		}
+	}
+	created := false
+	if !present {
+		if err := r.own([]ServiceKey{k}); err != nil {
+			return err
+		}
+		err := r.kernel.AddService(want.Service)
+		switch {
+		case err == nil:
+			created = true
+		case errors.Is(err, syscall.EEXIST):
+			// Created by hand, or by us before a crash: take it over in place.
+			if err := r.kernel.UpdateService(want.Service); err != nil {
+				return fmt.Errorf("update IPVS service %s (%s): %w", k, want.Name, err)
+			}
+		default:
+			return fmt.Errorf("add IPVS service %s (%s): %w", k, want.Name, err)
+		}
+	}
+	var current []Destination
+	if !created {
+		var err error
+		if current, err = r.kernel.Destinations(want.Service); err != nil {
+			return fmt.Errorf("dump real servers of IPVS service %s (%s): %w", k, want.Name, err)
+		}
+	}
+	if err := r.convergeDestinations(want, current); err != nil {
+		return err
+	}
+	r.setProgrammed(k, want.clone())
+	return nil
+}
+
+// convergeDestinations adds, edits and deletes destinations so that the service holds
+// exactly want.Destinations. It goes on after a failure and returns them all.
+func (r *Reconciler) convergeDestinations(want *Entry, current []Destination) error {
+	svc := want.Service
+	have := make(map[DestKey]Destination, len(current))
+	for _, d := range current {
+		have[d.Key()] = d
+	}
+	var errs []error
+	for _, d := range want.Destinations {
+		cur, ok := have[d.Key()]
+		delete(have, d.Key())
+		switch {
+		case ok && cur.Equal(d):
+			continue
+		case ok:
+			err := r.kernel.UpdateDestination(svc, d)
+			if errors.Is(err, syscall.ENOENT) {
+				err = r.kernel.AddDestination(svc, d)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("update real server %s of %s (%s): %w", d.Key(), svc.Key(), want.Name, err))
+			}
+		default:
+			err := r.kernel.AddDestination(svc, d)
+			if errors.Is(err, syscall.EEXIST) {
+				err = r.kernel.UpdateDestination(svc, d)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("add real server %s to %s (%s): %w", d.Key(), svc.Key(), want.Name, err))
+			}
+		}
+	}
+	for _, d := range slices.SortedFunc(maps.Values(have), compareDests) {
+		if err := r.kernel.DeleteDestination(svc, d); err != nil && !isGone(err) {
+			errs = append(errs, fmt.Errorf("delete real server %s of %s (%s): %w", d.Key(), svc.Key(), want.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serviceFromKey is enough of a service to name it in a delete.
+func serviceFromKey(k ServiceKey) Service {
+	return Service{Family: k.Family, Protocol: k.Protocol, Address: k.Address, Port: k.Port, FWMark: k.FWMark}
+}
+
+func (r *Reconciler) setProgrammed(k ServiceKey, e *Entry) {
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	if e == nil {
+		delete(r.programmed, k)
+		delete(r.snapshot, k)
+		return
+	}
+	r.programmed[k] = e
+	r.snapshot[k] = e
+}
+
+// Table returns what the Reconciler has programmed (or last read back) for the services it
+// owns, in ipvsadm's order.
+func (r *Reconciler) Table() []Entry {
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	out := make([]Entry, 0, len(r.snapshot))
+	for _, e := range r.snapshot.Sorted() {
+		out = append(out, *e.clone())
+	}
+	return out
+}
+
+// Stats returns the counters so far.
+func (r *Reconciler) Stats() Stats {
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	s := r.status
+	s.Services = len(r.snapshot)
+	for _, e := range r.snapshot {
+		s.Destinations += len(e.Destinations)
+	}
+	return s
+}
+
+// pass accumulates the figures of one pass.
+type pass struct {
+	stats PassStats
+	start time.Time
+	ops   OpCounts
+	errs  []error
+}
+
+func (r *Reconciler) beginPass(kind string) *pass {
+	return &pass{stats: PassStats{Kind: kind}, start: time.Now(), ops: r.kernel.ops}
+}
+
+func (p *pass) fail(err error) {
+	p.stats.Errors++
+	p.errs = append(p.errs, err)
+}
+
+// endPass saves the ownership list (pruned by deletes), logs and records the pass. It
+// returns every error of the pass; the failed services are retried on the next one.
+func (r *Reconciler) endPass(p *pass, err error) (PassStats, error) {
+	if err != nil {
+		p.fail(err)
+	}
+	if err := r.owned.save(); err != nil {
+		p.fail(err)
+	}
+	p.stats.Ops = r.kernel.ops.Sub(p.ops)
+	p.stats.Duration = time.Since(p.start)
+	for _, e := range p.errs {
+		r.log.Warn("IPVS reconcile failed; retrying on the next pass", "pass", p.stats.Kind, "err", e)
+	}
+	r.log.Debug("IPVS pass done", "pass", p.stats.Kind, "services", p.stats.Services,
+		"ops", p.stats.Ops.String(), "errors", p.stats.Errors, "duration", p.stats.Duration)
+	r.statusMu.Lock()
+	r.status.Passes++
+	r.status.Errors += p.stats.Errors
+	r.status.Ops = r.kernel.ops
+	r.status.LastPass = p.stats
+	if len(p.errs) > 0 {
+		r.status.LastError = p.errs[len(p.errs)-1].Error()
+		r.status.LastErrorAt = time.Now()
+	}
+	r.statusMu.Unlock()
+	return p.stats, errors.Join(p.errs...)
+}

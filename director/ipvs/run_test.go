@@ -1,0 +1,71 @@
+package ipvs
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// source is a StateSource over a state the test edits, like package cluster's.
+type source struct {
+	mu    sync.RWMutex
+	st    *fsm.State
+	watch chan struct{}
+}
+
+func (s *source) View(fn func(*fsm.State)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	fn(s.st)
+}
+
+func (s *source) Watch() (<-chan struct{}, func()) { return s.watch, func() {} }
+
+func (s *source) exec(t *testing.T, c fsm.Command) {
+	s.mu.Lock()
+	p, err := s.st.Prepare(c)
+	if err == nil {
+		err = s.st.Execute(p)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatalf("%T: %v", c, err)
+	}
+	select {
+	case s.watch <- struct{}{}:
+	default:
+	}
+}
+
+func TestRunFollowsStateChangesUntilCancelled(t *testing.T) {
+	h := newHarness(t)
+	h.baseState()
+	src := &source{st: h.st, watch: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.r.Run(ctx, src) }()
+
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor("the initial table", func() bool { return len(h.fake.servicesSnapshot()) == 3 })
+	src.exec(t, fsm.RemoveService{Name: "web"})
+	waitFor("web to be removed", func() bool { return len(h.fake.servicesSnapshot()) == 2 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v after cancel, want nil", err)
+	}
+	if s := h.r.Stats(); s.Services != 2 {
+		t.Errorf("Stats().Services = %d, want 2", s.Services)
+	}
+}
