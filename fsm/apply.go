@@ -59,8 +59,16 @@ func (s *State) normalize(c Command) (Command, error) {
 		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
 		return c, nil
 	case EditRealServer:
-		if old, ok := s.server(c.RealServer.Key()); ok && c.RealServer.Origin == "" {
-			c.RealServer.Origin = old.Origin
+		// An edit changes the operator's settings; who registered the server and what
+		// the health checks last said are not the editor's to reset.
+		defaultPort(&c.RealServer, s.services[c.RealServer.Service])
+		if old, ok := s.server(c.RealServer.Key()); ok {
+			if c.RealServer.Origin == "" {
+				c.RealServer.Origin = old.Origin
+			}
+			if c.RealServer.Health == "" {
+				c.RealServer.Health = old.Health
+			}
 		}
 		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
 		return c, nil

@@ -162,6 +162,11 @@ func NormalizeRealServer(r *RealServer, svc *Service) {
 	if r.Health == "" {
 		r.Health = HealthUnknown
 	}
+	defaultPort(r, svc)
+}
+
+// defaultPort gives a real server without a port the service's port.
+func defaultPort(r *RealServer, svc *Service) {
 	if svc != nil && r.Port == 0 && !svc.IsFWMark() {
 		r.Port = svc.Port
 	}
@@ -229,6 +234,10 @@ func validateUnicast(field string, a netip.Addr) error {
 	}
 	return nil
 }
+
+// ValidateName checks a service, cluster, director or agent name: 1..64 letters, digits
+// and - _ . : starting with a letter or digit.
+func ValidateName(name string) error { return validateName("name", name) }
 
 func validateName(field, name string) error {
 	if name == "" || len(name) > MaxNameLen {

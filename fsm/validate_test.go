@@ -270,3 +270,16 @@ func TestDirectors(t *testing.T) {
 		t.Fatal("director not removed")
 	}
 }
+
+func TestEditRealServerKeepsHealthVerdict(t *testing.T) {
+	s := NewState()
+	mustApply(t, s, AddService{Service: webService()})
+	rs := RealServer{Service: "web", Addr: rs4, Weight: 1}
+	mustApply(t, s, AddRealServer{RealServer: rs})
+	mustApply(t, s, SetHealth{Key: RSKey{Service: "web", Addr: rs4, Port: 80}, Health: HealthDown})
+	rs.Weight = 9
+	mustApply(t, s, EditRealServer{RealServer: rs})
+	if got, _ := s.RealServer(RSKey{Service: "web", Addr: rs4, Port: 80}); got.Health != HealthDown || got.Weight != 9 {
+		t.Fatalf("edit put a down server back in rotation or lost the weight: %+v", got)
+	}
+}
