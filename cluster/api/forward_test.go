@@ -1,0 +1,224 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// countingHandler counts the requests a server received.
+type countingHandler struct {
+	h http.Handler
+	n atomic.Int32
+}
+
+func (c *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.n.Add(1)
+	c.h.ServeHTTP(w, r)
+}
+
+// pair starts a leader and a follower that names it.
+func pair(t *testing.T) (leader, follower *fakeStore, leaderURL, followerURL string, leaderHits *countingHandler) {
+	t.Helper()
+	leader, follower = newFakeStore("d1", true), newFakeStore("d2", false)
+	leaderHits = &countingHandler{h: NewServer(leader, nil)}
+	ls := httptest.NewServer(leaderHits)
+	t.Cleanup(ls.Close)
+	fs := httptest.NewServer(NewServer(follower, nil))
+	t.Cleanup(fs.Close)
+	follower.setLeader(false, strings.TrimPrefix(ls.URL, "http://"))
+	return leader, follower, ls.URL, fs.URL, leaderHits
+}
+
+func TestFollowerForwardsWritesToLeader(t *testing.T) {
+	leader, follower, _, followerURL, hits := pair(t)
+	c := NewClient(followerURL)
+	ctx := context.Background()
+
+	info, err := c.AddService(ctx, webService.Service)
+	if err != nil {
+		t.Fatalf("add through follower: %v", err)
+	}
+	if info.Name != "web" {
+		t.Errorf("relayed answer %+v", info)
+	}
+	if leader.applied != 1 || follower.applied != 0 {
+		t.Errorf("applied: leader %d follower %d, want 1 and 0", leader.applied, follower.applied)
+	}
+	// The leader's verdict comes back as is, error class included.
+	if _, err := c.AddService(ctx, webService.Service); !errors.Is(err, fsm.ErrExists) {
+		t.Errorf("duplicate through follower: %v, want ErrExists", err)
+	}
+	if err := c.Join(ctx, fsm.Director{ID: "d3", RaftAddr: "127.0.0.1:7003", APIAddr: "127.0.0.1:7083"}); err != nil {
+		t.Errorf("join through follower: %v", err)
+	}
+	leader.View(func(st *fsm.State) {
+		if _, ok := st.Director("d3"); !ok {
+			t.Error("join did not reach the leader")
+		}
+	})
+	if got := hits.n.Load(); got != 3 {
+		t.Errorf("leader saw %d requests, want 3", got)
+	}
+	// Reads stay local.
+	if _, err := c.Services(ctx); err != nil || hits.n.Load() != 3 {
+		t.Errorf("read: %v, leader hits %d", err, hits.n.Load())
+	}
+}
+
+func TestForwardingStopsAtHopLimit(t *testing.T) {
+	// Two followers that each believe the other leads.
+	a, b := newFakeStore("a", false), newFakeStore("b", false)
+	ha, hb := &countingHandler{h: NewServer(a, nil)}, &countingHandler{h: NewServer(b, nil)}
+	sa, sb := httptest.NewServer(ha), httptest.NewServer(hb)
+	defer sa.Close()
+	defer sb.Close()
+	a.setLeader(false, strings.TrimPrefix(sb.URL, "http://"))
+	b.setLeader(false, strings.TrimPrefix(sa.URL, "http://"))
+
+	_, err := NewClient(sa.URL).AddService(context.Background(), webService.Service)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err %v, want ErrUnavailable", err)
+	}
+	if total := ha.n.Load() + hb.n.Load(); total != 1+MaxForwardHops {
+		t.Errorf("%d requests in all, want the original plus %d forwards", total, MaxForwardHops)
+	}
+}
+
+func TestFollowerWithoutLeaderAnswers503(t *testing.T) {
+	store := newFakeStore("d2", false)
+	rec := request(t, NewServer(store, nil), "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.10","port":80}`)
+	if rec.Code != http.StatusServiceUnavailable || decode[ErrorBody](t, rec).Code != CodeUnavailable {
+		t.Errorf("%d %s, want 503 unavailable", rec.Code, rec.Body)
+	}
+}
+
+func TestLeaderLeavingHandsOverThenIsRemovedByTheNewLeader(t *testing.T) {
+	leader, follower, leaderURL, followerURL, _ := pair(t)
+	for _, s := range []*fakeStore{leader, follower} {
+		s.must(fsm.RegisterDirector{Director: fsm.Director{ID: "d1", RaftAddr: "127.0.0.1:7001", APIAddr: strings.TrimPrefix(leaderURL, "http://")}},
+			fsm.RegisterDirector{Director: fsm.Director{ID: "d2", RaftAddr: "127.0.0.1:7002", APIAddr: strings.TrimPrefix(followerURL, "http://")}})
+	}
+	leader.onTransfer = func() {
+		follower.setLeader(true, "")
+		leader.setLeader(false, strings.TrimPrefix(followerURL, "http://"))
+	}
+
+	if err := NewClient(leaderURL).Leave(context.Background(), "d1"); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	if len(leader.transfers) != 1 {
+		t.Errorf("transfers %v, want one", leader.transfers)
+	}
+	follower.View(func(st *fsm.State) {
+		if _, ok := st.Director("d1"); ok {
+			t.Error("the new leader did not remove d1")
+		}
+	})
+}
+
+func TestTransferWithoutBodyLetsRaftChoose(t *testing.T) {
+	store, srv := newTestServer(t)
+	req := httptest.NewRequest("POST", "/v1/leadership/transfer", nil)
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNoContent || len(store.transfers) != 1 || store.transfers[0] != "" {
+		t.Errorf("%d %s transfers %q", rec.Code, rec.Body, store.transfers)
+	}
+}
+
+func TestClientErrorsWrapFSMClasses(t *testing.T) {
+	store, srv := newTestServer(t)
+	store.must(webService, webRS1)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	c := NewClient(hs.URL)
+	ctx := context.Background()
+	_, errInvalid := c.AddService(ctx, fsm.Service{Name: "x", Protocol: fsm.TCP, VIP: webService.Service.VIP, Port: 81, Scheduler: "nope"})
+	_, errExists := c.AddService(ctx, webService.Service)
+	_, errConflict := c.AddService(ctx, fsm.Service{Name: "other", Protocol: fsm.TCP, VIP: webService.Service.VIP, Port: 80})
+	_, errNotFound := c.Service(ctx, "nope")
+
+	tests := []struct {
+		name  string
+		err   error
+		class error
+		field string
+	}{
+		{"invalid", errInvalid, fsm.ErrInvalid, "scheduler"},
+		{"exists", errExists, fsm.ErrExists, "name"},
+		{"conflict", errConflict, fsm.ErrConflict, "vip"},
+		{"not found", errNotFound, fsm.ErrNotFound, "name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !errors.Is(tt.err, tt.class) {
+				t.Fatalf("%v is not %v", tt.err, tt.class)
+			}
+			var apiErr *Error
+			if !errors.As(tt.err, &apiErr) || apiErr.Field != tt.field || !strings.Contains(apiErr.Error(), tt.field) {
+				t.Errorf("error %#v, want field %q named in the message", apiErr, tt.field)
+			}
+			for _, other := range []error{fsm.ErrInvalid, fsm.ErrExists, fsm.ErrConflict, fsm.ErrNotFound} {
+				if other != tt.class && errors.Is(tt.err, other) {
+					t.Errorf("%v also matches %v", tt.err, other)
+				}
+			}
+		})
+	}
+}
+
+func TestClientTriesNextDirectorOnlyWhenUnreachable(t *testing.T) {
+	// A closed listener's address: connections are refused.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+
+	store, srv := newTestServer(t)
+	hits := &countingHandler{h: srv}
+	live := httptest.NewServer(hits)
+	defer live.Close()
+	ctx := context.Background()
+
+	if _, err := NewClient(dead, live.URL).AddService(ctx, webService.Service); err != nil {
+		t.Fatalf("write with the first director down: %v", err)
+	}
+	if store.applied != 1 {
+		t.Errorf("applied %d", store.applied)
+	}
+	// A 4xx is an answer: the second director is not asked.
+	other := &countingHandler{h: NewServer(newFakeStore("d2", true), nil)}
+	second := httptest.NewServer(other)
+	defer second.Close()
+	if _, err := NewClient(live.URL, second.URL).Service(ctx, "nope"); !errors.Is(err, fsm.ErrNotFound) {
+		t.Errorf("err %v", err)
+	}
+	if other.n.Load() != 0 {
+		t.Errorf("second director asked %d times after a 404", other.n.Load())
+	}
+	if _, err := NewClient(dead).Status(ctx); err == nil {
+		t.Error("no error with every director down")
+	}
+}
+
+func TestRemoveAtLeaderReportsNotLeader(t *testing.T) {
+	// The node asked no longer leads and knows no leader: Leave must look again.
+	store := newFakeStore("d2", false)
+	hs := httptest.NewServer(NewServer(store, nil))
+	defer hs.Close()
+	ask := RemoveAtLeader(hs.Client())
+	err := ask(context.Background(), strings.TrimPrefix(hs.URL, "http://"), "d3")
+	if !errors.Is(err, errNotLeader) {
+		t.Errorf("err %v, want cluster.ErrNotLeader", err)
+	}
+}

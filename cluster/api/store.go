@@ -1,0 +1,27 @@
+package api
+
+import (
+	"context"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// Store is what the API needs of a director's Raft node; *cluster.Node satisfies it.
+// Declared here, in the consumer, so handler tests run against a small stateful fake.
+type Store interface {
+	// Apply prepares (normalizes and validates) a command against the current state and
+	// commits it. Off the leader it returns an error wrapping cluster.ErrNotLeader, and
+	// then the command was not appended, so the API may forward the request.
+	Apply(ctx context.Context, c fsm.Command) error
+	// View runs fn with the local replica of the state, read-locked; fn must not keep it.
+	View(fn func(*fsm.State))
+	Join(ctx context.Context, d fsm.Director) error
+	Remove(ctx context.Context, id string) error
+	// TransferLeadership hands leadership to the director id, or to the most up-to-date
+	// voter when id is empty.
+	TransferLeadership(ctx context.Context, id string) error
+	IsLeader() bool
+	// LeaderAPIAddr is the HTTP API address (host:port) of the current leader.
+	LeaderAPIAddr() (string, error)
+	Status() NodeStatus
+}

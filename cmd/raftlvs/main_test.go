@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/raftlvs/raftlvs/cluster"
+	"github.com/raftlvs/raftlvs/cluster/api"
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// leaderStore is a single-node leader over a real fsm.State.
+type leaderStore struct {
+	mu    sync.Mutex
+	state *fsm.State
+}
+
+func (s *leaderStore) Apply(_ context.Context, c fsm.Command) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.state.Prepare(c)
+	if err != nil {
+		return err
+	}
+	return s.state.Execute(p)
+}
+func (s *leaderStore) View(fn func(*fsm.State))                         { s.mu.Lock(); defer s.mu.Unlock(); fn(s.state) }
+func (s *leaderStore) Join(context.Context, fsm.Director) error         { return nil }
+func (s *leaderStore) Remove(context.Context, string) error             { return nil }
+func (s *leaderStore) TransferLeadership(context.Context, string) error { return nil }
+func (s *leaderStore) IsLeader() bool                                   { return true }
+func (s *leaderStore) LeaderAPIAddr() (string, error)                   { return "", nil }
+func (s *leaderStore) Status() cluster.Status                           { return cluster.Status{NodeID: "d1", State: "Leader"} }
+
+// director starts an API server over a fresh state and returns its store and address.
+func director(t *testing.T) (*leaderStore, string) {
+	t.Helper()
+	store := &leaderStore{state: fsm.NewState()}
+	hs := httptest.NewServer(api.NewServer(store, nil))
+	t.Cleanup(hs.Close)
+	return store, hs.URL
+}
+
+func raftlvs(t *testing.T, url, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(append([]string{"--api", url}, args...), strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func mustRun(t *testing.T, url string, args ...string) {
+	t.Helper()
+	if code, _, stderr := raftlvs(t, url, "", args...); code != exitOK {
+		t.Fatalf("raftlvs %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+	}
+}
+
+func TestFlagsBecomeRequests(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup [][]string
+		args  []string
+		check func(st *fsm.State) error
+	}{
+		{"ipvsadm-style -p with a separate value", nil,
+			[]string{"service", "add", "-t", "192.0.2.10:80", "-s", "rr", "-p", "300", "--name", "web"},
+			func(st *fsm.State) error {
+				s, _ := st.Service("web")
+				return expect(s.Scheduler == "rr" && s.Persistence == 300 && s.Protocol == fsm.TCP && s.Port == 80, "%+v", s)
+			}},
+		{"bare -p is ipvsadm's default timeout, -M a dotted netmask", nil,
+			[]string{"service", "add", "-t", "192.0.2.10:443", "-p", "-M", "255.255.255.0"},
+			func(st *fsm.State) error {
+				s, _ := st.Service("tcp-192.0.2.10-443")
+				return expect(s.Persistence == 360 && s.PersistMask == 24, "%+v", s)
+			}},
+		{"udp one-packet", nil,
+			[]string{"service", "add", "-u", "192.0.2.10:53", "-o", "--name", "dns"},
+			func(st *fsm.State) error {
+				s, _ := st.Service("dns")
+				return expect(s.OnePacket && s.Protocol == fsm.UDP, "%+v", s)
+			}},
+		{"ipv6 fwmark with scheduler flags and dr", nil,
+			[]string{"service", "add", "-f", "100", "-6", "-s", "mh", "-b", "mh-fallback,mh-port", "-g"},
+			func(st *fsm.State) error {
+				s, _ := st.Service("fwm6-100")
+				return expect(s.Family == fsm.IPv6 && s.Forwarding == fsm.DR && len(s.SchedFlags) == 2, "%+v", s)
+			}},
+		{"edit changes only the flags given", [][]string{{"service", "add", "-t", "192.0.2.10:80", "-p", "600", "--name", "web"}},
+			[]string{"service", "edit", "web", "-s", "sh", "--forward", "tun"},
+			func(st *fsm.State) error {
+				s, _ := st.Service("web")
+				return expect(s.Scheduler == "sh" && s.Persistence == 600 && s.Forwarding == fsm.TUN, "%+v", s)
+			}},
+		{"rm by ipvsadm match", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web"}},
+			[]string{"service", "rm", "-t", "192.0.2.10:80"},
+			func(st *fsm.State) error {
+				return expect(len(st.Services()) == 0, "%d services left", len(st.Services()))
+			}},
+		{"server add: weight 0 kept, port from the service", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web"}},
+			[]string{"server", "add", "web", "198.51.100.21", "-w", "0", "-x", "100", "-y", "10"},
+			func(st *fsm.State) error {
+				rs := st.RealServers("web")
+				return expect(len(rs) == 1 && rs[0].Weight == 0 && rs[0].Port == 80 && rs[0].UpperThreshold == 100 && rs[0].LowerThreshold == 10, "%+v", rs)
+			}},
+		{"server add: default weight 1", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web", "-m"}},
+			[]string{"server", "add", "web", "198.51.100.21:8080"},
+			func(st *fsm.State) error {
+				rs := st.RealServers("web")
+				return expect(len(rs) == 1 && rs[0].Weight == 1 && rs[0].Port == 8080, "%+v", rs)
+			}},
+		{"server edit --drain keeps the weight", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web"}, {"server", "add", "web", "198.51.100.21", "-w", "5"}},
+			[]string{"server", "edit", "web", "198.51.100.21", "--drain"},
+			func(st *fsm.State) error {
+				rs := st.RealServers("web")
+				return expect(len(rs) == 1 && rs[0].Weight == 5 && rs[0].Admin == fsm.Draining, "%+v", rs)
+			}},
+		{"server rm without port", [][]string{{"service", "add", "-t", "[2001:db8::10]:80", "--name", "web6"}, {"server", "add", "web6", "[2001:db8::21]:80"}},
+			[]string{"server", "rm", "web6", "2001:db8::21"},
+			func(st *fsm.State) error {
+				return expect(len(st.RealServers("web6")) == 0, "left %+v", st.RealServers("web6"))
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store, url := director(t)
+			for _, s := range tt.setup {
+				mustRun(t, url, s...)
+			}
+			mustRun(t, url, tt.args...)
+			store.View(func(st *fsm.State) {
+				if err := tt.check(st); err != nil {
+					t.Error(err)
+				}
+			})
+		})
+	}
+}
+
+func expect(ok bool, format string, args ...any) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("unexpected result: "+format, args...)
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     int
+		inStderr string
+	}{
+		{"unknown flag", []string{"service", "add", "--bogus"}, exitUsage, "unknown flag"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
+		{"missing arguments", []string{"server", "add", "web"}, exitUsage, "SERVICE and ADDR"},
+		{"two matches", []string{"service", "add", "-t", "192.0.2.1:80", "-u", "192.0.2.1:53"}, exitUsage, "one of"},
+		{"drain and activate", []string{"server", "edit", "web", "198.51.100.21", "--drain", "--activate"}, exitUsage, "none of the others"},
+		{"bad netmask", []string{"service", "add", "-t", "192.0.2.1:80", "-p", "-M", "255.0.255.0"}, exitUsage, "contiguous"},
+		{"join without its flags", []string{"join", "--id", "d2"}, exitUsage, "required"},
+		{"duplicate service", []string{"service", "add", "-t", "192.0.2.10:81", "--name", "web"}, exitError, "already exists"},
+		{"invalid scheduler names the field", []string{"service", "add", "-t", "192.0.2.10:82", "-s", "best"}, exitError, "scheduler"},
+		{"missing service", []string{"service", "rm", "nope"}, exitError, "no service nope"},
+		{"missing real server", []string{"server", "rm", "web", "198.51.100.99"}, exitError, "no real server"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store, url := director(t)
+			mustRun(t, url, "service", "add", "-t", "192.0.2.10:80", "--name", "web")
+			var before uint64
+			store.View(func(st *fsm.State) { before = st.Version() })
+			code, _, stderr := raftlvs(t, url, "", tt.args...)
+			if code != tt.want || !strings.HasPrefix(stderr, "raftlvs: ") || !strings.Contains(stderr, tt.inStderr) {
+				t.Errorf("exit %d stderr %q, want exit %d and raftlvs: …%s…", code, stderr, tt.want, tt.inStderr)
+			}
+			store.View(func(st *fsm.State) {
+				if st.Version() != before {
+					t.Error("a failed command changed the state")
+				}
+			})
+		})
+	}
+}
+
+func TestSaveRestore(t *testing.T) {
+	rules := `-A -t 192.0.2.10:80 -s wlc -p 300
+-a -t 192.0.2.10:80 -r 198.51.100.21:80 -g -w 10
+-a -t 192.0.2.10:80 -r 198.51.100.22:80 -g -w 0
+-A -u 192.0.2.10:53 -s rr -o
+-a -u 192.0.2.10:53 -r 198.51.100.31:53 -m -w 1
+`
+	store, url := director(t)
+	if code, _, stderr := raftlvs(t, url, rules, "restore"); code != exitOK {
+		t.Fatalf("restore: %d %s", code, stderr)
+	}
+	code, saved, stderr := raftlvs(t, url, "", "save")
+	if code != exitOK || saved != rules {
+		t.Fatalf("save: %d %s\n%s\nwant\n%s", code, stderr, saved, rules)
+	}
+
+	t.Run("a bad line rejects everything, with its number", func(t *testing.T) {
+		var before uint64
+		store.View(func(st *fsm.State) { before = st.Version() })
+		bad := "-A -t 192.0.2.20:80 -s rr\n-a -t 192.0.2.20:80 -r 198.51.100.1:80 -w lots\n"
+		code, _, stderr := raftlvs(t, url, bad, "restore", "--replace", "-")
+		if code != exitError || !strings.Contains(stderr, "line 2: ") {
+			t.Errorf("exit %d stderr %q", code, stderr)
+		}
+		store.View(func(st *fsm.State) {
+			if st.Version() != before {
+				t.Error("a rejected restore changed the state")
+			}
+		})
+	})
+
+	t.Run("replace swaps the whole table in one batch", func(t *testing.T) {
+		next := "-A -t 192.0.2.30:80 -s rr\n-a -t 192.0.2.30:80 -r 198.51.100.5:80 -m -w 2\n"
+		if code, _, stderr := raftlvs(t, url, next, "restore", "--replace"); code != exitOK {
+			t.Fatalf("restore --replace: %d %s", code, stderr)
+		}
+		_, saved, _ := raftlvs(t, url, "", "save")
+		if saved != next {
+			t.Errorf("after replace:\n%s", saved)
+		}
+	})
+}
+
+func TestStatusRendering(t *testing.T) {
+	st := &api.StatusResponse{
+		Node: cluster.Status{NodeID: "d1", State: "Leader", LeaderID: "d1", Term: 4, CommitIndex: 42, AppliedIndex: 42,
+			Voters: []cluster.Voter{
+				{ID: "d1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:7080", Suffrage: "Voter"},
+				{ID: "d2", RaftAddr: "10.0.0.2:7000", APIAddr: "10.0.0.2:7080", Suffrage: "Voter"},
+			}},
+		ClusterID: "lab", Version: 17,
+		Services: []api.ServiceInfo{
+			{Service: fsm.Service{Name: "web", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.10"), Port: 80, Family: fsm.IPv4, Scheduler: "wlc", Persistence: 300, PersistMask: 32, Forwarding: fsm.DR},
+				RealServers: []fsm.RealServer{
+					{Service: "web", Addr: netip.MustParseAddr("198.51.100.21"), Port: 80, Weight: 10, Admin: fsm.Active, Health: fsm.HealthUp},
+					{Service: "web", Addr: netip.MustParseAddr("198.51.100.22"), Port: 80, Weight: 5, Admin: fsm.Draining, Health: fsm.HealthUp},
+				}},
+			{Service: fsm.Service{Name: "hash", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.11"), Port: 443, Family: fsm.IPv4, Scheduler: "sh", SchedFlags: []string{"sh-fallback", "sh-port"}, PersistMask: 32, Forwarding: fsm.TUN},
+				RealServers: []fsm.RealServer{{Service: "hash", Addr: netip.MustParseAddr("198.51.100.41"), Port: 443, Weight: 1, Admin: fsm.Active, Health: fsm.HealthDown}}},
+			{Service: fsm.Service{Name: "fwm-100", FWMark: 100, Family: fsm.IPv4, Scheduler: "wrr", Persistence: 360, PersistMask: 24, Forwarding: fsm.NAT},
+				RealServers: []fsm.RealServer{{Service: "fwm-100", Addr: netip.MustParseAddr("198.51.100.51"), Weight: 1, Admin: fsm.Active, Health: fsm.HealthUnknown}}},
+		},
+		DataPlane: &api.DataPlane{
+			VIPs:        []api.VIP{{Addr: netip.MustParseAddr("192.0.2.10"), Interface: "eth0"}},
+			SyncDaemons: []api.SyncDaemon{{Role: "master", Interface: "eth1", SyncID: 7}},
+			Services: []api.ServiceCounters{{Service: "web", Stats: api.Counters{Conns: 123456789, InPkts: 5, InBytes: 2_000_000_000},
+				RealServers: []api.RealServerCounters{{Addr: netip.MustParseAddr("198.51.100.21"), Port: 80, ActiveConns: 3, InactiveConns: 12, Stats: api.Counters{Conns: 7, CPS: 2}}}}},
+		},
+	}
+	tests := []struct {
+		name  string
+		mode  listing
+		whole bool // want is the whole output, not a part of it
+		want  string
+	}{
+		{"plain like ipvsadm -Ln", listPlain, true, `Cluster lab, state version 17
+Node    d1: Leader, term 4, commit 42, applied 42
+Leader  d1
+Voters  d1           leader   raft 10.0.0.1:7000         api 10.0.0.1:7080
+        d2           voter    raft 10.0.0.2:7000         api 10.0.0.2:7080
+
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn State
+TCP  192.0.2.10:80 wlc persistent 300  [web]
+  -> 198.51.100.21:80             Route   10     3          12         up
+  -> 198.51.100.22:80             Route   5      -          -          draining
+TCP  192.0.2.11:443 sh (sh-fallback,sh-port)  [hash]
+  -> 198.51.100.41:443            Tunnel  1      -          -          down
+FWM  100 wrr persistent 360 mask 255.255.255.0  [fwm-100]
+  -> 198.51.100.51:0              Masq    1      -          -          unknown
+
+VIPs held:
+  192.0.2.10 on eth0
+Sync daemons:
+  master sync daemon (mcast=eth1, syncid=7)
+`},
+		{"stats like ipvsadm -Ln --stats", listStats, false, `Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  192.0.2.10:80                 123456K        5        0    2000M        0
+  -> 198.51.100.21:80                    7        0        0        0        0
+  -> 198.51.100.22:80                    0        0        0        0        0
+TCP  192.0.2.11:443                      0        0        0        0        0
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := renderStatus(&b, st, tt.mode, false); err != nil {
+				t.Fatal(err)
+			}
+			if tt.whole && b.String() != tt.want || !strings.Contains(b.String(), tt.want) {
+				t.Errorf("got:\n%s\nwant it to contain:\n%s", b.String(), tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/fsm/ipvsadm"
+)
+
+func newServiceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "service",
+		Aliases: []string{"svc"},
+		Short:   "Add, edit, remove and list virtual services",
+	}
+	cmd.AddCommand(newServiceAddCmd(), newServiceEditCmd(), newServiceRmCmd(), newServiceLsCmd())
+	return cmd
+}
+
+// serviceFlags are ipvsadm's -A/-E options, plus --name and --forward.
+type serviceFlags struct {
+	tcp, udp, sctp string
+	fwmark         uint32
+	ipv6           bool
+	scheduler      string
+	schedFlags     string
+	persistence    uint32
+	mask           string
+	engine         string
+	ops            bool
+	forward        string
+	masq, gate     bool
+	ipip           bool
+	name           string
+}
+
+func (f *serviceFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.tcp, "tcp-service", "t", "", "TCP service VIP:PORT")
+	fs.StringVarP(&f.udp, "udp-service", "u", "", "UDP service VIP:PORT")
+	fs.StringVar(&f.sctp, "sctp-service", "", "SCTP service VIP:PORT")
+	fs.Uint32VarP(&f.fwmark, "fwmark-service", "f", 0, "firewall-mark service")
+	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "the fwmark service is IPv6")
+	fs.StringVarP(&f.scheduler, "scheduler", "s", "", "scheduler: "+strings.Join(fsm.Schedulers, " ")+" (default "+fsm.DefaultScheduler+")")
+	fs.StringVarP(&f.schedFlags, "sched-flags", "b", "", "scheduler flags, comma-separated (sh-fallback,sh-port,mh-fallback,mh-port,flag-1,flag-2,flag-3)")
+	fs.Uint32VarP(&f.persistence, "persistent", "p", 0, "persistence timeout in seconds (bare -p: "+strconv.Itoa(ipvsadm.DefaultPersistence)+"; 0 turns it off)")
+	fs.Lookup("persistent").NoOptDefVal = strconv.Itoa(ipvsadm.DefaultPersistence)
+	fs.StringVarP(&f.mask, "netmask", "M", "", "persistence granularity: IPv4 netmask or prefix length")
+	fs.StringVar(&f.engine, "pe", "", "persistence engine (sip)")
+	fs.BoolVarP(&f.ops, "ops", "o", false, "one-packet scheduling (UDP)")
+	fs.StringVar(&f.forward, "forward", "", "default forwarding of the real servers: nat, dr or tun")
+	fs.BoolVarP(&f.masq, "masquerading", "m", false, "same as --forward nat")
+	fs.BoolVarP(&f.gate, "gatewaying", "g", false, "same as --forward dr")
+	fs.BoolVarP(&f.ipip, "ipip", "i", false, "same as --forward tun")
+	fs.StringVar(&f.name, "name", "", "service name (default: derived from the match, e.g. tcp-192.0.2.10-80)")
+}
+
+// apply sets on svc what the command line gave, and only that: add starts from a zero
+// service (the server fills in defaults), edit from the current one.
+func (f *serviceFlags) apply(fs *pflag.FlagSet, svc *fsm.Service) error {
+	matches := 0
+	for _, m := range []struct {
+		flag  string
+		proto fsm.Protocol
+		value string
+	}{{"tcp-service", fsm.TCP, f.tcp}, {"udp-service", fsm.UDP, f.udp}, {"sctp-service", fsm.SCTP, f.sctp}} {
+		if !fs.Changed(m.flag) {
+			continue
+		}
+		matches++
+		ap, err := parseVIPPort(m.value)
+		if err != nil {
+			return usagef("--%s: %v", m.flag, err)
+		}
+		svc.Protocol, svc.VIP, svc.Port, svc.FWMark = m.proto, ap.Addr(), ap.Port(), 0
+		svc.Family = fsm.FamilyOf(ap.Addr())
+	}
+	if fs.Changed("fwmark-service") {
+		matches++
+		svc.FWMark, svc.Protocol, svc.VIP, svc.Port = f.fwmark, "", netip.Addr{}, 0
+		svc.Family = fsm.IPv4
+		if f.ipv6 {
+			svc.Family = fsm.IPv6
+		}
+	} else if fs.Changed("ipv6") {
+		return usagef("-6 goes with -f")
+	}
+	if matches > 1 {
+		return usagef("give one of -t, -u, --sctp-service and -f")
+	}
+	if fs.Changed("scheduler") {
+		svc.Scheduler = f.scheduler
+		if !fs.Changed("sched-flags") {
+			svc.SchedFlags = nil // sh/mh flag names do not carry over to another scheduler
+		}
+	}
+	if fs.Changed("sched-flags") {
+		svc.SchedFlags = nil
+		for fl := range strings.SplitSeq(f.schedFlags, ",") {
+			if fl = strings.TrimSpace(fl); fl != "" {
+				svc.SchedFlags = append(svc.SchedFlags, fl)
+			}
+		}
+	}
+	if fs.Changed("persistent") {
+		svc.Persistence = f.persistence
+	}
+	if fs.Changed("netmask") {
+		bits, err := parseMask(f.mask)
+		if err != nil {
+			return usagef("-M %s: %v", f.mask, err)
+		}
+		svc.PersistMask = bits
+	} else if matches > 0 && svc.Family.Bits() < svc.PersistMask {
+		svc.PersistMask = 0 // a new family: back to per-client
+	}
+	if fs.Changed("pe") {
+		svc.PersistEngine = f.engine
+	}
+	if fs.Changed("ops") {
+		svc.OnePacket = f.ops
+	}
+	fwd, err := forwardingFlag(fs, f.forward)
+	if err != nil {
+		return err
+	}
+	if fwd != "" {
+		svc.Forwarding = fwd
+	}
+	if fs.Changed("name") {
+		svc.Name = f.name
+	}
+	return nil
+}
+
+// forwardingFlag reads --forward and its ipvsadm shortcuts -m, -g, -i; "" if none was given.
+func forwardingFlag(fs *pflag.FlagSet, forward string) (fsm.Forwarding, error) {
+	var got []fsm.Forwarding
+	if fs.Changed("forward") {
+		switch fsm.Forwarding(forward) {
+		case fsm.NAT, fsm.DR, fsm.TUN:
+			got = append(got, fsm.Forwarding(forward))
+		default:
+			return "", usagef("--forward %q: want nat, dr or tun", forward)
+		}
+	}
+	for flag, fwd := range map[string]fsm.Forwarding{"masquerading": fsm.NAT, "gatewaying": fsm.DR, "ipip": fsm.TUN} {
+		if fs.Changed(flag) {
+			got = append(got, fwd)
+		}
+	}
+	switch len(got) {
+	case 0:
+		return "", nil
+	case 1:
+		return got[0], nil
+	}
+	return "", usagef("give one forwarding method (--forward, -m, -g or -i)")
+}
+
+// parseVIPPort reads VIP:PORT, [V6]:PORT, or a bare VIP (port 0, which needs -p).
+func parseVIPPort(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q is not ADDR[:PORT] with a numeric address", s)
+	}
+	return netip.AddrPortFrom(a.Unmap(), 0), nil
+}
+
+// parseMask reads a prefix length or an IPv4 netmask.
+func parseMask(s string) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return 0, fmt.Errorf("want a prefix length or an IPv4 netmask")
+	}
+	b := a.As4()
+	bits, seenZero := 0, false
+	for _, octet := range b {
+		for i := 7; i >= 0; i-- {
+			one := octet&(1<<i) != 0
+			if one && seenZero {
+				return 0, fmt.Errorf("netmask bits are not contiguous")
+			}
+			if one {
+				bits++
+			} else {
+				seenZero = true
+			}
+		}
+	}
+	return bits, nil
+}
+
+// persistenceArg lets "-p 300" work as in ipvsadm, whose option parser gives -p's
+// optional value from the next word; pflag only takes "-p=300" or "-p300". It consumes a
+// trailing number after a bare -p.
+func persistenceArg(fs *pflag.FlagSet, f *serviceFlags, args []string) []string {
+	if !fs.Changed("persistent") || f.persistence != ipvsadm.DefaultPersistence || len(args) == 0 {
+		return args
+	}
+	n, err := strconv.ParseUint(args[len(args)-1], 10, 32)
+	if err != nil {
+		return args
+	}
+	f.persistence = uint32(n)
+	return args[:len(args)-1]
+}
+
+func newServiceAddCmd() *cobra.Command {
+	var f serviceFlags
+	cmd := &cobra.Command{
+		Use:   "add (-t|-u|--sctp-service VIP:PORT | -f FWMARK [-6]) [-s SCHED] [-b FLAGS] [-p [TIMEOUT]] [-M MASK] [--pe sip] [-o] [--forward nat|dr|tun] [--name NAME]",
+		Short: "Add a virtual service (ipvsadm -A)",
+		Args:  cobra.ArbitraryArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			args = persistenceArg(cmd.Flags(), &f, args)
+			if len(args) != 0 {
+				return usagef("unexpected argument(s) %q", args)
+			}
+			var svc fsm.Service
+			if err := f.apply(cmd.Flags(), &svc); err != nil {
+				return err
+			}
+			if !svc.IsFWMark() && svc.Protocol == "" {
+				return usagef("give the service: -t, -u, --sctp-service VIP:PORT or -f FWMARK")
+			}
+			got, err := clientFor(cmd).AddService(ctxOf(cmd), svc)
+			if err != nil {
+				return fmt.Errorf("add service: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "service %s added\n", got.Name)
+			return nil
+		}),
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func newServiceEditCmd() *cobra.Command {
+	var f serviceFlags
+	cmd := &cobra.Command{
+		Use:   "edit NAME [flags of add]",
+		Short: "Change the settings given, and only those, of a service (ipvsadm -E)",
+		Args:  cobra.ArbitraryArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			args = persistenceArg(cmd.Flags(), &f, args)
+			if len(args) != 1 {
+				return usagef("want the service NAME")
+			}
+			if cmd.Flags().Changed("name") {
+				return usagef("services cannot be renamed: remove and add it")
+			}
+			c := clientFor(cmd)
+			cur, err := c.Service(ctxOf(cmd), args[0])
+			if err != nil {
+				return fmt.Errorf("edit service %s: %w", args[0], err)
+			}
+			svc := cur.Service
+			if err := f.apply(cmd.Flags(), &svc); err != nil {
+				return err
+			}
+			if _, err := c.EditService(ctxOf(cmd), args[0], svc); err != nil {
+				return fmt.Errorf("edit service %s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "service %s changed\n", args[0])
+			return nil
+		}),
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func newServiceRmCmd() *cobra.Command {
+	var f serviceFlags
+	cmd := &cobra.Command{
+		Use:     "rm NAME | (-t|-u|--sctp-service VIP:PORT | -f FWMARK [-6])",
+		Aliases: []string{"remove", "delete"},
+		Short:   "Remove a service and its real servers (ipvsadm -D)",
+		Args:    rangeArgs(0, 1, "the service NAME or its -t/-u/--sctp-service/-f"),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			c := clientFor(cmd)
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			} else {
+				var match fsm.Service
+				if err := f.apply(cmd.Flags(), &match); err != nil {
+					return err
+				}
+				if !match.IsFWMark() && match.Protocol == "" {
+					return usagef("give the service NAME or its -t/-u/--sctp-service/-f")
+				}
+				svcs, err := c.Services(ctxOf(cmd))
+				if err != nil {
+					return fmt.Errorf("find service: %w", err)
+				}
+				for _, s := range svcs {
+					if sameMatch(s.Service, match) {
+						name = s.Name
+					}
+				}
+				if name == "" {
+					return fmt.Errorf("no service matches: %w", fsm.ErrNotFound)
+				}
+			}
+			if err := c.RemoveService(ctxOf(cmd), name); err != nil {
+				return fmt.Errorf("remove service %s: %w", name, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "service %s removed\n", name)
+			return nil
+		}),
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&f.tcp, "tcp-service", "t", "", "TCP service VIP:PORT")
+	fs.StringVarP(&f.udp, "udp-service", "u", "", "UDP service VIP:PORT")
+	fs.StringVar(&f.sctp, "sctp-service", "", "SCTP service VIP:PORT")
+	fs.Uint32VarP(&f.fwmark, "fwmark-service", "f", 0, "firewall-mark service")
+	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "the fwmark service is IPv6")
+	return cmd
+}
+
+func sameMatch(a, b fsm.Service) bool {
+	if a.IsFWMark() || b.IsFWMark() {
+		return a.FWMark == b.FWMark && a.Family == b.Family
+	}
+	return a.Protocol == b.Protocol && a.VIP == b.VIP && a.Port == b.Port
+}
+
+func newServiceLsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List services",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			svcs, err := clientFor(cmd).Services(ctxOf(cmd))
+			if err != nil {
+				return fmt.Errorf("list services: %w", err)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSERVICE\tSCHEDULER\tFORWARD\tREAL SERVERS")
+			for _, s := range svcs {
+				active := 0
+				for _, rs := range s.RealServers {
+					if rs.InRotation() {
+						active++
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d in rotation\n", s.Name, serviceLabel(s.Service), s.Scheduler, s.Forwarding, active, len(s.RealServers))
+			}
+			return tw.Flush()
+		}),
+	}
+}
