@@ -1,0 +1,80 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// BenchmarkCommittedWrites measures acknowledged writes (committed by a quorum, fsync'd
+// to bolt on each node, applied on the leader) on a local three-director cluster with the
+// default timings: one writer, then 16 concurrent writers (raft batches their entries).
+func BenchmarkCommittedWrites(b *testing.B) {
+	for _, writers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			benchmarkWrites(b, writers)
+		})
+	}
+}
+
+func benchmarkWrites(b *testing.B, writers int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tc := newTestCluster(b)
+	tc.ourDefaults = true
+	d1 := tc.start("d1", true)
+	tc.leader(d1)
+	tc.established(d1)
+	tc.join(ctx, tc.start("d2", false))
+	tc.join(ctx, tc.start("d3", false))
+	tc.apply(ctx, fsm.AddService{Service: webService()})
+	keys := make([]fsm.RSKey, writers)
+	for i := range keys {
+		rs := webServer(netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}).String())
+		tc.apply(ctx, fsm.AddRealServer{RealServer: rs})
+		keys[i] = rs.Key()
+	}
+	leader := tc.leader()
+
+	latencies := make([][]time.Duration, writers)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			health := []fsm.Health{fsm.HealthUp, fsm.HealthDown}
+			for i := w; i < b.N; i += writers {
+				t0 := time.Now()
+				// Each write flips a real server's health, so each one changes the state.
+				if err := leader.Apply(ctx, fsm.SetHealth{Key: keys[w], Health: health[i/writers%2]}); err != nil {
+					b.Errorf("write %d: %v", i, err)
+					return
+				}
+				latencies[w] = append(latencies[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	all := slices.Concat(latencies...)
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		return float64(all[min(len(all)-1, int(float64(len(all))*p))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "writes/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}

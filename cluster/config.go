@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// Timing defaults for a LAN trio of directors (see DESIGN.md): a failover of about one
+// second that still rides out an fsync stall or a GC pause.
+const (
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+	DefaultCommitTimeout      = 50 * time.Millisecond
+	// The state is a few kilobytes, so snapshots are cheap; keeping the log short makes
+	// restarts quick, and the trailing logs let a briefly absent follower catch up from
+	// the log instead of a snapshot install.
+	DefaultSnapshotThreshold = 1024
+	DefaultSnapshotInterval  = 30 * time.Second
+	DefaultTrailingLogs      = 1024
+)
+
+// ErrBadConfig classifies every configuration error returned by Open.
+var ErrBadConfig = errors.New("bad cluster config")
+
+// ConfigError names the Config field that is wrong. It wraps ErrBadConfig.
+type ConfigError struct {
+	Field  string
+	Reason string
+	Err    error // the underlying cause, if any
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", ErrBadConfig, e.Field, e.Reason)
+}
+
+func (e *ConfigError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrBadConfig}
+	}
+	return []error{ErrBadConfig, e.Err}
+}
+
+// Config is one director's membership in the Raft cluster.
+type Config struct {
+	NodeID  string // unique and stable across restarts
+	DataDir string // raft.db and snapshots
+
+	RaftBind      string // host:port to listen on; port 0 picks one
+	RaftAdvertise string // host:port peers dial; "" is the bound address
+	APIAddr       string // this node's HTTP API, recorded for forwarding to the leader
+	GossipAddr    string // optional, recorded too
+
+	// Bootstrap forms a new cluster with this node as its only voter. It is ignored when
+	// DataDir already holds Raft state, so leaving it set across restarts is safe.
+	Bootstrap bool
+	// ClusterID names the cluster; recorded by the first leader if the state has none.
+	// A bootstrap without one generates one.
+	ClusterID string
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
+
+	Logger *slog.Logger
+
+	// OnLeader runs the leader duties while this node leads. Its ctx is cancelled when
+	// leadership is lost or the node closes, and the next leadership change waits for it
+	// to return: it must return promptly once ctx is done.
+	OnLeader func(ctx context.Context)
+}
+
+// withDefaults fills in every zero field that has a default.
+func (c Config) withDefaults() Config {
+	setDefault(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	setDefault(&c.ElectionTimeout, DefaultElectionTimeout)
+	setDefault(&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
+	setDefault(&c.CommitTimeout, DefaultCommitTimeout)
+	setDefault(&c.SnapshotThreshold, DefaultSnapshotThreshold)
+	setDefault(&c.SnapshotInterval, DefaultSnapshotInterval)
+	setDefault(&c.TrailingLogs, DefaultTrailingLogs)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// validate checks a config that withDefaults filled in, naming the wrong field. The
+// timing rules are raft's (config.go ValidateConfig), checked here to name our fields.
+func (c Config) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	if c.DataDir == "" {
+		return bad("DataDir", "required")
+	}
+	for field, addr := range map[string]string{"RaftBind": c.RaftBind, "APIAddr": c.APIAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad(field, "%q is not host:port", addr)
+		}
+	}
+	for field, addr := range map[string]string{"RaftAdvertise": c.RaftAdvertise, "GossipAddr": c.GossipAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad(field, "%q is not host:port", addr)
+		}
+	}
+	// The id is checked as the fsm will check this node's director entry, so a node never
+	// starts with an id its own registration would be refused for. (The addresses were
+	// checked above.)
+	d := fsm.Director{ID: c.NodeID, RaftAddr: c.RaftBind, APIAddr: c.APIAddr, GossipAddr: c.GossipAddr}
+	if err := fsm.NewState().Check(fsm.RegisterDirector{Director: d}); err != nil {
+		return &ConfigError{Field: "NodeID", Reason: err.Error(), Err: err}
+	}
+	for field, d := range map[string]time.Duration{
+		"HeartbeatTimeout": c.HeartbeatTimeout, "ElectionTimeout": c.ElectionTimeout,
+		"LeaderLeaseTimeout": c.LeaderLeaseTimeout, "SnapshotInterval": c.SnapshotInterval,
+	} {
+		if d < 5*time.Millisecond {
+			return bad(field, "%v is below raft's minimum of 5ms", d)
+		}
+	}
+	if c.CommitTimeout < time.Millisecond {
+		return bad("CommitTimeout", "%v is below raft's minimum of 1ms", c.CommitTimeout)
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		return bad("LeaderLeaseTimeout", "%v exceeds HeartbeatTimeout %v: a partitioned leader would keep leading after its followers elected another", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		return bad("ElectionTimeout", "%v is below HeartbeatTimeout %v", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// stateMachine is the raft.FSM around the replicated fsm.State. It only delegates: the
+// state decides, this adapter guards it with a lock and tells watchers it changed.
+type stateMachine struct {
+	log *slog.Logger
+
+	mu    sync.RWMutex
+	state *fsm.State
+
+	watchMu  sync.Mutex
+	watchers map[chan struct{}]struct{}
+}
+
+var _ raft.FSM = (*stateMachine)(nil)
+
+func newStateMachine(log *slog.Logger) *stateMachine {
+	return &stateMachine{log: log, state: fsm.NewState(), watchers: map[chan struct{}]struct{}{}}
+}
+
+// Apply applies one committed entry. The response is the state's verdict: nil, or the
+// error that rejected the command on every node alike. An entry this node cannot decode
+// means it runs older code than the cluster: it stops rather than diverge silently.
+func (m *stateMachine) Apply(l *raft.Log) any {
+	m.mu.Lock()
+	before := m.state.Version()
+	err := m.state.Apply(l.Data)
+	changed := m.state.Version() != before
+	m.mu.Unlock()
+	if errors.Is(err, fsm.ErrUnknownCommand) {
+		m.log.Error("cannot apply raft log entry: this node does not understand it; upgrade it", "index", l.Index, "term", l.Term, "err", err)
+		panic(fmt.Sprintf("raftlvs: raft log entry %d: %v: this node runs older code than the cluster and must not diverge; upgrade it", l.Index, err))
+	}
+	if changed {
+		m.notify()
+	}
+	return err
+}
+
+// Snapshot clones the state; raft persists the clone while it goes on applying.
+func (m *stateMachine) Snapshot() (raft.FSMSnapshot, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return stateSnapshot{state: m.state.Clone()}, nil
+}
+
+// Restore replaces the state with a snapshot, read in full before the swap.
+func (m *stateMachine) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, err := fsm.ReadSnapshot(rc)
+	if err != nil {
+		return fmt.Errorf("restore state snapshot: %w", err)
+	}
+	m.mu.Lock()
+	m.state = s
+	m.mu.Unlock()
+	m.notify()
+	return nil
+}
+
+// view runs fn with the state under the read lock.
+func (m *stateMachine) view(fn func(*fsm.State)) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	fn(m.state)
+}
+
+// watch registers a coalescing change channel.
+func (m *stateMachine) watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	m.watchMu.Lock()
+	m.watchers[ch] = struct{}{}
+	m.watchMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			m.watchMu.Lock()
+			delete(m.watchers, ch)
+			m.watchMu.Unlock()
+		})
+	}
+}
+
+// notify never blocks the apply path: a watcher that has not drained its last signal
+// gets no second one, it will read the newest state anyway.
+func (m *stateMachine) notify() {
+	m.watchMu.Lock()
+	defer m.watchMu.Unlock()
+	for ch := range m.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+type stateSnapshot struct{ state *fsm.State }
+
+func (s stateSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.state.WriteSnapshot(sink); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist snapshot %s: %w", sink.ID(), err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("close snapshot %s: %w", sink.ID(), err)
+	}
+	return nil
+}
+
+func (stateSnapshot) Release() {}

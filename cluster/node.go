@@ -1,0 +1,310 @@
+// Package cluster is a director's membership in the Raft cluster that replicates the fsm
+// state: storage, transport, bootstrap, writes on the leader, membership changes and the
+// supervised leader loop. See DESIGN.md.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+var (
+	// ErrNotLeader: the operation must run on the leader. The write was not logged, so
+	// the caller may forward it to LeaderAPIAddr and retry.
+	ErrNotLeader = errors.New("not the raft leader")
+	// ErrNoLeader: the cluster has no known leader right now (an election is under way,
+	// or quorum is lost).
+	ErrNoLeader = errors.New("no known raft leader")
+	// ErrLeadershipLost: leadership was lost after the write was logged and before it
+	// was known to be committed. It may or may not take effect; read before retrying.
+	ErrLeadershipLost = errors.New("leadership lost while committing; the write may or may not take effect")
+	// ErrClosed: the node is shut down.
+	ErrClosed = errors.New("cluster node closed")
+)
+
+const (
+	snapshotsRetained = 2
+	transportPool     = 3
+	transportTimeout  = 10 * time.Second
+)
+
+// Node is one director's membership in the Raft cluster.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	raft  *raft.Raft
+	store *raftboltdb.BoltStore
+	sm    *stateMachine
+	self  fsm.Director // this node's entry in the Director table
+
+	notifyCh    chan bool
+	handoverCh  chan handover
+	shutdownCh  chan struct{}
+	monitorDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts this node: it recovers from DataDir if there is state there, or bootstraps
+// a one-node cluster when cfg.Bootstrap is set and there is none.
+func Open(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("node", cfg.NodeID)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	n := &Node{
+		cfg:         cfg,
+		log:         log,
+		sm:          newStateMachine(log),
+		notifyCh:    make(chan bool, 16),
+		handoverCh:  make(chan handover),
+		shutdownCh:  make(chan struct{}),
+		monitorDone: make(chan struct{}),
+	}
+	if err := n.start(); err != nil {
+		return nil, err
+	}
+	go n.monitorLeadership()
+	return n, nil
+}
+
+// start opens the stores and the transport and starts raft, undoing what it opened if a
+// later step fails.
+func (n *Node) start() (err error) {
+	cfg := n.cfg
+	hlog := newHCLogAdapter(n.log, "raft")
+	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log store: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			n.store.Close()
+		}
+	}()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, snapshotsRetained, hlog.Named("snapshot"))
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	var advertise net.Addr
+	if cfg.RaftAdvertise != "" {
+		if advertise, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
+			return &ConfigError{Field: "RaftAdvertise", Reason: err.Error(), Err: err}
+		}
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, transportPool, transportTimeout, hlog.Named("transport"))
+	if err != nil {
+		// A wildcard bind without RaftAdvertise is the usual cause: peers cannot dial 0.0.0.0.
+		return fmt.Errorf("raft transport on %s (advertise %q): %w", cfg.RaftBind, cfg.RaftAdvertise, err)
+	}
+	defer func() {
+		if err != nil {
+			trans.Close()
+		}
+	}()
+	n.self = fsm.Director{
+		ID:         cfg.NodeID,
+		RaftAddr:   string(trans.LocalAddr()),
+		APIAddr:    cfg.APIAddr,
+		GossipAddr: cfg.GossipAddr,
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NotifyCh = n.notifyCh
+	rc.Logger = hlog
+	if err := raft.ValidateConfig(rc); err != nil {
+		// validate checks the same rules with our field names; this is a backstop.
+		return &ConfigError{Field: "raft", Reason: err.Error(), Err: err}
+	}
+
+	existing, err := raft.HasExistingState(n.store, n.store, snaps)
+	if err != nil {
+		return fmt.Errorf("inspect raft state in %s: %w", cfg.DataDir, err)
+	}
+	switch {
+	case existing:
+		n.log.Info("recovering raft state", "data_dir", cfg.DataDir)
+	case cfg.Bootstrap:
+		if n.cfg.ClusterID == "" {
+			n.cfg.ClusterID = newClusterID()
+		}
+		n.log.Info("bootstrapping a new cluster", "cluster_id", n.cfg.ClusterID)
+		conf := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr(),
+		}}}
+		if err := raft.BootstrapCluster(rc, n.store, n.store, snaps, trans, conf); err != nil {
+			return fmt.Errorf("bootstrap cluster: %w", err)
+		}
+	default:
+		n.log.Info("no raft state; waiting to be joined by the leader")
+	}
+
+	n.raft, err = raft.NewRaft(rc, n.sm, n.store, n.store, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	return nil
+}
+
+func newClusterID() string {
+	b := make([]byte, 8)
+	rand.Read(b) // never fails (crypto/rand documents it)
+	return hex.EncodeToString(b)
+}
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Self is this node's entry for the Director table, with the Raft address it advertises.
+func (n *Node) Self() fsm.Director { return n.self }
+
+// View runs fn with the current state under a read lock. fn must not keep the pointer
+// nor call back into the Node's write methods.
+func (n *Node) View(fn func(*fsm.State)) { n.sm.view(fn) }
+
+// Watch returns a channel signalled (coalesced, buffer 1) after every applied entry that
+// changed the state and after a snapshot restore, and a func that stops the signals. A
+// consumer reads the newest state with View after each signal.
+func (n *Node) Watch() (<-chan struct{}, func()) { return n.sm.watch() }
+
+// IsLeader reports whether this node is the Raft leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the current leader's id and Raft address, empty if none is known.
+func (n *Node) Leader() (id, raftAddr string) {
+	addr, sid := n.raft.LeaderWithID()
+	return string(sid), string(addr)
+}
+
+// LeaderAPIAddr is the HTTP API address of the current leader, where followers forward
+// writes. It fails with ErrNoLeader when no leader is known or the leader has not yet
+// recorded its entry.
+func (n *Node) LeaderAPIAddr() (string, error) {
+	id, _ := n.Leader()
+	if id == "" {
+		return "", ErrNoLeader
+	}
+	var d fsm.Director
+	var ok bool
+	n.View(func(s *fsm.State) { d, ok = s.Director(id) })
+	if !ok {
+		return "", fmt.Errorf("leader %s has no director entry yet: %w", id, ErrNoLeader)
+	}
+	return d.APIAddr, nil
+}
+
+// Barrier waits until every entry logged before it is applied to this node's state.
+// Leader only.
+func (n *Node) Barrier(ctx context.Context) error {
+	return n.wait(ctx, "barrier", n.raft.Barrier(timeoutOf(ctx)))
+}
+
+// Apply prepares c against the current state, logs it and waits until it is committed
+// and applied. It returns the state's verdict: a validation error (errors.Is-able against
+// the fsm error classes) comes back just as from a direct State.Execute, including one
+// that only a racing write made true. Off the leader it fails with ErrNotLeader. A nil
+// return means a quorum has the entry on disk.
+func (n *Node) Apply(ctx context.Context, c fsm.Command) error {
+	if !n.IsLeader() {
+		return fmt.Errorf("apply %T: %w", c, ErrNotLeader)
+	}
+	var prepared fsm.Command
+	var err error
+	n.View(func(s *fsm.State) { prepared, err = s.Prepare(c) })
+	if err != nil {
+		return err
+	}
+	entry, err := fsm.Encode(prepared)
+	if err != nil {
+		return err
+	}
+	f := n.raft.Apply(entry, timeoutOf(ctx))
+	if err := n.wait(ctx, fmt.Sprintf("apply %T", c), f); err != nil {
+		return err
+	}
+	if resp, _ := f.Response().(error); resp != nil {
+		return resp
+	}
+	return nil
+}
+
+// wait waits for a raft future, bounded by ctx, and classifies its error.
+func (n *Node) wait(ctx context.Context, what string, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return classify(what, err)
+	case <-ctx.Done():
+		return fmt.Errorf("%s: gave up waiting, outcome unknown: %w", what, ctx.Err())
+	}
+}
+
+func classify(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it reached the log: safe to forward.
+		return fmt.Errorf("%s: %w", what, ErrNotLeader)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%s: %w", what, ErrLeadershipLost)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%s: %w", what, ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// timeoutOf turns a ctx deadline into raft's enqueue timeout (0: wait for ever).
+func timeoutOf(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), time.Millisecond)
+	}
+	return 0
+}
+
+// Close stops the leader loop (waiting for OnLeader to return), shuts raft down and
+// closes the stores. It does not leave the cluster: a closed node is a crashed node to
+// its peers until it restarts or is removed. Close is idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.shutdownCh)
+		<-n.monitorDone
+		var errs []error
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("shut down raft: %w", err))
+		}
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft log store: %w", err))
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
