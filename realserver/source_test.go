@@ -12,11 +12,12 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/raftlvs/raftlvs/cluster/api"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
 // directorAPI serves GET /v1/services/{name} from a fixed table.
-func directorAPI(t *testing.T, table map[string]serviceResponse) (addr string, hits *atomic.Int32) {
+func directorAPI(t *testing.T, table map[string]api.ServiceInfo) (addr string, hits *atomic.Int32) {
 	t.Helper()
 	hits = new(atomic.Int32)
 	mux := http.NewServeMux()
@@ -24,7 +25,9 @@ func directorAPI(t *testing.T, table map[string]serviceResponse) (addr string, h
 		hits.Add(1)
 		resp, ok := table[r.PathValue("name")]
 		if !ok {
-			http.Error(w, `{"error":"not found"}`, http.StatusNotFound)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"error":"no service","code":"not_found"}`))
 			return
 		}
 		json.NewEncoder(w).Encode(resp)
@@ -46,35 +49,22 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-func unavailableAPI(t *testing.T) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "no leader", http.StatusServiceUnavailable)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
 var webService = fsm.Service{Name: "web", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.100"), Port: 80, Family: fsm.IPv4, Scheduler: "wlc", Forwarding: fsm.DR}
 
-func TestHTTPServiceSourceTriesTheNextDirectorAndSticksToIt(t *testing.T) {
-	good, hits := directorAPI(t, map[string]serviceResponse{"web": {Service: webService}})
-	src := &HTTPServiceSource{Directors: []string{deadAddr(t), unavailableAPI(t), good}}
-	for range 2 {
-		got, err := src.Service(context.Background(), "web")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.VIP != webService.VIP || got.Forwarding != fsm.DR {
-			t.Fatalf("got %+v", got)
-		}
+func TestAPISourceTriesTheNextDirector(t *testing.T) {
+	good, hits := directorAPI(t, map[string]api.ServiceInfo{"web": {Service: webService}})
+	src := APISource{Client: api.NewClient(deadAddr(t), good)}
+	got, err := src.Service(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if src.next != 2 || hits.Load() != 2 {
-		t.Errorf("next = %d, hits = %d: want the answering director remembered", src.next, hits.Load())
+	if got.VIP != webService.VIP || got.Forwarding != fsm.DR || hits.Load() != 1 {
+		t.Fatalf("got %+v after %d hits", got, hits.Load())
 	}
 }
 
-func TestHTTPServiceSourceErrors(t *testing.T) {
-	good, _ := directorAPI(t, map[string]serviceResponse{"web": {Service: webService}, "liar": {Service: webService}})
+func TestAPISourceErrors(t *testing.T) {
+	good, _ := directorAPI(t, map[string]api.ServiceInfo{"web": {Service: webService}, "liar": {Service: webService}})
 	tests := []struct {
 		name      string
 		directors []string
@@ -82,26 +72,25 @@ func TestHTTPServiceSourceErrors(t *testing.T) {
 		want      error
 	}{
 		{name: "unknown service is not found", directors: []string{good}, service: "api", want: fsm.ErrNotFound},
-		{name: "no director answers", directors: []string{deadAddr(t), unavailableAPI(t)}, service: "web", want: ErrNoDirector},
-		{name: "no directors configured", service: "web", want: ErrNoDirector},
+		{name: "no director answers", directors: []string{deadAddr(t), deadAddr(t)}, service: "web", want: ErrNoDirector},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src := &HTTPServiceSource{Directors: tt.directors}
+			src := APISource{Client: api.NewClient(tt.directors...)}
 			if _, err := src.Service(context.Background(), tt.service); !errors.Is(err, tt.want) {
 				t.Fatalf("want %v, got %v", tt.want, err)
 			}
 		})
 	}
 	t.Run("answer for another service is rejected", func(t *testing.T) {
-		src := &HTTPServiceSource{Directors: []string{good}}
+		src := APISource{Client: api.NewClient(good)}
 		if _, err := src.Service(context.Background(), "liar"); err == nil {
 			t.Fatal("accepted an answer for service web when asking for liar")
 		}
 	})
 }
 
-func TestHTTPServiceSourceDrained(t *testing.T) {
+func TestAPISourceDrained(t *testing.T) {
 	addr := netip.MustParseAddr("192.0.2.10")
 	rs := func(admin fsm.AdminState, origin string) fsm.RealServer {
 		return fsm.RealServer{Service: "web", Addr: addr, Port: 80, Weight: 1, Origin: origin, Admin: admin, Health: fsm.HealthUp}
@@ -120,8 +109,8 @@ func TestHTTPServiceSourceDrained(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			api, _ := directorAPI(t, map[string]serviceResponse{"web": {Service: webService, RealServers: tt.servers}})
-			src := &HTTPServiceSource{Directors: []string{api}}
+			dirAddr, _ := directorAPI(t, map[string]api.ServiceInfo{"web": {Service: webService, RealServers: tt.servers}})
+			src := APISource{Client: api.NewClient(dirAddr)}
 			got, err := src.Drained(context.Background(), tt.service, "rs1", addr)
 			if err != nil || got != tt.want {
 				t.Fatalf("Drained = %v, %v; want %v", got, err, tt.want)

@@ -150,7 +150,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		errs = append(errs, err)
 	}
-	return fmt.Errorf("no director reachable: %w", errors.Join(errs...))
+	return fmt.Errorf("%w: %w", ErrUnreachable, errors.Join(errs...))
 }
 
 func (c *Client) try(ctx context.Context, url, method string, body []byte, out any) error {

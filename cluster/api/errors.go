@@ -9,6 +9,9 @@ import (
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
+// ErrUnreachable means no director API answered at all (every address refused or timed out).
+var ErrUnreachable = errors.New("no director reachable")
+
 // ErrUnavailable means no leader could be reached to take a write (HTTP 503).
 var ErrUnavailable = errors.New("no leader available")
 

@@ -1,0 +1,228 @@
+// Package director is what a raftlvs director does with its kernel: every director keeps
+// its IPVS table equal to the replicated state and runs the sync daemon as backup; the
+// Raft leader additionally owns the VIPs, runs the sync daemon as master and registers
+// agents (see leader.go). The pieces live in subpackages: ipvs (reconciler), vip (VIP
+// ownership), syncd (sync daemon), registrar (agents → real servers).
+package director
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/raftlvs/raftlvs/director/ipvs"
+	"github.com/raftlvs/raftlvs/director/syncd"
+	"github.com/raftlvs/raftlvs/director/vip"
+	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/vishvananda/netns"
+)
+
+// Cluster is what a director needs of its Raft node.
+type Cluster interface {
+	View(fn func(*fsm.State))
+	Watch() (<-chan struct{}, func())
+	IsLeader() bool
+}
+
+// Config is a director's data-plane settings.
+type Config struct {
+	// VIP ownership: the interface that carries the VIPs and the announcement schedule.
+	VIP vip.Config
+	// Sync configures the connection-sync daemons; SyncEnabled turns them on.
+	SyncEnabled bool
+	Sync        syncd.Config
+	// StateDir keeps what must survive a restart (the IPVS services this director owns).
+	StateDir string
+	// RepairInterval is how often the IPVS table is checked for drift (default 1 s).
+	RepairInterval time.Duration
+	Logger         *slog.Logger
+}
+
+// Kernel is the director's access to its kernel; NewLinuxKernel opens the real one.
+type Kernel struct {
+	IPVS      ipvs.Kernel
+	Stats     ipvs.StatsReader // optional
+	Links     vip.Links
+	Announcer vip.Announcer
+	Sync      SyncDaemons // nil when sync is off
+	close     func()
+}
+
+// SyncDaemons starts and stops the kernel's connection-sync daemons.
+type SyncDaemons interface {
+	Start(state syncd.State, cfg syncd.Config) error
+	Stop(state syncd.State) error
+	List() ([]syncd.Daemon, error)
+}
+
+// NewLinuxKernel opens IPVS, links, ARP/NA sockets and (if syncEnabled) the sync daemon
+// control of the current network namespace. It fails with an error wrapping
+// ipvs.ErrNoIPVS on a kernel without IPVS: a director there must run as a witness.
+func NewLinuxKernel(syncEnabled bool) (*Kernel, error) {
+	table, err := ipvs.NewLinux("")
+	if err != nil {
+		return nil, fmt.Errorf("open IPVS: %w", err)
+	}
+	links, err := vip.NewNetlinkLinks(netns.None())
+	if err != nil {
+		table.Close()
+		return nil, fmt.Errorf("open links: %w", err)
+	}
+	announcer := vip.NewPacketAnnouncer(netns.None())
+	k := &Kernel{IPVS: table, Stats: table, Links: links, Announcer: announcer}
+	var daemons *syncd.Client
+	if syncEnabled {
+		daemons, err = syncd.Open("")
+		if err != nil {
+			table.Close()
+			links.Close()
+			announcer.Close()
+			return nil, fmt.Errorf("open sync daemon control: %w", err)
+		}
+		k.Sync = daemons
+	}
+	k.close = func() {
+		table.Close()
+		links.Close()
+		announcer.Close()
+		if daemons != nil {
+			daemons.Close()
+		}
+	}
+	return k, nil
+}
+
+// Close releases the kernel handles.
+func (k *Kernel) Close() {
+	if k.close != nil {
+		k.close()
+	}
+}
+
+// Director runs one director's data plane.
+type Director struct {
+	cfg        Config
+	log        *slog.Logger
+	kernel     *Kernel
+	reconciler *ipvs.Reconciler
+	vips       *vip.VIPOwner
+
+	mu      sync.Mutex
+	cluster Cluster
+	leader  LeaderDuties
+}
+
+// LeaderDuties are extra duties the leader loop runs for as long as this node leads,
+// such as agent registration. Run must return promptly once ctx is done.
+type LeaderDuties interface {
+	Run(ctx context.Context) error
+}
+
+// New prepares a director over kernel. Nothing is changed until Run.
+func New(cfg Config, kernel *Kernel) (*Director, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SyncEnabled && kernel.Sync == nil {
+		return nil, errors.New("new director: sync enabled but no sync daemon control")
+	}
+	if cfg.SyncEnabled {
+		if err := cfg.Sync.Validate(); err != nil {
+			return nil, fmt.Errorf("new director: %w", err)
+		}
+	}
+	rec, err := ipvs.NewReconciler(ipvs.ReconcilerConfig{
+		Kernel:         kernel.IPVS,
+		StateDir:       cfg.StateDir,
+		Logger:         cfg.Logger,
+		RepairInterval: cfg.RepairInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new director: %w", err)
+	}
+	vcfg := cfg.VIP
+	vcfg.Logger = cfg.Logger
+	owner, err := vip.NewVIPOwner(vcfg, kernel.Links, kernel.Announcer)
+	if err != nil {
+		return nil, fmt.Errorf("new director: %w", err)
+	}
+	return &Director{cfg: cfg, log: cfg.Logger, kernel: kernel, reconciler: rec, vips: owner}, nil
+}
+
+// SetLeaderDuties sets what the leader loop runs besides VIPs and the sync master.
+func (d *Director) SetLeaderDuties(l LeaderDuties) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.leader = l
+}
+
+// Run keeps the kernel in line with the cluster until ctx ends: the IPVS table on every
+// state change and every repair interval, the backup sync daemon, and — while this node
+// is not the leader — no VIP of the cluster left on the VIP interface (one left behind by
+// a crashed leader, say). Leadership itself is driven by the cluster calling Lead.
+func (d *Director) Run(ctx context.Context, c Cluster) error {
+	d.mu.Lock()
+	d.cluster = c
+	d.mu.Unlock()
+	if d.cfg.SyncEnabled {
+		if err := d.kernel.Sync.Start(syncd.Backup, d.cfg.Sync); err != nil {
+			return fmt.Errorf("start backup sync daemon: %w", err)
+		}
+		d.log.Info("backup sync daemon running", "interface", d.cfg.Sync.Interface, "sync_id", d.cfg.Sync.SyncID)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := d.reconciler.Run(ctx, c); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Error("IPVS reconciler stopped", "err", err)
+		}
+	})
+	wg.Go(func() { d.removeStaleVIPs(ctx, c) })
+	wg.Wait()
+	if d.cfg.SyncEnabled {
+		if err := d.kernel.Sync.Stop(syncd.Backup); err != nil {
+			d.log.Warn("stop backup sync daemon", "err", err)
+		}
+	}
+	return nil
+}
+
+// removeStaleVIPs takes the cluster's VIPs off this node whenever it is not the leader,
+// on every state change: after a crash and restart the state (and so the VIP list) is
+// only known once Raft has replayed it.
+func (d *Director) removeStaleVIPs(ctx context.Context, c Cluster) {
+	changes, cancel := c.Watch()
+	defer cancel()
+	for {
+		if !c.IsLeader() {
+			// The owner logs what it removes; ErrClaimed means this node became leader.
+			if _, err := d.vips.RemoveStale(ClusterVIPs(c)); err != nil && !errors.Is(err, vip.ErrClaimed) {
+				d.log.Warn("remove stale VIPs", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		}
+	}
+}
+
+// ClusterVIPs returns the distinct VIPs of the cluster's services (fwmark services have
+// none: their addresses are the operator's business).
+func ClusterVIPs(c Cluster) []netip.Addr {
+	var vips []netip.Addr
+	c.View(func(st *fsm.State) {
+		st.Walk(func(svc *fsm.Service, _ []*fsm.RealServer) {
+			if svc.VIP.IsValid() {
+				vips = append(vips, svc.VIP)
+			}
+		})
+	})
+	slices.SortFunc(vips, netip.Addr.Compare)
+	return slices.Compact(vips)
+}

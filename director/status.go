@@ -1,0 +1,70 @@
+package director
+
+import (
+	"github.com/raftlvs/raftlvs/cluster/api"
+	"github.com/raftlvs/raftlvs/director/ipvs"
+	"github.com/raftlvs/raftlvs/director/syncd"
+)
+
+// DataPlane reports what this director holds in its kernel: VIPs, sync daemons and the
+// IPVS counters of the services raftlvs programmed (the API's status hook).
+func (d *Director) DataPlane() *api.DataPlane {
+	dp := &api.DataPlane{VIPs: []api.VIP{}, SyncDaemons: []api.SyncDaemon{}}
+	for _, a := range d.vips.Held() {
+		dp.VIPs = append(dp.VIPs, api.VIP{Addr: a, Interface: d.cfg.VIP.Interface})
+	}
+	if d.kernel.Sync != nil {
+		daemons, err := d.kernel.Sync.List()
+		if err != nil {
+			d.log.Warn("list sync daemons", "err", err)
+		}
+		for _, sd := range daemons {
+			role := "backup"
+			if sd.State == syncd.Master {
+				role = "master"
+			}
+			dp.SyncDaemons = append(dp.SyncDaemons, api.SyncDaemon{Role: role, Interface: sd.Interface, SyncID: int(sd.SyncID)})
+		}
+	}
+	if d.kernel.Stats != nil {
+		dp.Services = d.counters()
+	}
+	return dp
+}
+
+// counters reads the kernel counters of the services in the programmed table.
+func (d *Director) counters() []api.ServiceCounters {
+	svcStats, err := d.kernel.Stats.ServiceStats()
+	if err != nil {
+		d.log.Warn("read IPVS service counters", "err", err)
+		return nil
+	}
+	byKey := make(map[ipvs.ServiceKey]ipvs.Counters, len(svcStats))
+	for _, s := range svcStats {
+		byKey[s.Service] = s.Counters
+	}
+	var out []api.ServiceCounters
+	for _, e := range d.reconciler.Table() {
+		sc := api.ServiceCounters{Service: e.Name, Stats: apiCounters(byKey[e.Service.Key()])}
+		dests, err := d.kernel.Stats.DestinationStats(e.Service)
+		if err != nil {
+			d.log.Warn("read IPVS destination counters", "service", e.Name, "err", err)
+		}
+		for _, ds := range dests {
+			sc.RealServers = append(sc.RealServers, api.RealServerCounters{
+				Addr: ds.Destination.Address, Port: ds.Destination.Port,
+				ActiveConns: uint32(ds.ActiveConnections), InactiveConns: uint32(ds.InactiveConnections),
+				Stats: apiCounters(ds.Counters),
+			})
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+func apiCounters(c ipvs.Counters) api.Counters {
+	return api.Counters{
+		Conns: c.Connections, InPkts: c.PacketsIn, OutPkts: c.PacketsOut, InBytes: c.BytesIn, OutBytes: c.BytesOut,
+		CPS: c.CPS, InPPS: c.PPSIn, OutPPS: c.PPSOut, InBPS: c.BPSIn, OutBPS: c.BPSOut,
+	}
+}
