@@ -63,6 +63,8 @@ func newRootCmd() *cobra.Command {
 		newTransferCmd(),
 		newSaveCmd(),
 		newRestoreCmd(),
+		newDirectorCmd(),
+		newAgentCmd(),
 	)
 	return root
 }

@@ -38,8 +38,8 @@ func (s *leaderStore) IsLeader() bool                                   { return
 func (s *leaderStore) LeaderAPIAddr() (string, error)                   { return "", nil }
 func (s *leaderStore) Status() cluster.Status                           { return cluster.Status{NodeID: "d1", State: "Leader"} }
 
-// director starts an API server over a fresh state and returns its store and address.
-func director(t *testing.T) (*leaderStore, string) {
+// testDirector starts an API server over a fresh state and returns its store and address.
+func testDirector(t *testing.T) (*leaderStore, string) {
 	t.Helper()
 	store := &leaderStore{state: fsm.NewState()}
 	hs := httptest.NewServer(api.NewServer(store, nil))
@@ -129,7 +129,7 @@ func TestFlagsBecomeRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			store, url := director(t)
+			store, url := testDirector(t)
 			for _, s := range tt.setup {
 				mustRun(t, url, s...)
 			}
@@ -171,7 +171,7 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			store, url := director(t)
+			store, url := testDirector(t)
 			mustRun(t, url, "service", "add", "-t", "192.0.2.10:80", "--name", "web")
 			var before uint64
 			store.View(func(st *fsm.State) { before = st.Version() })
@@ -195,7 +195,7 @@ func TestSaveRestore(t *testing.T) {
 -A -u 192.0.2.10:53 -s rr -o
 -a -u 192.0.2.10:53 -r 198.51.100.31:53 -m -w 1
 `
-	store, url := director(t)
+	store, url := testDirector(t)
 	if code, _, stderr := raftlvs(t, url, rules, "restore"); code != exitOK {
 		t.Fatalf("restore: %d %s", code, stderr)
 	}

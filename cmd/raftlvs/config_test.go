@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigFileThenFlagsOverride(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	file := "id: web1\naddr: 10.0.1.11\njoin: [10.0.0.1:7946, 10.0.0.2:7946]\nservice: [web@10, api:8080]\npoll: 2s\n"
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &agentConfig{}
+	cmd := agentCmd(cfg, func(context.Context, *agentConfig) error { return nil })
+	cmd.SetArgs([]string{"--config", path, "--id", "web9", "--service", "db:5432"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	// The command line wins field by field; the rest comes from the file, then defaults.
+	if cfg.ID != "web9" || cfg.Addr != "10.0.1.11" || time.Duration(cfg.Poll) != 2*time.Second || time.Duration(cfg.DrainTimeout) != 30*time.Second {
+		t.Fatalf("merged config: %+v", cfg)
+	}
+	if !slices.Equal(cfg.Services, []string{"db:5432"}) || !slices.Equal(cfg.Join, addrList{"10.0.0.1:7946", "10.0.0.2:7946"}) {
+		t.Fatalf("lists: services %q join %q", cfg.Services, cfg.Join)
+	}
+}
+
+func TestConfigFileRejectsUnknownKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "director.yaml")
+	if err := os.WriteFile(path, []byte("id: lb1\nvip_iface: eth0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := raftlvs(t, "", "", "director", "--config", path)
+	if code != exitUsage || !strings.Contains(stderr, "vip_iface") {
+		t.Fatalf("exit %d, stderr %q: want a usage error naming the unknown key", code, stderr)
+	}
+}
