@@ -231,3 +231,29 @@ func TestLeaderClaimsVIPsFollowsChangesAndReleasesFirst(t *testing.T) {
 		t.Fatalf("after leadership loss want backup only, got %v", r.sync.running)
 	}
 }
+
+func TestConnectionsCountsTheRealServersIPVSEntries(t *testing.T) {
+	r := newRig(t)
+	r.addWeb(t, "192.0.2.10")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.d.Run(ctx, r.cluster)
+	eventually(t, "IPVS programmed", func() bool { return len(r.d.reconciler.Table()) == 1 })
+
+	e := r.d.reconciler.Table()[0]
+	dst := &ipvs.DestinationStats{
+		Destination:       ipvs.DestKey{Address: netip.MustParseAddr("10.0.1.1"), Port: 80},
+		ActiveConnections: 3, InactiveConnections: 4,
+	}
+	if err := r.table.SetStats(e.Service.Key(), ipvs.Counters{}, dst); err != nil {
+		t.Fatal(err)
+	}
+	rs := fsm.RealServer{Service: "web-192.0.2.10", Addr: netip.MustParseAddr("10.0.1.1"), Port: 80}
+	if n, err := r.d.Connections(rs); err != nil || n != 7 {
+		t.Fatalf("Connections = %d, %v; want 7", n, err)
+	}
+	rs.Port = 81
+	if n, err := r.d.Connections(rs); err != nil || n != 0 {
+		t.Fatalf("a real server not in the table has %d connections (%v); want 0", n, err)
+	}
+}

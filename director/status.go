@@ -1,9 +1,13 @@
 package director
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/raftlvs/raftlvs/cluster/api"
 	"github.com/raftlvs/raftlvs/director/ipvs"
 	"github.com/raftlvs/raftlvs/director/syncd"
+	"github.com/raftlvs/raftlvs/fsm"
 )
 
 // DataPlane reports what this director holds in its kernel: VIPs, sync daemons and the
@@ -67,4 +71,28 @@ func apiCounters(c ipvs.Counters) api.Counters {
 		Conns: c.Connections, InPkts: c.PacketsIn, OutPkts: c.PacketsOut, InBytes: c.BytesIn, OutBytes: c.BytesOut,
 		CPS: c.CPS, InPPS: c.PPSIn, OutPPS: c.PPSOut, InBPS: c.BPSIn, OutBPS: c.BPSOut,
 	}
+}
+
+// Connections counts the active and inactive connections of a real server in this
+// director's IPVS table, so a drain can end when the last connection has.
+func (d *Director) Connections(rs fsm.RealServer) (int, error) {
+	if d.kernel.Stats == nil {
+		return 0, errors.New("count connections: no IPVS counters")
+	}
+	for _, e := range d.reconciler.Table() {
+		if e.Name != rs.Service {
+			continue
+		}
+		dests, err := d.kernel.Stats.DestinationStats(e.Service)
+		if err != nil {
+			return 0, fmt.Errorf("count connections of %s: %w", rs.Service, err)
+		}
+		for _, ds := range dests {
+			if ds.Destination.Address == rs.Addr.Unmap() && ds.Destination.Port == rs.Port {
+				return ds.ActiveConnections + ds.InactiveConnections, nil
+			}
+		}
+		return 0, nil // not programmed (any more): nothing to wait for
+	}
+	return 0, nil
 }
