@@ -231,7 +231,7 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 	}
 	defer pool.Shutdown()
 	if dir != nil {
-		// REGISTRAR dir.SetLeaderDuties(newRegistrar(cfg, pool, node, dir, log))
+		dir.SetLeaderDuties(newRegistrar(cfg, pool, node, dir, log))
 	}
 
 	srv := api.NewServer(node, log)
