@@ -15,7 +15,8 @@ import (
 // Registrar: its drain and reap timers must start anew with the leadership, never carry
 // over from an earlier term of this node.
 type registrarDuty struct {
-	cfg registrar.Config
+	cfg  registrar.Config
+	node *cluster.Node
 }
 
 func newRegistrar(cfg *directorConfig, pool *gossip.Pool, node *cluster.Node, dir *director.Director, log *slog.Logger) *registrarDuty {
@@ -27,11 +28,15 @@ func newRegistrar(cfg *directorConfig, pool *gossip.Pool, node *cluster.Node, di
 		MaxDrain:  time.Duration(cfg.DrainMax),
 		ReapDelay: time.Duration(cfg.ReapDelay),
 		Logger:    log,
-	}}
+	}, node: node}
 }
 
 func (d *registrarDuty) Run(ctx context.Context) error {
-	r, err := registrar.New(d.cfg)
+	changes, cancel := d.node.Watch()
+	defer cancel()
+	cfg := d.cfg
+	cfg.StateChanges = changes
+	r, err := registrar.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,10 @@ type Config struct {
 	State   StateView
 	Writer  Writer
 	Conns   ConnCounter // optional: without it a drain always lasts MaxDrain
+	// StateChanges, optional, signals state changes (the node's Watch): an agent that
+	// announced a service the cluster did not have yet is registered as soon as the
+	// service is added, not at the next periodic pass.
+	StateChanges <-chan struct{}
 
 	MaxDrain     time.Duration
 	ReapDelay    time.Duration
@@ -136,6 +140,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
+		case <-r.cfg.StateChanges:
 		case _, ok := <-events:
 			if !ok { // the pool shut down: keep the periodic pass
 				events = nil

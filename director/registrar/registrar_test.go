@@ -557,3 +557,21 @@ func BenchmarkReconcileSteadyState(b *testing.B) {
 		b.Fatal("a steady-state pass wrote")
 	}
 }
+
+func TestRunRegistersAsSoonAsTheServiceExists(t *testing.T) {
+	changes := make(chan struct{}, 1)
+	h := newHarness(t, func(c *Config) { c.Interval = time.Hour; c.Now = time.Now; c.StateChanges = changes })
+	h.pool.set(agent("a1", 1, sp("web", 8080, 5), sp("api", 9000, 5)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.r.Run(ctx)
+
+	// The agent also serves a service the cluster does not have yet: only web registers.
+	waitFor(t, "start-up pass", func() bool { _, ok := h.c.rs(t, "web", addrOf(1).String(), 8080); return ok })
+	h.c.must(t, fsm.AddService{Service: fsm.Service{Name: "api", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.20"), Port: 9000}})
+	changes <- struct{}{}
+	waitFor(t, "registration after the service was added", func() bool {
+		_, ok := h.c.rs(t, "api", addrOf(1).String(), 9000)
+		return ok
+	})
+}
