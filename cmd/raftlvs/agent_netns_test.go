@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/raftlvs/raftlvs/cluster"
+	"github.com/raftlvs/raftlvs/cluster/api"
+	"github.com/raftlvs/raftlvs/cluster/gossip"
+	"github.com/raftlvs/raftlvs/director"
+	"github.com/raftlvs/raftlvs/director/ipvs"
+	"github.com/raftlvs/raftlvs/director/vip"
+	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/realserver"
+)
+
+// This file runs the agent's whole path on the host: three directors in this process
+// (real Raft over TCP with bolt files, real gossip, the registrar, the API; an in-memory
+// IPVS table, since this kernel has none) and agents whose kernel side works in network
+// namespaces the test creates. Traffic stays on 127.0.0.1 and inside those namespaces.
+
+var testLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+type inprocDirector struct {
+	id     string
+	node   *cluster.Node
+	pool   *gossip.Pool
+	table  *ipvs.Fake
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+func startDirector(t *testing.T, id string, key []byte, bootstrap bool, join []string) *inprocDirector {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := vip.NewFakeLinks()
+	links.AddLink("eth0", net.HardwareAddr{2, 0, 0, 0, 0, byte(len(id))}, netip.MustParsePrefix("10.0.0.1/24"))
+	d := &inprocDirector{id: id, table: ipvs.NewFake()}
+	dir, err := director.New(director.Config{
+		VIP:      vip.Config{Interface: "eth0", Burst: 1, Refresh: -1},
+		StateDir: t.TempDir(),
+		Logger:   testLog,
+	}, &director.Kernel{IPVS: d.table, Stats: d.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.pool, err = gossip.New(gossip.Config{NodeName: id, BindAddr: "127.0.0.1", SecretKey: key, Join: join, Logger: testLog},
+		gossip.Meta{Role: gossip.RoleDirector, ID: id, APIAddr: ln.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.node, err = cluster.Open(cluster.Config{
+		NodeID: id, DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", APIAddr: ln.Addr().String(),
+		GossipAddr: d.pool.LocalAddr().String(), Bootstrap: bootstrap,
+		// raft's own (slower) timings: the race detector on two shared cores stalls.
+		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
+		Logger: testLog, OnLeader: dir.Lead,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &directorConfig{DrainMax: duration(5 * time.Second), ReapDelay: duration(time.Minute)}
+	dir.SetLeaderDuties(newRegistrar(cfg, d.pool, d.node, dir, testLog))
+	srv := api.NewServer(d.node, testLog)
+	httpSrv := &http.Server{Handler: srv}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.done.Go(func() { httpSrv.Serve(ln) })
+	d.done.Go(func() { dir.Run(ctx, d.node) })
+	t.Cleanup(func() {
+		cancel()
+		httpSrv.Close()
+		d.node.Close()
+		d.pool.Shutdown()
+		d.done.Wait()
+	})
+	return d
+}
+
+// testAgent is an agent whose gossip runs on loopback and whose kernel side is a netns.
+type testAgent struct {
+	id, ns   string
+	addr     netip.Addr
+	pool     *gossip.Pool
+	cancel   context.CancelFunc
+	done     chan error    // Run's result
+	finished chan struct{} // closed once Run has returned
+}
+
+func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join []string, service string) *testAgent {
+	t.Helper()
+	a := &testAgent{id: id, ns: ns, addr: addr, done: make(chan error, 1), finished: make(chan struct{})}
+	h, err := netns.GetFromName(a.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := realserver.NewNetlinkHostAt(h)
+	if err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	meta := gossip.Meta{Role: gossip.RoleAgent, ID: id, Addr: addr, Draining: true,
+		Services: []gossip.ServicePort{{Service: service, Weight: 3}}}
+	a.pool, err = gossip.New(gossip.Config{NodeName: id, BindAddr: "127.0.0.1", SecretKey: key, Join: join, Logger: testLog}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	directors := &poolDirectors{pool: a.pool}
+	agent, err := realserver.NewAgent(realserver.Config{
+		ID: id, Addr: addr, Services: []realserver.ServiceSpec{{Name: service, Weight: 3}},
+		Interface: "eth0", StateFile: filepath.Join(t.TempDir(), "agent.json"),
+		PollInterval: 500 * time.Millisecond, DrainTimeout: 20 * time.Second, Logger: testLog,
+	}, realserver.Deps{Host: host, Services: directors, Registrations: directors,
+		Members: &poolMembership{pool: a.pool, meta: meta}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	go func() {
+		a.done <- agent.Run(ctx)
+		close(a.finished)
+	}()
+	// Stop the agent and wait for it before closing what it uses.
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-a.finished:
+		case <-time.After(time.Minute):
+			t.Errorf("agent %s did not stop", id)
+		}
+		a.pool.Shutdown()
+		host.Close()
+		h.Close()
+	})
+	return a
+}
+
+// newTestNetns makes a namespace with an "eth0" (one end of a veth pair whose other end
+// stays in the namespace too) holding addr, and deletes it at the end of the test.
+func newTestNetns(t *testing.T, addr netip.Addr) string {
+	t.Helper()
+	name := fmt.Sprintf("raftlvs-test-%d-%s", os.Getpid(), strings.ReplaceAll(addr.String(), ".", "-"))
+	runIn(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	runIn(t, "ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+	runIn(t, "ip", "-n", name, "addr", "add", addr.String()+"/24", "dev", "eth0")
+	runIn(t, "ip", "-n", name, "link", "set", "eth0", "up")
+	runIn(t, "ip", "-n", name, "link", "set", "peer0", "up")
+	runIn(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+func runIn(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// nsView is what the test compares before and after an agent: lo's addresses and the
+// sysctls the agent may change, read inside the namespace.
+func nsView(t *testing.T, ns string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(runIn(t, "ip", "-n", ns, "-o", "addr", "show", "dev", "lo"))
+	for _, p := range []string{"all/arp_ignore", "all/arp_announce", "eth0/arp_ignore", "eth0/arp_announce", "all/rp_filter"} {
+		fmt.Fprintf(&b, "%s=%s", p, runIn(t, "ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/conf/"+p))
+	}
+	return b.String()
+}
+
+func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+	}
+}
+
+func realServerOf(d *inprocDirector, service string, addr netip.Addr) (rs fsm.RealServer, ok bool) {
+	d.node.View(func(st *fsm.State) {
+		for _, r := range st.RealServers(service) {
+			if r.Addr == addr {
+				rs, ok = r, true
+			}
+		}
+	})
+	return rs, ok
+}
+
+func TestAgentsRegisterConfigureTheirNamespaceAndLeave(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2")
+	}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	d1 := startDirector(t, "d1", key, true, nil)
+	seed := []string{d1.pool.LocalAddr().String()}
+	d2 := startDirector(t, "d2", key, false, seed)
+	d3 := startDirector(t, "d3", key, false, seed)
+	directors := []*inprocDirector{d1, d2, d3}
+	waitUntil(t, "d1 leads", 20*time.Second, d1.node.IsLeader)
+	for _, d := range directors[1:] {
+		waitUntil(t, d.id+" joins", 20*time.Second, func() bool {
+			return d1.node.Join(context.Background(), d.node.Self()) == nil
+		})
+	}
+	vipAddr := netip.MustParseAddr("192.0.2.80")
+	waitUntil(t, "service added", 20*time.Second, func() bool {
+		err := d1.node.Apply(context.Background(), fsm.AddService{Service: fsm.Service{
+			Name: "web", Protocol: fsm.TCP, VIP: vipAddr, Port: 80, Scheduler: "wrr", Forwarding: fsm.DR}})
+		return err == nil || errors.Is(err, fsm.ErrExists)
+	})
+
+	// An agent with the wrong key never gets in.
+	intruder, err := gossip.New(gossip.Config{NodeName: "intruder", BindAddr: "127.0.0.1",
+		SecretKey: []byte("fedcba9876543210fedcba9876543210"), Join: seed, Logger: testLog},
+		gossip.Meta{Role: gossip.RoleAgent, ID: "intruder", Addr: netip.MustParseAddr("10.99.0.66"),
+			Services: []gossip.ServicePort{{Service: "web", Weight: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer intruder.Shutdown()
+
+	addrA, addrB := netip.MustParseAddr("10.99.0.11"), netip.MustParseAddr("10.99.0.12")
+	a := startAgent(t, "rs-a", newTestNetns(t, addrA), addrA, key, seed, "web")
+	nsB := newTestNetns(t, addrB)
+	before := nsView(t, nsB)
+	b := startAgent(t, "rs-b", nsB, addrB, key, seed, "web")
+
+	// Both register, on every director, active at their weight.
+	for _, d := range directors {
+		for _, ag := range []*testAgent{a, b} {
+			waitUntil(t, ag.id+" registered on "+d.id, 30*time.Second, func() bool {
+				rs, ok := realServerOf(d, "web", ag.addr)
+				return ok && rs.Origin == fsm.AgentOrigin(ag.id) && rs.Admin == fsm.Active && rs.Weight == 3
+			})
+		}
+	}
+	// Each agent configured its own namespace for DR.
+	for _, ag := range []*testAgent{a, b} {
+		waitUntil(t, ag.id+" VIP on lo", 20*time.Second, func() bool {
+			return strings.Contains(runIn(t, "ip", "-n", ag.ns, "-o", "addr", "show", "dev", "lo"), vipAddr.String()+"/32 scope host")
+		})
+		v := nsView(t, ag.ns)
+		for _, want := range []string{"all/arp_ignore=1", "all/arp_announce=2", "eth0/arp_ignore=1", "eth0/arp_announce=2"} {
+			if !strings.Contains(v, want) {
+				t.Errorf("%s: want %s in %s", ag.id, want, v)
+			}
+		}
+	}
+	if _, ok := realServerOf(d1, "web", netip.MustParseAddr("10.99.0.66")); ok {
+		t.Error("the agent with the wrong gossip key was registered")
+	}
+
+	// A crash (no leave: gossip just stops) takes rs-a out of rotation at once.
+	crashed := time.Now()
+	a.pool.Shutdown()
+	waitUntil(t, "crashed agent out of rotation", 30*time.Second, func() bool {
+		rs, ok := realServerOf(d2, "web", addrA)
+		return ok && !rs.InRotation()
+	})
+	t.Logf("crashed agent out of rotation after %s (gossip detection plus a Raft commit)", time.Since(crashed).Round(10*time.Millisecond))
+
+	// A graceful stop drains, then removes, and leaves the namespace as it was found.
+	b.cancel()
+	waitUntil(t, "leaving agent drained", 30*time.Second, func() bool {
+		rs, ok := realServerOf(d3, "web", addrB)
+		return !ok || rs.Admin == fsm.Draining
+	})
+	waitUntil(t, "leaving agent removed", 30*time.Second, func() bool {
+		_, ok := realServerOf(d3, "web", addrB)
+		return !ok
+	})
+	select {
+	case err := <-b.done:
+		if err != nil {
+			t.Fatalf("graceful stop: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent did not finish its graceful stop")
+	}
+	if after := nsView(t, nsB); after != before {
+		t.Fatalf("the agent left its namespace changed:\nbefore %s\nafter  %s", before, after)
+	}
+}
