@@ -36,6 +36,9 @@ func (s *State) Prepare(c Command) (Command, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkUsableAddresses(c); err != nil {
+		return nil, err
+	}
 	if err := c.check(s); err != nil {
 		return nil, err
 	}

@@ -58,6 +58,11 @@ func TestPrepareRejectsBadServices(t *testing.T) {
 		{"hysteresis not below quorum", func(s *Service) { s.Quorum = 2; s.Hysteresis = 2 }, "hysteresis"},
 		{"sorry server of other family", func(s *Service) { s.SorryServer = netip.AddrPortFrom(rs6, 80) }, "sorry_server"},
 		{"bad health check", func(s *Service) { s.HealthCheck = &HealthCheck{Type: "ping"} }, "health_check.type"},
+		{"loopback vip", func(s *Service) { s.VIP = netip.MustParseAddr("127.0.0.1") }, "vip"},
+		{"link-local vip", func(s *Service) { s.VIP = netip.MustParseAddr("169.254.1.1") }, "vip"},
+		{"broadcast vip", func(s *Service) { s.VIP = netip.MustParseAddr("255.255.255.255") }, "vip"},
+		{"zoned vip", func(s *Service) { s.VIP = netip.MustParseAddr("fe80::1%eth0"); s.Family = IPv6 }, "vip"},
+		{"loopback sorry server", func(s *Service) { s.SorryServer = netip.MustParseAddrPort("127.0.0.1:80") }, "sorry_server"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,6 +130,7 @@ func TestPrepareRejectsBadRealServers(t *testing.T) {
 		{"lower above upper", RealServer{Service: "web", Addr: rs4, Weight: 1, UpperThreshold: 10, LowerThreshold: 20}, ErrInvalid, "lower_threshold"},
 		{"bad origin", RealServer{Service: "web", Addr: rs4, Weight: 1, Origin: "someone"}, ErrInvalid, "origin"},
 		{"bad admin", RealServer{Service: "web", Addr: rs4, Weight: 1, Admin: "paused"}, ErrInvalid, "admin"},
+		{"loopback address", RealServer{Service: "web", Addr: netip.MustParseAddr("127.0.0.2"), Weight: 1}, ErrInvalid, "addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -108,10 +108,7 @@ func orDefault[T int | time.Duration](v, def T) T {
 // fails is retried with back-off; the error returned joins each VIP's failure, and what
 // succeeded is held regardless, so the caller may carry on or Release and step down.
 func (o *VIPOwner) Claim(ctx context.Context, vips []netip.Addr) error {
-	want, err := normalise(vips)
-	if err != nil {
-		return err
-	}
+	want, badVIPs := normalise(vips)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.claimed {
@@ -127,18 +124,15 @@ func (o *VIPOwner) Claim(ctx context.Context, vips []netip.Addr) error {
 		o.want(v, now)
 	}
 	o.log.Info("claiming VIPs", "vips", want)
-	err = o.stepLocked(now)
+	err := o.stepLocked(now)
 	go o.run(loopCtx, o.gen, o.done)
-	return err
+	return errors.Join(badVIPs, err)
 }
 
 // SetVIPs changes the held set during a claim: VIPs not held yet are claimed as in Claim,
 // VIPs no longer wanted are removed, and the others are left alone.
 func (o *VIPOwner) SetVIPs(vips []netip.Addr) error {
-	want, err := normalise(vips)
-	if err != nil {
-		return err
-	}
+	want, badVIPs := normalise(vips)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if !o.claimed {
@@ -154,7 +148,7 @@ func (o *VIPOwner) SetVIPs(vips []netip.Addr) error {
 	for _, v := range want {
 		o.want(v, now)
 	}
-	err = o.stepLocked(now)
+	err := errors.Join(badVIPs, o.stepLocked(now))
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -248,10 +242,7 @@ func (o *VIPOwner) forgetUnwanted() {
 // the keepalived it replaced) cannot answer ARP beside the leader's. It never removes an
 // address with a shorter prefix: that is the node's own. It returns what it removed.
 func (o *VIPOwner) RemoveStale(vips []netip.Addr) ([]netip.Addr, error) {
-	want, err := normalise(vips)
-	if err != nil {
-		return nil, err
-	}
+	want, _ := normalise(vips) // an unusable address cannot be a VIP left behind
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.claimed {
@@ -319,18 +310,23 @@ func (o *VIPOwner) heldLocked() []netip.Addr {
 
 // normalise validates vips and returns them sorted without duplicates, IPv4-mapped IPv6
 // addresses turned into IPv4.
+// normalise returns the usable VIPs, sorted and unique, and an error (wrapping ErrBadVIP)
+// naming each unusable one. One bad address must not cost the others their VIP: the
+// callers go on with what is usable.
 func normalise(vips []netip.Addr) ([]netip.Addr, error) {
 	out := make([]netip.Addr, 0, len(vips))
+	var bad []error
 	for _, v := range vips {
 		u := v.Unmap()
 		if !u.IsValid() || u.Zone() != "" || u.IsUnspecified() || u.IsMulticast() ||
 			u.IsLoopback() || u.IsLinkLocalUnicast() || u == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-			return nil, fmt.Errorf("%w: %s", ErrBadVIP, v)
+			bad = append(bad, fmt.Errorf("%w: %s", ErrBadVIP, v))
+			continue
 		}
 		out = append(out, u)
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out), nil
+	return slices.Compact(out), errors.Join(bad...)
 }
 
 func sortedKeys(m map[netip.Addr]*vipState) []netip.Addr {

@@ -407,15 +407,25 @@ func TestCallsOutOfTurn(t *testing.T) {
 	})
 }
 
-func TestRejectsBadVIPs(t *testing.T) {
+func TestBadVIPsAreReportedAndTheOthersStillClaimed(t *testing.T) {
 	for _, bad := range []string{"0.0.0.0", "127.0.0.1", "224.0.0.18", "255.255.255.255", "::", "::1", "ff02::1", "fe80::1", "fe80::1%eth0"} {
 		t.Run(bad, func(t *testing.T) {
 			r := newRig(t, Config{})
-			if err := r.owner.Claim(t.Context(), []netip.Addr{netip.MustParseAddr(bad)}); !errors.Is(err, ErrBadVIP) {
-				t.Fatalf("Claim(%s): %v, want ErrBadVIP", bad, err)
+			err := r.owner.Claim(t.Context(), []netip.Addr{netip.MustParseAddr(bad), vip4a})
+			if !errors.Is(err, ErrBadVIP) || !strings.Contains(err.Error(), bad) {
+				t.Fatalf("Claim(%s, %s): %v, want ErrBadVIP naming it", bad, vip4a, err)
 			}
-			if _, err := r.owner.RemoveStale([]netip.Addr{netip.MustParseAddr(bad)}); !errors.Is(err, ErrBadVIP) {
-				t.Fatalf("RemoveStale(%s): %v, want ErrBadVIP", bad, err)
+			if held := r.owner.Held(); !slices.Equal(held, []netip.Addr{vip4a}) {
+				t.Fatalf("held %v: one bad VIP must not cost the good one", held)
+			}
+			if err := r.owner.SetVIPs([]netip.Addr{netip.MustParseAddr(bad), vip4a}); !errors.Is(err, ErrBadVIP) {
+				t.Fatalf("SetVIPs(%s): %v, want ErrBadVIP", bad, err)
+			}
+			if err := r.owner.Release(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.owner.RemoveStale([]netip.Addr{netip.MustParseAddr(bad)}); err != nil {
+				t.Fatalf("RemoveStale(%s): %v: an unusable address is simply not a VIP", bad, err)
 			}
 		})
 	}
