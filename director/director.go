@@ -115,6 +115,7 @@ type Director struct {
 	mu      sync.Mutex
 	cluster Cluster
 	leader  LeaderDuties
+	running chan struct{} // closed by Run once the director is wired to its cluster
 }
 
 // LeaderDuties are extra duties the leader loop runs for as long as this node leads,
@@ -151,7 +152,7 @@ func New(cfg Config, kernel *Kernel) (*Director, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new director: %w", err)
 	}
-	return &Director{cfg: cfg, log: cfg.Logger, kernel: kernel, reconciler: rec, vips: owner}, nil
+	return &Director{cfg: cfg, log: cfg.Logger, kernel: kernel, reconciler: rec, vips: owner, running: make(chan struct{})}, nil
 }
 
 // SetLeaderDuties sets what the leader loop runs besides VIPs and the sync master.
@@ -169,6 +170,7 @@ func (d *Director) Run(ctx context.Context, c Cluster) error {
 	d.mu.Lock()
 	d.cluster = c
 	d.mu.Unlock()
+	close(d.running)
 	if d.cfg.SyncEnabled {
 		if err := d.kernel.Sync.Start(syncd.Backup, d.cfg.Sync); err != nil {
 			return fmt.Errorf("start backup sync daemon: %w", err)
@@ -191,12 +193,18 @@ func (d *Director) Run(ctx context.Context, c Cluster) error {
 	return nil
 }
 
+// staleVIPCheck is how often a follower looks for VIPs it should not hold, besides on
+// every state change (a release that failed, an address added by hand).
+const staleVIPCheck = 10 * time.Second
+
 // removeStaleVIPs takes the cluster's VIPs off this node whenever it is not the leader,
-// on every state change: after a crash and restart the state (and so the VIP list) is
-// only known once Raft has replayed it.
+// on every state change and periodically: after a crash and restart the state (and so
+// the VIP list) is only known once Raft has replayed it.
 func (d *Director) removeStaleVIPs(ctx context.Context, c Cluster) {
 	changes, cancel := c.Watch()
 	defer cancel()
+	tick := time.NewTicker(staleVIPCheck)
+	defer tick.Stop()
 	for {
 		if !c.IsLeader() {
 			// The owner logs what it removes; ErrClaimed means this node became leader.
@@ -208,6 +216,7 @@ func (d *Director) removeStaleVIPs(ctx context.Context, c Cluster) {
 		case <-ctx.Done():
 			return
 		case <-changes:
+		case <-tick.C:
 		}
 	}
 }
@@ -226,3 +235,6 @@ func ClusterVIPs(c Cluster) []netip.Addr {
 	slices.SortFunc(vips, netip.Addr.Compare)
 	return slices.Compact(vips)
 }
+
+// Close releases the kernel handles; call it after Run has returned.
+func (d *Director) Close() { d.kernel.Close() }

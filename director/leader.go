@@ -15,13 +15,15 @@ import (
 // the other duties; on the way out the VIPs go first, so that two directors never answer
 // for a VIP, then the rest is stopped and waited for.
 func (d *Director) Lead(ctx context.Context) {
+	// Raft may elect this node before the daemon has finished wiring it up.
+	select {
+	case <-d.running:
+	case <-ctx.Done():
+		return
+	}
 	d.mu.Lock()
 	c, duties := d.cluster, d.leader
 	d.mu.Unlock()
-	if c == nil {
-		d.log.Error("leadership gained before the director runs; no leader duties")
-		return
-	}
 	log := d.log.With("role", "leader")
 	changes, cancel := c.Watch()
 	defer cancel()

@@ -66,6 +66,11 @@ func (s *State) normalize(c Command) (Command, error) {
 		// the health checks last said are not the editor's to reset.
 		defaultPort(&c.RealServer, s.services[c.RealServer.Service])
 		if old, ok := s.server(c.RealServer.Key()); ok {
+			// The registrar would undo an edit within seconds: say so instead.
+			if old.IsAgent() && c.RealServer.Origin == "" {
+				return nil, conflict("addr", "real server %s port %d of %s is registered by %s: change it on the agent (its --service weight), or stop the agent to drain it",
+					old.Addr, old.Port, old.Service, old.Origin)
+			}
 			if c.RealServer.Origin == "" {
 				c.RealServer.Origin = old.Origin
 			}

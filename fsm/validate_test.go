@@ -213,12 +213,11 @@ func TestAgentAndOperatorRealServersDoNotOverwriteEachOther(t *testing.T) {
 	if got, _ := s.RealServer(agent.Key()); got.Weight != 7 || got.Origin != "agent:rs1" {
 		t.Fatalf("upsert did not update: %+v", got)
 	}
-	// An operator edit (drain) keeps the agent origin.
+	// An operator edit is refused: the registrar owns the entry and would undo it.
 	drain := agent
 	drain.Origin, drain.Admin = "", Draining
-	mustApply(t, s, EditRealServer{RealServer: drain})
-	if got, _ := s.RealServer(agent.Key()); got.Origin != "agent:rs1" || got.InRotation() {
-		t.Fatalf("drain lost origin or stayed in rotation: %+v", got)
+	if _, err := s.Prepare(EditRealServer{RealServer: drain}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "agent:rs1") {
+		t.Fatalf("operator edit of an agent's real server: got %v, want a conflict naming the agent", err)
 	}
 }
 

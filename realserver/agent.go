@@ -17,7 +17,9 @@ import (
 const (
 	DefaultPollInterval = 5 * time.Second
 	DefaultRetryMin     = 250 * time.Millisecond
-	DefaultDrainTimeout = 30 * time.Second
+	// DefaultDrainTimeout outlasts the directors' default maximum drain (60 s), so that
+	// by default the directors, counting connections, decide when the drain is over.
+	DefaultDrainTimeout = 90 * time.Second
 	DefaultLeaveTimeout = 5 * time.Second
 )
 
@@ -280,8 +282,8 @@ func (a *Agent) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// waitDrained polls the directors until every real server of this agent is draining or
-// gone, for at most DrainTimeout.
+// waitDrained polls the directors until every real server of this agent is gone (the
+// leader removes it once its connections have ended), for at most DrainTimeout.
 func (a *Agent) waitDrained(ctx context.Context) {
 	if a.deps.Registrations == nil {
 		return

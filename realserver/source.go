@@ -55,8 +55,10 @@ func (s APISource) Service(ctx context.Context, name string) (fsm.Service, error
 	return info.Service, nil
 }
 
-// Drained reports true once the agent's real server of the service is draining or gone,
-// or the service itself is gone.
+// Drained reports true once the directors have removed the agent's real server of the
+// service (or the service itself). The leader removes a leaving agent's real server only
+// when its connections have ended, or after its maximum drain time, so an agent that
+// waits for this keeps its VIP until established connections are done.
 func (s APISource) Drained(ctx context.Context, service, agentID string, addr netip.Addr) (bool, error) {
 	info, err := s.Client.Service(ctx, service)
 	if errors.Is(err, fsm.ErrNotFound) {
@@ -66,7 +68,7 @@ func (s APISource) Drained(ctx context.Context, service, agentID string, addr ne
 		return false, fmt.Errorf("get service %s: %w", service, err)
 	}
 	for _, rs := range info.RealServers {
-		if rs.Addr == addr && rs.Origin == fsm.AgentOrigin(agentID) && rs.Admin != fsm.Draining {
+		if rs.Addr == addr && rs.Origin == fsm.AgentOrigin(agentID) {
 			return false, nil
 		}
 	}

@@ -102,7 +102,7 @@ func TestAPISourceDrained(t *testing.T) {
 		want    bool
 	}{
 		{name: "active", servers: []fsm.RealServer{rs(fsm.Active, "agent:rs1")}, service: "web", want: false},
-		{name: "draining", servers: []fsm.RealServer{rs(fsm.Draining, "agent:rs1")}, service: "web", want: true},
+		{name: "draining: connections may still be open", servers: []fsm.RealServer{rs(fsm.Draining, "agent:rs1")}, service: "web", want: false},
 		{name: "removed", service: "web", want: true},
 		{name: "an operator's real server at the same address is not ours", servers: []fsm.RealServer{rs(fsm.Active, fsm.OriginOperator)}, service: "web", want: true},
 		{name: "service gone", service: "gone", want: true},

@@ -63,12 +63,11 @@ undoes exactly what it changed. Flags override the --config file (YAML).`,
 	f.Var(&cfg.Join, "join", "gossip address(es) of directors, HOST:PORT[,…] (required)")
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", "", "gossip listen address HOST:PORT (default: --addr, port 7946)")
 	f.StringVar(&cfg.GossipKey, "gossip-key", os.Getenv("RAFTLVS_GOSSIP_KEY"), "gossip encryption key, base64 (env RAFTLVS_GOSSIP_KEY)")
-	f.StringVar(&cfg.ClusterID, "cluster-id", "", "cluster name, if the directors set one")
 	f.StringArrayVar(&cfg.Services, "service", nil, "a service served here, NAME[:PORT][@WEIGHT] (repeatable)")
 	f.StringVar(&cfg.Interface, "interface", "", "egress interface for the ARP sysctls (default: the one holding --addr)")
 	f.StringVar(&cfg.StateFile, "state-file", "/var/lib/raftlvs/agent.json", "what the agent changed, for a faithful undo")
 	durationFlag(f, &cfg.Poll, "poll", 5*time.Second, "how often services are re-read and the host re-checked")
-	durationFlag(f, &cfg.DrainTimeout, "drain-timeout", 30*time.Second, "longest wait for the directors to drain this server on stop")
+	durationFlag(f, &cfg.DrainTimeout, "drain-timeout", realserver.DefaultDrainTimeout, "longest wait, on stop, for the directors to finish draining this server (its connections ending)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -112,7 +111,7 @@ func runAgent(ctx context.Context, cfg *agentConfig) error {
 	// sends traffic to a real server that would drop it.
 	pool, err := gossip.New(gossip.Config{
 		NodeName: cfg.ID, BindAddr: host, BindPort: port, Join: cfg.Join,
-		SecretKey: key, Label: cfg.ClusterID, Logger: log,
+		SecretKey: key, Logger: log,
 	}, meta)
 	if err != nil {
 		return fmt.Errorf("join the gossip pool: %w", err)

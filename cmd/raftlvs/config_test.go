@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftlvs/raftlvs/realserver"
 )
 
 func TestConfigFileThenFlagsOverride(t *testing.T) {
@@ -23,7 +25,7 @@ func TestConfigFileThenFlagsOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The command line wins field by field; the rest comes from the file, then defaults.
-	if cfg.ID != "web9" || cfg.Addr != "10.0.1.11" || time.Duration(cfg.Poll) != 2*time.Second || time.Duration(cfg.DrainTimeout) != 30*time.Second {
+	if cfg.ID != "web9" || cfg.Addr != "10.0.1.11" || time.Duration(cfg.Poll) != 2*time.Second || time.Duration(cfg.DrainTimeout) != realserver.DefaultDrainTimeout {
 		t.Fatalf("merged config: %+v", cfg)
 	}
 	if !slices.Equal(cfg.Services, []string{"db:5432"}) || !slices.Equal(cfg.Join, addrList{"10.0.0.1:7946", "10.0.0.2:7946"}) {
@@ -39,5 +41,26 @@ func TestConfigFileRejectsUnknownKeys(t *testing.T) {
 	code, _, stderr := raftlvs(t, "", "", "director", "--config", path)
 	if code != exitUsage || !strings.Contains(stderr, "vip_iface") {
 		t.Fatalf("exit %d, stderr %q: want a usage error naming the unknown key", code, stderr)
+	}
+}
+
+func TestDirectorRefusesConfigsThatCannotWork(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bootstrap and join", []string{"--bootstrap", "--join", "10.0.0.1:7080"}, "exclude each other"},
+		{"unspecified API address", []string{"--api-addr", "0.0.0.0:7080"}, "--api-advertise"},
+		{"bad id", []string{"--id", "-x"}, "--id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"director", "--gossip-key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, tt.args...)
+			code, _, stderr := raftlvs(t, "", "", args...)
+			if code != exitUsage || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, stderr %q: want a usage error mentioning %q", code, stderr, tt.want)
+			}
+		})
 	}
 }

@@ -32,6 +32,7 @@ type directorConfig struct {
 	RaftAddr      string   `json:"raft_addr"`
 	RaftAdvertise string   `json:"raft_advertise"`
 	APIAddr       string   `json:"api_addr"`
+	APIAdvertise  string   `json:"api_advertise"`
 	GossipAddr    string   `json:"gossip_addr"`
 	GossipKey     string   `json:"gossip_key"`
 	Bootstrap     bool     `json:"bootstrap"`
@@ -86,11 +87,12 @@ without IPVS. Flags override the --config file (YAML; keys are the flag names wi
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7000", "Raft listen address")
 	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "Raft address peers dial (default: --raft-addr)")
 	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:7080", "HTTP API listen address")
+	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address other directors and agents dial (default: --api-addr)")
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", "", "gossip listen address HOST:PORT (default: the Raft host, port 7946)")
 	f.StringVar(&cfg.GossipKey, "gossip-key", os.Getenv("RAFTLVS_GOSSIP_KEY"), "gossip encryption key, base64 of 16/24/32 bytes (env RAFTLVS_GOSSIP_KEY)")
 	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "form a new cluster with this director (ignored once it has state)")
 	f.Var(&cfg.Join, "join", "API address(es) of existing directors to join through")
-	f.StringVar(&cfg.ClusterID, "cluster-id", "", "cluster name, set at bootstrap")
+	f.StringVar(&cfg.ClusterID, "cluster-id", "", "cluster name, recorded at bootstrap (default: generated)")
 	f.BoolVar(&cfg.Witness, "witness", false, "Raft only: no IPVS, no VIPs, never stays leader")
 	f.StringVar(&cfg.VIPInterface, "vip-interface", "eth0", "interface that carries the VIPs")
 	f.IntVar(&cfg.GARPBurst, "garp-burst", vip.DefaultBurst, "gratuitous ARP / NA announcements when a VIP is claimed")
@@ -155,8 +157,8 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := fsm.ValidateName(cfg.ID); err != nil {
-		return usagef("--id: %v", err)
+	if err := cfg.check(); err != nil {
+		return err
 	}
 	key, err := gossip.DecodeSecretKey(cfg.GossipKey)
 	if err != nil {
@@ -169,51 +171,47 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	// The data plane first: a director that cannot program IPVS must say so before it
-	// joins a cluster and becomes a voter that could lead.
+	// Take the API port first: a port in use must stop the director before it joins.
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen on the API address: %w", err)
+	}
+	defer ln.Close()
+
+	// Then the data plane: a director that cannot program IPVS must say so before it
+	// becomes a voter that could lead.
 	var dir *director.Director
 	if !cfg.Witness {
-		sc, err := cfg.syncConfig()
-		if err != nil {
+		if dir, err = newDirectorDataPlane(cfg, log); err != nil {
 			return err
 		}
-		kernel, err := director.NewLinuxKernel(cfg.SyncDaemon)
-		if errors.Is(err, ipvs.ErrNoIPVS) {
-			return fmt.Errorf("%w (or run with --witness for a Raft-only voter)", err)
-		}
-		if err != nil {
-			return err
-		}
-		defer kernel.Close()
-		dir, err = director.New(director.Config{
-			VIP:         vip.Config{Interface: cfg.VIPInterface, Burst: cfg.GARPBurst, BurstInterval: time.Duration(cfg.GARPInterval), Refresh: time.Duration(cfg.GARPRefresh)},
-			SyncEnabled: cfg.SyncDaemon,
-			Sync:        sc,
-			StateDir:    cfg.DataDir,
-			Logger:      log,
-		}, kernel)
-		if err != nil {
-			return err
-		}
+		defer dir.Close()
 	}
+
+	pool, err := openDirectorPool(cfg, gossipAddr, key, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Shutdown()
 
 	var node *cluster.Node
 	onLeader := func(ctx context.Context) {
 		if dir != nil {
-			dir.Lead(ctx)
+			dir.Lead(ctx) // waits until dir.Run has wired it up
 			return
 		}
 		witnessLead(ctx, node, log)
 	}
 	node, err = cluster.Open(cluster.Config{
-		NodeID:             cfg.ID,
-		DataDir:            cfg.DataDir,
-		RaftBind:           cfg.RaftAddr,
-		RaftAdvertise:      cfg.RaftAdvertise,
-		APIAddr:            cfg.APIAddr,
-		GossipAddr:         gossipAddr,
-		Bootstrap:          cfg.Bootstrap,
-		ClusterID:          cfg.ClusterID,
+		NodeID:        cfg.ID,
+		DataDir:       cfg.DataDir,
+		RaftBind:      cfg.RaftAddr,
+		RaftAdvertise: cfg.RaftAdvertise,
+		APIAddr:       cfg.apiAdvertise(),
+		GossipAddr:    pool.LocalAddr().String(),
+		Bootstrap:     cfg.Bootstrap,
+		ClusterID:     cfg.ClusterID,
+		// WITNESS-PENDING Witness: cfg.Witness,
 		HeartbeatTimeout:   time.Duration(cfg.Heartbeat),
 		ElectionTimeout:    time.Duration(cfg.Election),
 		LeaderLeaseTimeout: time.Duration(cfg.LeaderLease),
@@ -224,12 +222,7 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 		return err
 	}
 	defer node.Close()
-
-	pool, err := openDirectorPool(ctx, cfg, gossipAddr, key, node, log)
-	if err != nil {
-		return err
-	}
-	defer pool.Shutdown()
+	go joinDirectorsGossip(ctx, pool, node, log)
 	if dir != nil {
 		dir.SetLeaderDuties(newRegistrar(cfg, pool, node, dir, log))
 	}
@@ -239,20 +232,17 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 		srv.DataPlane = dir.DataPlane
 	}
 	srv.Agents = func() any { return agentsOf(pool) }
-	httpSrv := &http.Server{Addr: cfg.APIAddr, Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", cfg.APIAddr)
-	if err != nil {
-		return fmt.Errorf("listen on the API address: %w", err)
-	}
+	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("API server stopped", "err", err)
 			stop()
 		}
 	}()
-	log.Info("director running", "id", cfg.ID, "raft", cfg.RaftAddr, "api", cfg.APIAddr, "gossip", gossipAddr, "witness", cfg.Witness)
+	log.Info("director running", "id", cfg.ID, "raft", cfg.RaftAddr, "api", cfg.APIAddr,
+		"gossip", pool.LocalAddr(), "witness", cfg.Witness)
 
-	if !cfg.Bootstrap && len(cfg.Join) > 0 {
+	if len(cfg.Join) > 0 {
 		go joinCluster(ctx, cfg, node, log)
 	}
 	if dir != nil {
@@ -262,7 +252,8 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 	}
 
 	// Planned stop: hand leadership over first, so clients see a transfer (milliseconds)
-	// rather than an election after a timeout.
+	// rather than an election after a timeout; the transfer stops the leader loop, which
+	// releases the VIPs.
 	if node.IsLeader() {
 		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if terr := node.TransferLeadership(tctx, ""); terr != nil {
@@ -275,6 +266,59 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 	httpSrv.Shutdown(shutdownCtx)
 	log.Info("director stopped")
 	return err
+}
+
+// check refuses configurations that cannot work, before anything starts.
+func (c *directorConfig) check() error {
+	if err := fsm.ValidateName(c.ID); err != nil {
+		return usagef("--id: %v", err)
+	}
+	if c.Bootstrap && len(c.Join) > 0 {
+		return usagef("--bootstrap and --join exclude each other: bootstrap the first director only, join the others")
+	}
+	host, _, err := net.SplitHostPort(c.apiAdvertise())
+	if err != nil {
+		return usagef("--api-advertise: %v", err)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		return usagef("--api-addr %s listens on every address: give --api-advertise, the address other directors and agents dial", c.APIAddr)
+	}
+	return nil
+}
+
+// apiAdvertise is the API address recorded for the other directors and the agents.
+func (c *directorConfig) apiAdvertise() string {
+	if c.APIAdvertise != "" {
+		return c.APIAdvertise
+	}
+	return c.APIAddr
+}
+
+// newDirectorDataPlane opens the kernel and prepares the director over it.
+func newDirectorDataPlane(cfg *directorConfig, log *slog.Logger) (*director.Director, error) {
+	sc, err := cfg.syncConfig()
+	if err != nil {
+		return nil, err
+	}
+	kernel, err := director.NewLinuxKernel(cfg.SyncDaemon)
+	if errors.Is(err, ipvs.ErrNoIPVS) {
+		return nil, fmt.Errorf("%w (or run with --witness for a Raft-only voter)", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	dir, err := director.New(director.Config{
+		VIP:         vip.Config{Interface: cfg.VIPInterface, Burst: cfg.GARPBurst, BurstInterval: time.Duration(cfg.GARPInterval), Refresh: time.Duration(cfg.GARPRefresh)},
+		SyncEnabled: cfg.SyncDaemon,
+		Sync:        sc,
+		StateDir:    cfg.DataDir,
+		Logger:      log,
+	}, kernel)
+	if err != nil {
+		kernel.Close()
+		return nil, err
+	}
+	return dir, nil
 }
 
 // witnessLead hands leadership away from a witness, which cannot hold VIPs. The transfer

@@ -15,9 +15,11 @@ import (
 )
 
 // openDirectorPool joins this director to the gossip pool it shares with the agents. The
-// other directors' gossip addresses come from the replicated state, so a director needs
-// no gossip join list of its own.
-func openDirectorPool(ctx context.Context, cfg *directorConfig, gossipAddr string, key []byte, node *cluster.Node, log *slog.Logger) (*gossip.Pool, error) {
+// other directors' gossip addresses come from the replicated state (joinDirectorsGossip),
+// so a director needs no gossip join list of its own. The pool is told apart from other
+// clusters' by its key, not by a label: a label that one director forgot would cut it
+// off from every agent.
+func openDirectorPool(cfg *directorConfig, gossipAddr string, key []byte, log *slog.Logger) (*gossip.Pool, error) {
 	host, port, err := splitHostPort(gossipAddr)
 	if err != nil {
 		return nil, usagef("--gossip-addr: %v", err)
@@ -27,13 +29,11 @@ func openDirectorPool(ctx context.Context, cfg *directorConfig, gossipAddr strin
 		BindAddr:  host,
 		BindPort:  port,
 		SecretKey: key,
-		Label:     cfg.ClusterID,
 		Logger:    log,
 	}, gossip.Meta{Role: gossip.RoleDirector, ID: cfg.ID, APIAddr: cfg.APIAddr})
 	if err != nil {
 		return nil, fmt.Errorf("join the gossip pool: %w", err)
 	}
-	go joinDirectorsGossip(ctx, pool, node, log)
 	return pool, nil
 }
 

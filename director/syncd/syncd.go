@@ -137,8 +137,9 @@ func Open(netnsPath string) (*Client, error) {
 // Close releases the socket.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// Start starts the daemon for state. A daemon of that state already running is success
-// (EEXIST): the call is idempotent, and it does not check the running one's config.
+// Start starts the daemon for state. A daemon of that state already running with the same
+// settings is success (the call is idempotent); one running with other settings (left by
+// a crashed director whose configuration changed since) is restarted with these.
 func (c *Client) Start(state State, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -148,10 +149,39 @@ func (c *Client) Start(state State, cfg Config) error {
 		return err
 	}
 	err = c.execute(cmdNewDaemon, body, netlink.Request|netlink.Acknowledge)
-	if err != nil && !errors.Is(err, syscall.EEXIST) {
+	if errors.Is(err, syscall.EEXIST) {
+		err = c.restartIfDifferent(state, cfg, body)
+	}
+	if err != nil {
 		return fmt.Errorf("start IPVS sync daemon %s on %s syncid %d: %w", state, cfg.Interface, cfg.SyncID, err)
 	}
 	return nil
+}
+
+func (c *Client) restartIfDifferent(state State, cfg Config, body []byte) error {
+	running, err := c.List()
+	if err != nil {
+		return err
+	}
+	for _, d := range running {
+		if d.State == state && sameSettings(d.Config, cfg) {
+			return nil
+		}
+	}
+	if err := c.Stop(state); err != nil {
+		return err
+	}
+	return c.execute(cmdNewDaemon, body, netlink.Request|netlink.Acknowledge)
+}
+
+// sameSettings compares what a running daemon reports with what is wanted; settings left
+// to the kernel's default (zero) are not compared.
+func sameSettings(running, want Config) bool {
+	return running.Interface == want.Interface && running.SyncID == want.SyncID &&
+		(!want.Group.IsValid() || running.Group == want.Group) &&
+		(want.Port == 0 || running.Port == want.Port) &&
+		(want.TTL == 0 || running.TTL == want.TTL) &&
+		(want.MaxLen == 0 || running.MaxLen == want.MaxLen)
 }
 
 // Stop stops the daemon for state; one not running is success (ESRCH).

@@ -179,3 +179,26 @@ func TestOpenWithoutIPVSReturnsErrNoIPVS(t *testing.T) {
 		t.Fatalf("Open = %v, want an error wrapping ipvs.ErrNoIPVS", err)
 	}
 }
+
+func TestSameSettingsIgnoresKernelDefaults(t *testing.T) {
+	running := Config{Interface: "eth1", SyncID: 7, Group: netip.MustParseAddr("224.0.0.81"), Port: 8848, TTL: 1, MaxLen: 1472}
+	tests := []struct {
+		name string
+		want Config
+		same bool
+	}{
+		{"defaults left to the kernel", Config{Interface: "eth1", SyncID: 7}, true},
+		{"everything given and equal", running, true},
+		{"other interface", Config{Interface: "eth0", SyncID: 7}, false},
+		{"other sync id", Config{Interface: "eth1", SyncID: 8}, false},
+		{"other group", Config{Interface: "eth1", SyncID: 7, Group: netip.MustParseAddr("239.1.1.1")}, false},
+		{"other port", Config{Interface: "eth1", SyncID: 7, Port: 9000}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sameSettings(running, tt.want); got != tt.same {
+				t.Fatalf("sameSettings = %v, want %v", got, tt.same)
+			}
+		})
+	}
+}
