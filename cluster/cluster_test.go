@@ -141,8 +141,9 @@ func newTestCluster(t testing.TB) *testCluster {
 	return tc
 }
 
-// start opens node id; a restart reuses its data dir and Raft address.
-func (tc *testCluster) start(id string, bootstrap bool) *Node {
+// start opens node id; a restart reuses its data dir, Raft address and options. Each
+// option adjusts the config of the first start.
+func (tc *testCluster) start(id string, bootstrap bool, options ...func(*Config)) *Node {
 	tc.t.Helper()
 	cfg, restart := tc.cfgs[id]
 	if !restart {
@@ -162,6 +163,9 @@ func (tc *testCluster) start(id string, bootstrap bool) *Node {
 		}
 		if tc.ourDefaults {
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 0, 0, 0
+		}
+		for _, o := range options {
+			o(&cfg)
 		}
 	}
 	var node *Node

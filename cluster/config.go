@@ -63,6 +63,9 @@ type Config struct {
 	// ClusterID names the cluster; recorded by the first leader if the state has none.
 	// A bootstrap without one generates one.
 	ClusterID string
+	// Witness marks this director, in its Director entry, as a Raft-only voter: a
+	// planned leadership transfer never picks it (see TransferLeadership).
+	Witness bool
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -111,17 +114,20 @@ func (c Config) validate() error {
 	if c.DataDir == "" {
 		return bad("DataDir", "required")
 	}
-	for field, addr := range map[string]string{"RaftBind": c.RaftBind, "APIAddr": c.APIAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return bad(field, "%q is not host:port", addr)
-		}
-	}
-	for field, addr := range map[string]string{"RaftAdvertise": c.RaftAdvertise, "GossipAddr": c.GossipAddr} {
-		if addr == "" {
+	// Slices, not maps, here and below: the same bad config must always name the same
+	// field.
+	for _, a := range []struct {
+		field, addr string
+		optional    bool
+	}{
+		{"RaftBind", c.RaftBind, false}, {"RaftAdvertise", c.RaftAdvertise, true},
+		{"APIAddr", c.APIAddr, false}, {"GossipAddr", c.GossipAddr, true},
+	} {
+		if a.optional && a.addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return bad(field, "%q is not host:port", addr)
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return bad(a.field, "%q is not host:port", a.addr)
 		}
 	}
 	// The id is checked as the fsm will check this node's director entry, so a node never
@@ -131,12 +137,15 @@ func (c Config) validate() error {
 	if err := fsm.NewState().Check(fsm.RegisterDirector{Director: d}); err != nil {
 		return &ConfigError{Field: "NodeID", Reason: err.Error(), Err: err}
 	}
-	for field, d := range map[string]time.Duration{
-		"HeartbeatTimeout": c.HeartbeatTimeout, "ElectionTimeout": c.ElectionTimeout,
-		"LeaderLeaseTimeout": c.LeaderLeaseTimeout, "SnapshotInterval": c.SnapshotInterval,
+	for _, t := range []struct {
+		field string
+		d     time.Duration
+	}{
+		{"HeartbeatTimeout", c.HeartbeatTimeout}, {"ElectionTimeout", c.ElectionTimeout},
+		{"LeaderLeaseTimeout", c.LeaderLeaseTimeout}, {"SnapshotInterval", c.SnapshotInterval},
 	} {
-		if d < 5*time.Millisecond {
-			return bad(field, "%v is below raft's minimum of 5ms", d)
+		if t.d < 5*time.Millisecond {
+			return bad(t.field, "%v is below raft's minimum of 5ms", t.d)
 		}
 	}
 	if c.CommitTimeout < time.Millisecond {

@@ -83,3 +83,31 @@ func TestOpenRejectsBadConfigBeforeTouchingDisk(t *testing.T) {
 		t.Fatalf("data dir after a rejected config: %v, want it never created", err)
 	}
 }
+
+func TestConfigWithSeveralBadFieldsAlwaysNamesTheSameOne(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		modify func(*Config)
+		field  string
+	}{
+		{"every address wrong", func(c *Config) {
+			c.RaftBind, c.RaftAdvertise, c.APIAddr, c.GossipAddr = "a", "b", "c", "d"
+		}, "RaftBind"},
+		{"every timing below the floor", func(c *Config) {
+			c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.SnapshotInterval = time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond
+		}, "HeartbeatTimeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Go randomises map iteration: a check that loops over a map names a
+			// different field from run to run, which 50 runs would show.
+			for range 50 {
+				c := validConfig()
+				tc.modify(&c)
+				var ce *ConfigError
+				if err := c.withDefaults().validate(); !errors.As(err, &ce) || ce.Field != tc.field {
+					t.Fatalf("error %v, want one naming %s", err, tc.field)
+				}
+			}
+		})
+	}
+}

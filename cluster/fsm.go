@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -19,6 +20,9 @@ type stateMachine struct {
 
 	mu    sync.RWMutex
 	state *fsm.State
+	// applied is the raft index of the last command applied to state. raft's own
+	// AppliedIndex runs ahead of it: raft counts an entry once it is queued for the FSM.
+	applied atomic.Uint64
 
 	watchMu  sync.Mutex
 	watchers map[chan struct{}]struct{}
@@ -38,6 +42,7 @@ func (m *stateMachine) Apply(l *raft.Log) any {
 	before := m.state.Version()
 	err := m.state.Apply(l.Data)
 	changed := m.state.Version() != before
+	m.applied.Store(l.Index)
 	m.mu.Unlock()
 	if errors.Is(err, fsm.ErrUnknownCommand) {
 		m.log.Error("cannot apply raft log entry: this node does not understand it; upgrade it", "index", l.Index, "term", l.Term, "err", err)

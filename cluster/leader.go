@@ -103,6 +103,8 @@ func (n *Node) establishLeadership(ctx context.Context) error {
 	if err := n.Barrier(ctx); err != nil {
 		return err
 	}
+	// Everything committed before this term is applied: the state is the cluster's.
+	n.markReady("leader")
 	var current fsm.Director
 	var registered bool
 	var clusterID string

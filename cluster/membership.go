@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -11,15 +14,23 @@ import (
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
+// joinDialTimeout bounds the leader's reachability check of a joining voter.
+const joinDialTimeout = 2 * time.Second
+
 // Join adds a director as a voter and records its entry. Leader only. It is idempotent:
 // joining a voter again with the same address changes nothing, and a new address
 // replaces the old one. A different server that still holds the same Raft address (a
 // reinstalled machine with a new id) is removed first, as Consul and rqlite do, or the
-// cluster would count a ghost towards its quorum.
+// cluster would count a ghost towards its quorum; the leader's own address is refused
+// (fsm.ErrConflict). Before a voter is added or moved, the leader dials its Raft address:
+// an unreachable one is refused (fsm.ErrInvalid), since a voter that cannot be reached
+// counts towards the quorum all the same (a one-node cluster that adds one stops).
 func (n *Node) Join(ctx context.Context, d fsm.Director) error {
 	if !n.IsLeader() {
 		return fmt.Errorf("join %s: %w", d.ID, ErrNotLeader)
 	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	// Check the entry first so a voter is never added with an address its own
 	// registration would be refused for.
 	var err error
@@ -33,15 +44,26 @@ func (n *Node) Join(ctx context.Context, d fsm.Director) error {
 	}
 	id, addr := raft.ServerID(d.ID), raft.ServerAddress(d.RaftAddr)
 	alreadyVoter := false
+	var stale []raft.ServerID
 	for _, s := range servers {
 		switch {
 		case s.ID == id && s.Address == addr && s.Suffrage == raft.Voter:
 			alreadyVoter = true
+		case s.ID != id && s.Address == addr && s.ID == raft.ServerID(n.cfg.NodeID):
+			return fmt.Errorf("join %s: raft address %s is the leader's own (%s): %w", d.ID, addr, n.cfg.NodeID, fsm.ErrConflict)
 		case s.ID != id && s.Address == addr:
-			n.log.Warn("removing stale server that holds a joining director's address", "stale_id", s.ID, "addr", addr, "joining_id", d.ID)
-			if err := n.wait(ctx, "remove stale server "+string(s.ID), n.raft.RemoveServer(s.ID, 0, timeoutOf(ctx))); err != nil {
-				return fmt.Errorf("join %s: %w", d.ID, err)
-			}
+			stale = append(stale, s.ID)
+		}
+	}
+	if !alreadyVoter {
+		if err := dialRaft(ctx, d.RaftAddr); err != nil {
+			return fmt.Errorf("join %s: raft address %s is not reachable from the leader: %w: %w", d.ID, addr, err, fsm.ErrInvalid)
+		}
+	}
+	for _, sid := range stale {
+		n.log.Warn("removing stale server that holds a joining director's address", "stale_id", sid, "addr", addr, "joining_id", d.ID)
+		if err := n.wait(ctx, "remove stale server "+string(sid), n.raft.RemoveServer(sid, 0, timeoutOf(ctx))); err != nil {
+			return fmt.Errorf("join %s: %w", d.ID, err)
 		}
 	}
 	if !alreadyVoter {
@@ -70,6 +92,8 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if !n.IsLeader() {
 		return fmt.Errorf("remove %s: %w", id, ErrNotLeader)
 	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	if id == n.cfg.NodeID {
 		return fmt.Errorf("remove %s: it is the leader; use leave to hand leadership over first: %w", id, fsm.ErrConflict)
 	}
@@ -99,44 +123,75 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// TransferLeadership hands leadership to the voter id ("" lets raft pick the most
-// up-to-date one) and returns once this node no longer leads. Leader only. The leader
-// loop is stopped (OnLeader returned, VIPs released) before the transfer starts, so the
-// new leader never overlaps with this one; if the transfer fails and this node still
-// leads, the loop starts again.
+// TransferLeadership hands leadership to the voter id and returns once this node no
+// longer leads. Leader only. With id "" it picks the target itself: a voter other than
+// this node with a recorded director entry that is not a witness (transferTargets),
+// trying the next one if a transfer fails; raft picks only when there is no such voter
+// (raft's pick may be a witness). The leader loop is stopped (OnLeader returned, VIPs
+// released) before the transfer starts, so the new leader never overlaps with this one;
+// if every transfer fails and this node still leads, the loop starts again. Without a ctx
+// deadline it gives up after defaultOpTimeout.
 func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	if !n.IsLeader() {
 		return fmt.Errorf("transfer leadership: %w", ErrNotLeader)
 	}
-	var target raft.Server
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	servers, err := n.servers(ctx)
+	if err != nil {
+		return fmt.Errorf("transfer leadership: %w", err)
+	}
+	var targets []raft.Server
 	if id != "" {
-		servers, err := n.servers(ctx)
-		if err != nil {
-			return fmt.Errorf("transfer leadership to %s: %w", id, err)
-		}
 		for _, s := range servers {
 			if s.ID == raft.ServerID(id) && s.Suffrage == raft.Voter {
-				target = s
+				targets = append(targets, s)
 			}
 		}
-		if target.ID == "" {
+		if len(targets) == 0 {
 			return fmt.Errorf("transfer leadership to %s: not a voter: %w", id, fsm.ErrNotFound)
 		}
+	} else {
+		n.View(func(st *fsm.State) { targets = n.transferTargets(st, servers) })
 	}
 	if err := n.handoverTo(ctx, true); err != nil {
 		return fmt.Errorf("transfer leadership: %w", err)
 	}
 	defer n.handoverTo(context.Background(), false)
-	var f raft.Future
-	if target.ID == "" {
-		f = n.raft.LeadershipTransfer()
-	} else {
-		f = n.raft.LeadershipTransferToServer(target.ID, target.Address)
+	if len(targets) == 0 {
+		n.log.Info("no voter besides witnesses to hand leadership to; raft picks")
+		return n.wait(ctx, "transfer leadership", n.raft.LeadershipTransfer())
 	}
-	if err := n.wait(ctx, "transfer leadership", f); err != nil {
-		return err
+	var errs []error
+	for _, t := range targets {
+		err := n.wait(ctx, "transfer leadership to "+string(t.ID), n.raft.LeadershipTransferToServer(t.ID, t.Address))
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		if !n.IsLeader() || ctx.Err() != nil {
+			break // leadership moved anyway, or time is up: another target would be wrong
+		}
+		n.log.Warn("leadership transfer failed; trying the next voter", "target", t.ID, "err", err)
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// transferTargets lists, in id order, the voters a planned transfer may pick: not this
+// node, with a director entry (so followers can forward to it), and not a witness (it
+// holds no VIPs). raft does not publish how far each follower has replicated, so the
+// order is by id; raft brings the chosen target up to date before it hands over, and
+// fails within an election timeout if it cannot reach it.
+func (n *Node) transferTargets(st *fsm.State, servers []raft.Server) []raft.Server {
+	var out []raft.Server
+	for _, s := range servers {
+		d, ok := st.Director(string(s.ID))
+		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(n.cfg.NodeID) && ok && !d.Witness {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // AskLeaderToRemove asks the current leader, at its API address, to remove director id.
@@ -212,4 +267,15 @@ func (n *Node) servers(ctx context.Context) ([]raft.Server, error) {
 		return nil, err
 	}
 	return f.Configuration().Servers, nil
+}
+
+// dialRaft checks that a TCP connection to a Raft address opens, within joinDialTimeout.
+// The connection closes before sending anything; raft's transport takes that quietly.
+func dialRaft(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: joinDialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }

@@ -40,6 +40,9 @@ const (
 	snapshotsRetained = 2
 	transportPool     = 3
 	transportTimeout  = 10 * time.Second
+	// defaultOpTimeout bounds a write, barrier or membership change whose ctx has no
+	// deadline: raft would otherwise wait for ever to enqueue it, and so would its caller.
+	defaultOpTimeout = 10 * time.Second
 )
 
 // Node is one director's membership in the Raft cluster.
@@ -48,6 +51,7 @@ type Node struct {
 	log   *slog.Logger
 	raft  *raft.Raft
 	store *raftboltdb.BoltStore
+	trans *leaderCommitTransport
 	sm    *stateMachine
 	self  fsm.Director // this node's entry in the Director table
 
@@ -55,6 +59,14 @@ type Node struct {
 	handoverCh  chan handover
 	shutdownCh  chan struct{}
 	monitorDone chan struct{}
+	// background runs watchReadiness and watchRaft; Close waits for them before it shuts
+	// raft down and closes the store they read.
+	background sync.WaitGroup
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	done      chan struct{}
+	doneOnce  sync.Once
 
 	closeOnce sync.Once
 	closeErr  error
@@ -79,10 +91,20 @@ func Open(cfg Config) (*Node, error) {
 		handoverCh:  make(chan handover),
 		shutdownCh:  make(chan struct{}),
 		monitorDone: make(chan struct{}),
+		ready:       make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	if err := n.start(); err != nil {
 		return nil, err
 	}
+	if n.removedFromCluster() {
+		// Exiting would only loop under a supervisor: stay idle, never ready.
+		n.log.Warn("this node is not in the raft configuration of its data dir: it was removed; it stays idle until joined again")
+	}
+	obs, observer := n.registerObserver()
+	n.background.Add(2)
+	go n.watchReadiness()
+	go n.watchRaft(obs, observer)
 	go n.monitorLeadership()
 	return n, nil
 }
@@ -111,21 +133,24 @@ func (n *Node) start() (err error) {
 			return &ConfigError{Field: "RaftAdvertise", Reason: err.Error(), Err: err}
 		}
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, transportPool, transportTimeout, hlog.Named("transport"))
+	tcp, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, transportPool, transportTimeout, hlog.Named("transport"))
 	if err != nil {
 		// A wildcard bind without RaftAdvertise is the usual cause: peers cannot dial 0.0.0.0.
 		return fmt.Errorf("raft transport on %s (advertise %q): %w", cfg.RaftBind, cfg.RaftAdvertise, err)
 	}
+	trans := newLeaderCommitTransport(tcp)
 	defer func() {
 		if err != nil {
 			trans.Close()
 		}
 	}()
+	n.trans = trans
 	n.self = fsm.Director{
 		ID:         cfg.NodeID,
 		RaftAddr:   string(trans.LocalAddr()),
 		APIAddr:    cfg.APIAddr,
 		GossipAddr: cfg.GossipAddr,
+		Witness:    cfg.Witness,
 	}
 
 	rc := raft.DefaultConfig()
@@ -221,8 +246,10 @@ func (n *Node) LeaderAPIAddr() (string, error) {
 }
 
 // Barrier waits until every entry logged before it is applied to this node's state.
-// Leader only.
+// Leader only. Without a ctx deadline it gives up after defaultOpTimeout.
 func (n *Node) Barrier(ctx context.Context) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	return n.wait(ctx, "barrier", n.raft.Barrier(timeoutOf(ctx)))
 }
 
@@ -230,11 +257,14 @@ func (n *Node) Barrier(ctx context.Context) error {
 // and applied. It returns the state's verdict: a validation error (errors.Is-able against
 // the fsm error classes) comes back just as from a direct State.Execute, including one
 // that only a racing write made true. Off the leader it fails with ErrNotLeader. A nil
-// return means a quorum has the entry on disk.
+// return means a quorum has the entry on disk. Without a ctx deadline it gives up after
+// defaultOpTimeout (outcome unknown, like any ctx expiry).
 func (n *Node) Apply(ctx context.Context, c fsm.Command) error {
 	if !n.IsLeader() {
 		return fmt.Errorf("apply %T: %w", c, ErrNotLeader)
 	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	var prepared fsm.Command
 	var err error
 	n.View(func(s *fsm.State) { prepared, err = s.Prepare(c) })
@@ -282,25 +312,37 @@ func classify(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// timeoutOf turns a ctx deadline into raft's enqueue timeout (0: wait for ever).
+// withDefaultTimeout bounds a ctx without deadline by defaultOpTimeout.
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, defaultOpTimeout)
+}
+
+// timeoutOf turns a ctx deadline into raft's enqueue timeout. Callers bound their ctx
+// with withDefaultTimeout; a ctx without deadline still gets defaultOpTimeout, never
+// raft's 0 (wait for ever).
 func timeoutOf(ctx context.Context) time.Duration {
 	if dl, ok := ctx.Deadline(); ok {
 		return max(time.Until(dl), time.Millisecond)
 	}
-	return 0
+	return defaultOpTimeout
 }
 
 // Close stops the leader loop (waiting for OnLeader to return), shuts raft down and
-// closes the stores. It does not leave the cluster: a closed node is a crashed node to
-// its peers until it restarts or is removed. Close is idempotent.
+// closes the stores; Done is closed by then. It does not leave the cluster: a closed node
+// is a crashed node to its peers until it restarts or is removed. Close is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.shutdownCh)
 		<-n.monitorDone
+		n.background.Wait()
 		var errs []error
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("shut down raft: %w", err))
 		}
+		n.markDone()
 		if err := n.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft log store: %w", err))
 		}

@@ -27,6 +27,10 @@ type Cluster interface {
 	View(fn func(*fsm.State))
 	Watch() (<-chan struct{}, func())
 	IsLeader() bool
+	// Ready is closed once the node has caught up with the cluster. Until then its state
+	// may be an old snapshot, or empty: programming the kernel from it would delete every
+	// service the restarted director still serves.
+	Ready() <-chan struct{}
 }
 
 // Config is a director's data-plane settings.
@@ -162,10 +166,12 @@ func (d *Director) SetLeaderDuties(l LeaderDuties) {
 	d.leader = l
 }
 
-// Run keeps the kernel in line with the cluster until ctx ends: the IPVS table on every
-// state change and every repair interval, the backup sync daemon, and — while this node
-// is not the leader — no VIP of the cluster left on the VIP interface (one left behind by
-// a crashed leader, say). Leadership itself is driven by the cluster calling Lead.
+// Run keeps the kernel in line with the cluster until ctx ends: the backup sync daemon at
+// once; then, once the node has caught up with the cluster (until then the kernel keeps
+// the table it has), the IPVS table on every state change and every repair interval, and
+// — while this node is not the leader — no VIP of the cluster on the VIP interface (one
+// left behind by a crashed leader, say). Leadership itself is driven by the cluster
+// calling Lead. Run is called once.
 func (d *Director) Run(ctx context.Context, c Cluster) error {
 	d.mu.Lock()
 	d.cluster = c
@@ -177,6 +183,12 @@ func (d *Director) Run(ctx context.Context, c Cluster) error {
 		}
 		d.log.Info("backup sync daemon running", "interface", d.cfg.Sync.Interface, "sync_id", d.cfg.Sync.SyncID)
 	}
+	select {
+	case <-c.Ready():
+		d.log.Info("caught up with the cluster: programming IPVS")
+	case <-ctx.Done():
+		return d.stopBackup()
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := d.reconciler.Run(ctx, c); err != nil && !errors.Is(err, context.Canceled) {
@@ -185,6 +197,10 @@ func (d *Director) Run(ctx context.Context, c Cluster) error {
 	})
 	wg.Go(func() { d.removeStaleVIPs(ctx, c) })
 	wg.Wait()
+	return d.stopBackup()
+}
+
+func (d *Director) stopBackup() error {
 	if d.cfg.SyncEnabled {
 		if err := d.kernel.Sync.Stop(syncd.Backup); err != nil {
 			d.log.Warn("stop backup sync daemon", "err", err)

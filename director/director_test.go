@@ -21,9 +21,17 @@ type fakeCluster struct {
 	st       *fsm.State
 	leader   bool
 	watchers []chan struct{}
+	ready    chan struct{}
 }
 
-func newFakeCluster() *fakeCluster { return &fakeCluster{st: fsm.NewState()} }
+// newFakeCluster returns a cluster that is caught up already.
+func newFakeCluster() *fakeCluster {
+	c := &fakeCluster{st: fsm.NewState(), ready: make(chan struct{})}
+	close(c.ready)
+	return c
+}
+
+func (c *fakeCluster) Ready() <-chan struct{} { return c.ready }
 
 func (c *fakeCluster) View(fn func(*fsm.State)) {
 	c.mu.Lock()
@@ -256,4 +264,22 @@ func TestConnectionsCountsTheRealServersIPVSEntries(t *testing.T) {
 	if n, err := r.d.Connections(rs); err != nil || n != 0 {
 		t.Fatalf("a real server not in the table has %d connections (%v); want 0", n, err)
 	}
+}
+
+func TestNothingIsProgrammedBeforeTheNodeCaughtUp(t *testing.T) {
+	r := newRig(t)
+	r.cluster.ready = make(chan struct{}) // a restarted node: its state is not trusted yet
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.d.Run(ctx, r.cluster)
+	eventually(t, "backup sync daemon", func() bool { d, _ := r.sync.List(); return len(d) == 1 })
+	// Nothing can be awaited for "no pass ran"; a pass starts at once when Run does, so
+	// a short wait after Run's first visible step shows it did not.
+	time.Sleep(50 * time.Millisecond)
+	if ops := r.table.Ops(); ops != (ipvs.OpCounts{}) {
+		t.Fatalf("the kernel was read or written before the node caught up: %+v", ops)
+	}
+	r.addWeb(t, "192.0.2.10")
+	close(r.cluster.ready)
+	eventually(t, "IPVS programmed after catching up", func() bool { return len(r.d.reconciler.Table()) == 1 })
 }

@@ -13,6 +13,10 @@ type Director struct {
 	RaftAddr   string `json:"raft_addr"`
 	APIAddr    string `json:"api_addr"`
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// Witness: a Raft-only voter (no IPVS, no VIPs) that keeps a majority; a planned
+	// leadership transfer never picks it. Entries recorded before the field existed
+	// decode as false.
+	Witness bool `json:"witness,omitempty"`
 }
 
 // RegisterDirector records (or updates) a director's addresses.
@@ -54,9 +58,10 @@ func (c RegisterDirector) check(s *State) error {
 	if err := validateName("id", d.ID); err != nil {
 		return err
 	}
-	for field, addr := range map[string]string{"raft_addr": d.RaftAddr, "api_addr": d.APIAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return invalid(field, "%q is not host:port", addr)
+	// A slice, not a map: the same bad entry must always name the same field.
+	for _, a := range []struct{ field, addr string }{{"raft_addr", d.RaftAddr}, {"api_addr", d.APIAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return invalid(a.field, "%q is not host:port", a.addr)
 		}
 	}
 	if d.GossipAddr != "" {

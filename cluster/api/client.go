@@ -145,7 +145,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return nil
 		}
 		var apiErr *Error
-		if errors.As(err, &apiErr) || ctx.Err() != nil || !retryable(method, err) {
+		if ctx.Err() != nil || !retryable(method, err) || errors.As(err, &apiErr) && !errors.Is(err, ErrUnavailable) {
 			return err
 		}
 		errs = append(errs, err)
@@ -195,7 +195,10 @@ func (c *Client) try(ctx context.Context, url, method string, body []byte, out a
 // write that timed out may have been committed.
 func retryable(method string, err error) bool {
 	if method == http.MethodGet {
-		return true
+		return true // including a 503 from a director that has not caught up
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return false // the write may have been forwarded: its fate is the leader's
 	}
 	var opErr *net.OpError
 	return errors.As(err, &opErr) && opErr.Op == "dial"

@@ -23,6 +23,7 @@ type fakeStore struct {
 	transfers  []string
 	// onTransfer runs after this leader stepped down (another fake takes over).
 	onTransfer func()
+	notServing bool
 }
 
 func newFakeStore(id string, leader bool) *fakeStore {
@@ -146,4 +147,10 @@ func (f *fakeStore) must(cmds ...fsm.Command) {
 			panic(fmt.Sprintf("setup %T: %v", c, err))
 		}
 	}
+}
+
+func (f *fakeStore) Serving() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.notServing
 }

@@ -222,3 +222,31 @@ func TestRemoveAtLeaderReportsNotLeader(t *testing.T) {
 		t.Errorf("err %v, want cluster.ErrNotLeader", err)
 	}
 }
+
+func TestReadsSkipADirectorThatHasNotCaughtUp(t *testing.T) {
+	ctx := context.Background()
+	behind := newFakeStore("d1", false)
+	behind.notServing = true // restarted, state still empty: its 404 would be a lie
+	lagging := &countingHandler{h: NewServer(behind, nil)}
+	first := httptest.NewServer(lagging)
+	defer first.Close()
+	caughtUp, srv := newTestServer(t)
+	caughtUp.must(webService)
+	second := httptest.NewServer(srv)
+	defer second.Close()
+
+	got, err := NewClient(first.URL, second.URL).Service(ctx, webService.Service.Name)
+	if err != nil || got.Name != webService.Service.Name {
+		t.Fatalf("read past a director that has not caught up: %+v, %v", got, err)
+	}
+	if lagging.n.Load() != 1 {
+		t.Errorf("the lagging director was asked %d times, want 1", lagging.n.Load())
+	}
+	if _, err := NewClient(first.URL).Service(ctx, webService.Service.Name); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("only a lagging director: got %v, want ErrUnavailable", err)
+	}
+	// Its status still answers: an operator must see why it is not serving.
+	if _, err := NewClient(first.URL).Status(ctx); err != nil {
+		t.Fatalf("status of a lagging director: %v", err)
+	}
+}

@@ -46,10 +46,10 @@ func (s *Server) logger() *slog.Logger { return s.log }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/status", s.getStatus)
-	s.mux.HandleFunc("GET /v1/state", s.getState)
-	s.mux.HandleFunc("GET /v1/services", s.listServices)
+	s.mux.HandleFunc("GET /v1/state", s.servingOnly(s.getState))
+	s.mux.HandleFunc("GET /v1/services", s.servingOnly(s.listServices))
 	s.mux.HandleFunc("POST /v1/services", s.addService)
-	s.mux.HandleFunc("GET /v1/services/{name}", s.getService)
+	s.mux.HandleFunc("GET /v1/services/{name}", s.servingOnly(s.getService))
 	s.mux.HandleFunc("PUT /v1/services/{name}", s.editService)
 	s.mux.HandleFunc("DELETE /v1/services/{name}", s.removeService)
 	s.mux.HandleFunc("POST /v1/services/{name}/servers", s.addRealServer)
@@ -177,4 +177,16 @@ func serviceInfo(st *fsm.State, svc fsm.Service) ServiceInfo {
 		rss = []fsm.RealServer{}
 	}
 	return ServiceInfo{Service: svc, RealServers: rss}
+}
+
+// servingOnly answers 503 instead of reading a replica that has not caught up or lost
+// its leader: the client then asks another director.
+func (s *Server) servingOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.store.Serving() {
+			s.writeError(w, r, fmt.Errorf("this director has not caught up with the cluster or lost its leader: %w", ErrUnavailable))
+			return
+		}
+		h(w, r)
+	}
 }

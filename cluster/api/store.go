@@ -24,4 +24,8 @@ type Store interface {
 	// LeaderAPIAddr is the HTTP API address (host:port) of the current leader.
 	LeaderAPIAddr() (string, error)
 	Status() NodeStatus
+	// Serving reports whether the local replica may be read: the node has caught up with
+	// the cluster and is in touch with its leader. A restarted or cut-off director must
+	// not tell an agent that its service does not exist.
+	Serving() bool
 }

@@ -203,15 +203,15 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 		witnessLead(ctx, node, log)
 	}
 	node, err = cluster.Open(cluster.Config{
-		NodeID:        cfg.ID,
-		DataDir:       cfg.DataDir,
-		RaftBind:      cfg.RaftAddr,
-		RaftAdvertise: cfg.RaftAdvertise,
-		APIAddr:       cfg.apiAdvertise(),
-		GossipAddr:    pool.LocalAddr().String(),
-		Bootstrap:     cfg.Bootstrap,
-		ClusterID:     cfg.ClusterID,
-		// WITNESS-PENDING Witness: cfg.Witness,
+		NodeID:             cfg.ID,
+		DataDir:            cfg.DataDir,
+		RaftBind:           cfg.RaftAddr,
+		RaftAdvertise:      cfg.RaftAdvertise,
+		APIAddr:            cfg.apiAdvertise(),
+		GossipAddr:         pool.LocalAddr().String(),
+		Bootstrap:          cfg.Bootstrap,
+		ClusterID:          cfg.ClusterID,
+		Witness:            cfg.Witness,
 		HeartbeatTimeout:   time.Duration(cfg.Heartbeat),
 		ElectionTimeout:    time.Duration(cfg.Election),
 		LeaderLeaseTimeout: time.Duration(cfg.LeaderLease),
@@ -222,6 +222,14 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 		return err
 	}
 	defer node.Close()
+	go func() {
+		select {
+		case <-node.Done():
+			log.Warn("raft stopped (this director was removed from the cluster?): exiting")
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 	go joinDirectorsGossip(ctx, pool, node, log)
 	if dir != nil {
 		dir.SetLeaderDuties(newRegistrar(cfg, pool, node, dir, log))

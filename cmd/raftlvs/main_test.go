@@ -37,6 +37,7 @@ func (s *leaderStore) TransferLeadership(context.Context, string) error { return
 func (s *leaderStore) IsLeader() bool                                   { return true }
 func (s *leaderStore) LeaderAPIAddr() (string, error)                   { return "", nil }
 func (s *leaderStore) Status() cluster.Status                           { return cluster.Status{NodeID: "d1", State: "Leader"} }
+func (s *leaderStore) Serving() bool                                    { return true }
 
 // testDirector starts an API server over a fresh state and returns its store and address.
 func testDirector(t *testing.T) (*leaderStore, string) {

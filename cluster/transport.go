@@ -1,0 +1,74 @@
+package cluster
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// leaderCommitTransport is raft's TCP transport plus one observation: the highest commit
+// index a leader has announced to this node in an AppendEntries request. raft keeps that
+// number to itself (a follower's own CommitIndex is capped by the log it has received so
+// far, and starts at 0 after a restart), yet it is what readiness needs: the point the
+// cluster had reached when this node first heard from it. Every other method is the
+// embedded transport's, so raft's optional interfaces (pre-vote, close) still apply.
+type leaderCommitTransport struct {
+	*raft.NetworkTransport
+	rpcs     chan raft.RPC
+	stop     chan struct{}
+	stopOnce sync.Once
+	commit   atomic.Uint64
+}
+
+func newLeaderCommitTransport(nt *raft.NetworkTransport) *leaderCommitTransport {
+	t := &leaderCommitTransport{NetworkTransport: nt, rpcs: make(chan raft.RPC), stop: make(chan struct{})}
+	go t.relay()
+	return t
+}
+
+// Consumer is where raft reads incoming RPCs: the relay's channel.
+func (t *leaderCommitTransport) Consumer() <-chan raft.RPC { return t.rpcs }
+
+// leaderCommit is the highest commit index announced by a leader so far, 0 if none.
+// Any leader's commit index, even a deposed one's, is a committed index, so it is a safe
+// lower bound of what the cluster has committed.
+func (t *leaderCommitTransport) leaderCommit() uint64 { return t.commit.Load() }
+
+// relay passes every RPC on to raft unchanged, noting the commit index of AppendEntries
+// on the way. Heartbeats take raft's fast path around the consumer, and carry no commit
+// index anyway.
+func (t *leaderCommitTransport) relay() {
+	in := t.NetworkTransport.Consumer()
+	for {
+		select {
+		case rpc := <-in:
+			if ae, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
+				t.noteCommit(ae.LeaderCommitIndex)
+			}
+			select {
+			case t.rpcs <- rpc:
+			case <-t.stop:
+				return
+			}
+		case <-t.stop:
+			return
+		}
+	}
+}
+
+func (t *leaderCommitTransport) noteCommit(index uint64) {
+	for {
+		cur := t.commit.Load()
+		if index <= cur || t.commit.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+// Close stops the relay and closes the transport; raft calls it on shutdown. An RPC the
+// relay drops here is answered by the transport's own shutdown.
+func (t *leaderCommitTransport) Close() error {
+	t.stopOnce.Do(func() { close(t.stop) })
+	return t.NetworkTransport.Close()
+}
