@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,24 +86,17 @@ type Config struct {
 
 // withDefaults fills in every zero field that has a default.
 func (c Config) withDefaults() Config {
-	setDefault(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
-	setDefault(&c.ElectionTimeout, DefaultElectionTimeout)
-	setDefault(&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
-	setDefault(&c.CommitTimeout, DefaultCommitTimeout)
-	setDefault(&c.SnapshotThreshold, DefaultSnapshotThreshold)
-	setDefault(&c.SnapshotInterval, DefaultSnapshotInterval)
-	setDefault(&c.TrailingLogs, DefaultTrailingLogs)
+	c.HeartbeatTimeout = cmp.Or(c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	c.ElectionTimeout = cmp.Or(c.ElectionTimeout, DefaultElectionTimeout)
+	c.LeaderLeaseTimeout = cmp.Or(c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
+	c.CommitTimeout = cmp.Or(c.CommitTimeout, DefaultCommitTimeout)
+	c.SnapshotThreshold = cmp.Or(c.SnapshotThreshold, DefaultSnapshotThreshold)
+	c.SnapshotInterval = cmp.Or(c.SnapshotInterval, DefaultSnapshotInterval)
+	c.TrailingLogs = cmp.Or(c.TrailingLogs, DefaultTrailingLogs)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // validate checks a config that withDefaults filled in, naming the wrong field. The

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -86,24 +87,17 @@ func (c Config) withDefaults(meta Meta) Config {
 	if c.BindAddr == "" {
 		c.BindAddr = "0.0.0.0"
 	}
-	setDefault(&c.ProbeInterval, DefaultProbeInterval)
-	setDefault(&c.ProbeTimeout, DefaultProbeTimeout)
-	setDefault(&c.SuspicionMult, DefaultSuspicionMult)
-	setDefault(&c.GossipInterval, DefaultGossipInterval)
-	setDefault(&c.RejoinInterval, DefaultRejoinInterval)
-	setDefault(&c.RetainDead, DefaultRetainDead)
-	setDefault(&c.EventBuffer, DefaultEventBuffer)
+	c.ProbeInterval = cmp.Or(c.ProbeInterval, DefaultProbeInterval)
+	c.ProbeTimeout = cmp.Or(c.ProbeTimeout, DefaultProbeTimeout)
+	c.SuspicionMult = cmp.Or(c.SuspicionMult, DefaultSuspicionMult)
+	c.GossipInterval = cmp.Or(c.GossipInterval, DefaultGossipInterval)
+	c.RejoinInterval = cmp.Or(c.RejoinInterval, DefaultRejoinInterval)
+	c.RetainDead = cmp.Or(c.RetainDead, DefaultRetainDead)
+	c.EventBuffer = cmp.Or(c.EventBuffer, DefaultEventBuffer)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 func (c Config) validate(meta Meta) error {

@@ -6,6 +6,7 @@
 package registrar
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,10 +99,10 @@ func New(cfg Config) (*Registrar, error) {
 	if cfg.MaxDrain < 0 || cfg.ReapDelay < 0 || cfg.Interval < 0 {
 		return nil, fmt.Errorf("%w: MaxDrain, ReapDelay and Interval must not be negative", ErrBadConfig)
 	}
-	setDefault(&cfg.MaxDrain, DefaultMaxDrain)
-	setDefault(&cfg.ReapDelay, DefaultReapDelay)
-	setDefault(&cfg.StartupGrace, DefaultStartupGrace)
-	setDefault(&cfg.Interval, DefaultInterval)
+	cfg.MaxDrain = cmp.Or(cfg.MaxDrain, DefaultMaxDrain)
+	cfg.ReapDelay = cmp.Or(cfg.ReapDelay, DefaultReapDelay)
+	cfg.StartupGrace = cmp.Or(cfg.StartupGrace, DefaultStartupGrace)
+	cfg.Interval = cmp.Or(cfg.Interval, DefaultInterval)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -116,13 +117,6 @@ func New(cfg Config) (*Registrar, error) {
 		warned:      map[string]bool{},
 		writeFailed: map[fsm.RSKey]error{},
 	}, nil
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // Run reconciles until ctx is done: once now, then after every membership change and

@@ -5,6 +5,7 @@
 package vip
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,9 +79,9 @@ func NewVIPOwner(cfg Config, links Links, announcer Announcer) (*VIPOwner, error
 	}
 	o := &VIPOwner{
 		ifname:        cfg.Interface,
-		burst:         orDefault(cfg.Burst, DefaultBurst),
-		burstInterval: orDefault(cfg.BurstInterval, DefaultBurstInterval),
-		refresh:       orDefault(cfg.Refresh, DefaultRefresh),
+		burst:         cmp.Or(cfg.Burst, DefaultBurst),
+		burstInterval: cmp.Or(cfg.BurstInterval, DefaultBurstInterval),
+		refresh:       cmp.Or(cfg.Refresh, DefaultRefresh),
 		log:           cfg.Logger,
 		links:         links,
 		announcer:     announcer,
@@ -92,14 +93,6 @@ func NewVIPOwner(cfg Config, links Links, announcer Announcer) (*VIPOwner, error
 	}
 	o.log = o.log.With("interface", cfg.Interface)
 	return o, nil
-}
-
-// orDefault returns def for the zero value.
-func orDefault[T int | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // Claim makes this owner hold vips: each is added to the interface and announced once
