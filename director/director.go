@@ -173,16 +173,21 @@ func (d *Director) SetLeaderDuties(l LeaderDuties) {
 // left behind by a crashed leader, say). Leadership itself is driven by the cluster
 // calling Lead. Run is called once.
 func (d *Director) Run(ctx context.Context, c Cluster) error {
-	d.mu.Lock()
-	d.cluster = c
-	d.mu.Unlock()
-	close(d.running)
 	if d.cfg.SyncEnabled {
+		// A master left running by this node before a crash would keep multicasting
+		// stale state beside the real leader's; the leader loop starts its own.
+		if err := d.kernel.Sync.Stop(syncd.Master); err != nil {
+			return fmt.Errorf("stop a leftover master sync daemon: %w", err)
+		}
 		if err := d.kernel.Sync.Start(syncd.Backup, d.cfg.Sync); err != nil {
 			return fmt.Errorf("start backup sync daemon: %w", err)
 		}
 		d.log.Info("backup sync daemon running", "interface", d.cfg.Sync.Interface, "sync_id", d.cfg.Sync.SyncID)
 	}
+	d.mu.Lock()
+	d.cluster = c
+	d.mu.Unlock()
+	close(d.running) // from here on, Lead may run
 	select {
 	case <-c.Ready():
 		d.log.Info("caught up with the cluster: programming IPVS")

@@ -95,7 +95,7 @@ func (f *fakeSync) Start(s syncd.State, _ syncd.Config) error {
 func (f *fakeSync) Stop(s syncd.State) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if s == syncd.Master {
+	if s == syncd.Master && f.running[s] {
 		f.vipsAtMasterStop = len(f.links.Prefixes("eth0")) - 1 // minus the node address
 		f.masterStopObserved = true
 	}
@@ -183,6 +183,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestFollowerProgramsIPVSRunsBackupAndHoldsNoVIP(t *testing.T) {
 	r := newRig(t)
 	r.addWeb(t, "192.0.2.10")
+	// A master sync daemon left running by a crash while this node led.
+	r.sync.running[syncd.Master] = true
 	// A VIP left behind by a crash before this node restarted as a follower.
 	r.links.AddPrefix("eth0", netip.MustParsePrefix("192.0.2.10/32"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -191,7 +193,11 @@ func TestFollowerProgramsIPVSRunsBackupAndHoldsNoVIP(t *testing.T) {
 
 	eventually(t, "IPVS programmed", func() bool { return len(r.d.reconciler.Table()) == 1 })
 	eventually(t, "stale VIP removed", func() bool { return len(r.vipsHeld()) == 0 })
-	eventually(t, "backup sync daemon", func() bool { d, _ := r.sync.List(); return len(d) == 1 })
+	eventually(t, "backup sync daemon only", func() bool {
+		r.sync.mu.Lock()
+		defer r.sync.mu.Unlock()
+		return r.sync.running[syncd.Backup] && !r.sync.running[syncd.Master]
+	})
 
 	cancel()
 	<-done
