@@ -35,9 +35,27 @@ func ipvsadm(t *testing.T, nsName string, args ...string) {
 	}
 }
 
+// routeEverything gives the namespace a default route (IPv4 and IPv6) through a dummy
+// link: the kernel refuses a destination it has no route to ("address not unicast").
+func routeEverything(t *testing.T, nsName string) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"link", "add", "lab0", "type", "dummy"},
+		{"link", "set", "lab0", "up"},
+		{"route", "add", "default", "dev", "lab0"},
+		{"-6", "route", "add", "default", "dev", "lab0"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"-n", nsName}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip -n %s %v: %v\n%s", nsName, args, err, out)
+		}
+	}
+}
+
 func TestLabReconcilerProgramsRealKernel(t *testing.T) {
 	path := withNamedNetns(t)
 	nsName := filepath.Base(path)
+	routeEverything(t, nsName)
 	k, err := NewLinux(path)
 	if err != nil {
 		t.Fatalf("NewLinux: %v", err)
