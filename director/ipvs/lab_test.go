@@ -92,7 +92,7 @@ func TestLabReconcilerProgramsRealKernel(t *testing.T) {
 		"-a -u [2001:db8::53]:53 -r [2001:db8::1]:53 -g -w 1",
 		"-a -u [2001:db8::53]:53 -r [2001:db8::2]:53 -g -w 1",
 		"-A -f 100 -s sh -p 300 -M 255.255.255.0",
-		"-a -f 100 -r 10.0.1.1:0 -i -w 5",
+		"-a -f 100 -r 10.0.1.1:0 -i -w 5 --tun-type ipip", // ipvsadm 1.31 names the tunnel type
 		"-A -t 198.51.100.1:443 -s rr",
 		"-a -t 198.51.100.1:443 -r 10.9.9.9:443 -m -w 3",
 	}
