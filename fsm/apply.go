@@ -16,6 +16,17 @@ func (s *State) Apply(entry []byte) error {
 
 // Execute applies a decoded command, all or nothing.
 func (s *State) Execute(c Command) error {
+	if b, ok := c.(Batch); ok {
+		// Apply to one copy and keep it: a batch (a restore of thousands of services)
+		// is then checked and applied in a single pass.
+		scratch := s.Clone()
+		if err := b.applyTo(scratch); err != nil {
+			return err
+		}
+		*s = *scratch
+		s.version++
+		return nil
+	}
 	if err := c.check(s); err != nil {
 		return err
 	}
@@ -38,6 +49,9 @@ func (s *State) Prepare(c Command) (Command, error) {
 	}
 	if err := checkUsableAddresses(c); err != nil {
 		return nil, err
+	}
+	if _, ok := c.(Batch); ok {
+		return c, nil // normalize applied it to a copy of the state already
 	}
 	if err := c.check(s); err != nil {
 		return nil, err
@@ -113,7 +127,7 @@ func (c AddService) check(s *State) error {
 	return nil
 }
 
-func (c AddService) mutate(s *State) { s.services[c.Service.Name] = c.Service.Clone() }
+func (c AddService) mutate(s *State) { putService(s, c.Service.Clone()) }
 
 func (c EditService) check(s *State) error {
 	svc := &c.Service
@@ -134,7 +148,7 @@ func (c EditService) check(s *State) error {
 	return nil
 }
 
-func (c EditService) mutate(s *State) { s.services[c.Service.Name] = c.Service.Clone() }
+func (c EditService) mutate(s *State) { putService(s, c.Service.Clone()) }
 
 func (c RemoveService) check(s *State) error {
 	if _, ok := s.services[c.Name]; !ok {
@@ -144,7 +158,7 @@ func (c RemoveService) check(s *State) error {
 }
 
 func (c RemoveService) mutate(s *State) {
-	delete(s.services, c.Name)
+	deleteService(s, c.Name)
 	delete(s.servers, c.Name)
 }
 
@@ -234,19 +248,23 @@ func (c UpsertAgentRS) check(s *State) error {
 
 func (c UpsertAgentRS) mutate(s *State) { putServer(s, c.RealServer) }
 
-func (c Batch) check(s *State) error {
-	scratch := s.Clone()
-	for i, sub := range c.Commands {
-		if err := sub.check(scratch); err != nil {
-			return fmt.Errorf("command %d: %w", i+1, err)
-		}
-		sub.mutate(scratch)
-	}
-	return nil
-}
+func (c Batch) check(s *State) error { return c.applyTo(s.Clone()) }
 
+// mutate applies a batch that check accepted (State.Execute uses applyTo directly).
 func (c Batch) mutate(s *State) {
 	for _, sub := range c.Commands {
 		sub.mutate(s)
 	}
+}
+
+// applyTo checks and applies each command in turn; on an error s is half changed, so it
+// must be a scratch copy.
+func (c Batch) applyTo(s *State) error {
+	for i, sub := range c.Commands {
+		if err := sub.check(s); err != nil {
+			return fmt.Errorf("command %d: %w", i+1, err)
+		}
+		sub.mutate(s)
+	}
+	return nil
 }

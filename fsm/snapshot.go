@@ -50,7 +50,7 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 		if err := (AddService{Service: svc}).check(s); err != nil {
 			return nil, fmt.Errorf("state snapshot service %s: %w", svc.Name, err)
 		}
-		s.services[svc.Name] = svc.Clone()
+		putService(s, svc.Clone())
 	}
 	for _, rs := range snap.RealServers {
 		if err := (AddRealServer{RealServer: rs}).check(s); err != nil {

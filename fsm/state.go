@@ -3,6 +3,7 @@ package fsm
 import (
 	"cmp"
 	"maps"
+	"net/netip"
 	"reflect"
 	"slices"
 )
@@ -15,11 +16,44 @@ type State struct {
 	services  map[string]*Service
 	servers   map[string]map[RSKey]*RealServer // by service name, then key
 	directors map[string]Director
+	matches   map[matchKey]string // what each service matches → its name
+}
+
+// matchKey is what a service matches packets by: protocol, VIP and port, or fwmark and
+// family. Two services may not share one.
+type matchKey struct {
+	fwmark   uint32
+	family   Family
+	protocol Protocol
+	vip      netip.Addr
+	port     uint16
+}
+
+func matchOf(s *Service) matchKey {
+	if s.FWMark != 0 {
+		return matchKey{fwmark: s.FWMark, family: s.Family}
+	}
+	return matchKey{protocol: s.Protocol, vip: s.VIP, port: s.Port}
+}
+
+func putService(s *State, svc *Service) {
+	if old, ok := s.services[svc.Name]; ok {
+		delete(s.matches, matchOf(old))
+	}
+	s.services[svc.Name] = svc
+	s.matches[matchOf(svc)] = svc.Name
+}
+
+func deleteService(s *State, name string) {
+	if old, ok := s.services[name]; ok {
+		delete(s.matches, matchOf(old))
+		delete(s.services, name)
+	}
 }
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{}}
+	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{}, matches: map[matchKey]string{}}
 }
 
 // ClusterID is the id set when the cluster was bootstrapped.
@@ -83,19 +117,11 @@ func (s *State) AllRealServers() []RealServer {
 // FindService returns the service that matches the same packets as svc (same protocol, VIP
 // and port, or same fwmark and family), if any.
 func (s *State) FindService(svc *Service) (Service, bool) {
-	for _, other := range s.services {
-		if sameMatch(other, svc) {
-			return *other.Clone(), true
-		}
+	name, ok := s.matches[matchOf(svc)]
+	if !ok {
+		return Service{}, false
 	}
-	return Service{}, false
-}
-
-func sameMatch(a, b *Service) bool {
-	if a.FWMark != 0 || b.FWMark != 0 {
-		return a.FWMark == b.FWMark && a.Family == b.Family
-	}
-	return a.Protocol == b.Protocol && a.VIP == b.VIP && a.Port == b.Port
+	return *s.services[name].Clone(), true
 }
 
 // Walk calls fn for every service and its real servers, in no particular order, without
@@ -143,6 +169,7 @@ func (s *State) Clone() *State {
 		services:  make(map[string]*Service, len(s.services)),
 		servers:   make(map[string]map[RSKey]*RealServer, len(s.servers)),
 		directors: maps.Clone(s.directors),
+		matches:   maps.Clone(s.matches),
 	}
 	for k, v := range s.services {
 		c.services[k] = v.Clone()
