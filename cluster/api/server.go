@@ -29,8 +29,9 @@ type Server struct {
 	Agents func() any
 }
 
-// ForwardTimeout bounds one forwarded write, leader commit included.
-const ForwardTimeout = 30 * time.Second
+// ForwardTimeout bounds one forwarded write, leader commit included (a batch may take
+// up to BatchTimeout there).
+const ForwardTimeout = BatchTimeout + 10*time.Second
 
 // NewServer returns the API of a director backed by store.
 func NewServer(store Store, log *slog.Logger) *Server {
@@ -115,6 +116,18 @@ func decodeRequest(r *http.Request, limit int64, v any) ([]byte, error) {
 // returns false when it has already answered (an error, or the leader's answer).
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, body []byte, c fsm.Command) bool {
 	return s.do(w, r, body, func(ctx context.Context) error { return s.store.Apply(ctx, c) })
+}
+
+// BatchTimeout bounds the commit of one batch: a restore of thousands of services is one
+// large log entry that every director must store and apply.
+const BatchTimeout = 2 * time.Minute
+
+func (s *Server) applyBatch(w http.ResponseWriter, r *http.Request, body []byte, c fsm.Batch) bool {
+	return s.do(w, r, body, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, BatchTimeout)
+		defer cancel()
+		return s.store.Apply(ctx, c)
+	})
 }
 
 func (s *Server) do(w http.ResponseWriter, r *http.Request, body []byte, op func(context.Context) error) bool {

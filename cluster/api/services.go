@@ -211,7 +211,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if s.apply(w, r, body, b) {
+	if s.applyBatch(w, r, body, b) {
 		res := BatchResult{Applied: len(b.Commands)}
 		s.store.View(func(st *fsm.State) { res.Version = st.Version() })
 		writeJSON(w, http.StatusOK, res)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -70,6 +71,9 @@ func restore(cmd *cobra.Command, in io.Reader, replace bool) (int, error) {
 		return 0, err
 	}
 	c := clientFor(cmd)
+	// One batch is one log entry every director stores and applies: give the leader the
+	// whole of its bound before giving up on the answer.
+	c.HTTP.Timeout = max(c.HTTP.Timeout, api.BatchTimeout+10*time.Second)
 	var cmds []api.BatchCommand
 	if replace {
 		// Read now, removed in the batch: a service added meanwhile survives, and one
