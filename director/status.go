@@ -73,8 +73,10 @@ func apiCounters(c ipvs.Counters) api.Counters {
 	}
 }
 
-// Connections counts the active and inactive connections of a real server in this
-// director's IPVS table, so a drain can end when the last connection has.
+// Connections counts the active connections of a real server in this director's IPVS
+// table, so a drain can end when the last one has. Inactive entries are left out: with DR
+// and TUN the director sees only one direction, and a closed connection lingers as
+// FIN_WAIT or TIME_WAIT for minutes, which would make every drain last its maximum.
 func (d *Director) Connections(rs fsm.RealServer) (int, error) {
 	if d.kernel.Stats == nil {
 		return 0, errors.New("count connections: no IPVS counters")
@@ -89,7 +91,7 @@ func (d *Director) Connections(rs fsm.RealServer) (int, error) {
 		}
 		for _, ds := range dests {
 			if ds.Destination.Address == rs.Addr.Unmap() && ds.Destination.Port == rs.Port {
-				return ds.ActiveConnections + ds.InactiveConnections, nil
+				return ds.ActiveConnections, nil
 			}
 		}
 		return 0, nil // not programmed (any more): nothing to wait for

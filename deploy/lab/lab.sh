@@ -9,6 +9,10 @@
 #
 #   lab.sh setup                 install host packages, fetch and unpack the kernel (cached)
 #   lab.sh run SCENARIO [opts]   pack an initramfs, boot it, exit with the scenario's rc
+#   lab.sh test --bin PATH       every end-to-end scenario and the Go lab tests, one VM each
+#   lab.sh demo --bin PATH       the guided tour: a cluster, traffic, a leader crash
+#   lab.sh bench --bin PATH      failover and programming figures
+#   lab.sh gotests               the Go packages' lab tests only
 #   lab.sh help
 #
 # See deploy/lab/README.md for the scenario author's view.
@@ -20,7 +24,7 @@ CACHE_DIR=${LAB_CACHE_DIR:-$LAB_DIR/.cache}
 KERNEL_DIR=$CACHE_DIR/kernel          # one unpacked .deb per kernel package version
 LOG_DIR=${LAB_LOG_DIR:-$CACHE_DIR/logs}
 
-HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2)
+HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 jq)
 KERNEL_META=linux-image-cloud-amd64
 
 # Modules put into the initramfs and loaded by /init before the scenario starts. Their
@@ -61,6 +65,17 @@ usage:
         --tool PATH     copy a host program and its shared libraries, same path (repeatable)
         --module NAME   also pack and load kernel module NAME (repeatable)
         --log FILE      where the console log goes (default .cache/logs/NAME-DATE.log)
+  lab.sh test --bin PATH [--only NAME]...
+      Build the Go lab-test binaries, then run every scenario of TEST_SCENARIOS (or the
+      --only ones), each in a VM of its own. Exits 1 if any failed; prints a table.
+  lab.sh demo --bin PATH
+      The guided tour (scenarios/demo.sh), console reduced to the scenario's own output.
+  lab.sh bench --bin PATH [--trials N] [--services N] [--servers N]
+      scenarios/bench.sh: crash-failover time over N trials (default 10), and the time to
+      program SERVICES x SERVERS (default 10000 x 10) through raftlvs vs ipvsadm -R.
+      LAB_MEM defaults to 4096 here.
+  lab.sh gotests
+      Build and run only the Go lab tests (go test -c -tags hashicorpmetrics,lab).
   Environment: LAB_MEM (MiB, 2048), LAB_SMP (2), LAB_APPEND, LAB_CACHE_DIR, LAB_LOG_DIR.
 EOF
 }
@@ -232,6 +247,7 @@ build_base_tree() {
 	copy_with_libs "$root" "$(command -v ip)"
 	copy_with_libs "$root" "$(command -v ipvsadm)"
 	copy_with_libs "$root" /bin/bash
+	copy_with_libs "$root" "$(command -v jq)" # scenarios read raftlvs status -o json
 	for f in bin/ip sbin/ip usr/bin/ip usr/sbin/ip; do
 		[[ /$f == "$(command -v ip)" ]] && continue
 		rm -f "$root/$f"
@@ -280,7 +296,7 @@ ensure_base() {
 	key=$({
 		readlink -f "$kroot"
 		printf '%s\n' "$@"
-		dpkg-query -W -f='${Package}=${Version}\n' busybox-static iproute2 ipvsadm libc6 kmod
+		dpkg-query -W -f='${Package}=${Version}\n' busybox-static iproute2 ipvsadm libc6 kmod jq
 		declare -f build_base_tree copy_with_libs module_closure boot_module_list pack_cpio
 	} | sha256sum | cut -c1-16)
 	out=$CACHE_DIR/base-$key.cpio
@@ -351,6 +367,7 @@ build_overlay() {
 	mkdir -p "$root/lab" "$root/bin"
 	write_init "$root/init"
 	install -m 0644 "$LAB_DIR/lib.sh" "$root/lab/lib.sh"
+	install -m 0644 "$LAB_DIR/cluster.sh" "$root/lab/cluster.sh"
 	install -m 0755 "$SCENARIO" "$root/scenario.sh"
 	printf 'export LAB_TIMEOUT=%s LAB_SCENARIO=%s\n' "$TIMEOUT" "$(basename "$SCENARIO" .sh)" >"$root/lab/run.conf"
 	if [[ -n $BIN ]]; then
@@ -417,6 +434,11 @@ boot_vm() {
 		*@@LAB-READY*) T_READY=$(elapsed "$t0") ;;
 		*@@LAB-RESULT*) T_RESULT=$(elapsed "$t0") ;;
 		esac
+		if [[ -n ${LAB_CONSOLE_SCENARIO_ONLY:-} ]]; then
+			# Only what the scenario prints: no firmware, kernel or marker lines.
+			[[ -n $T_READY && -z $T_RESULT && $line != *@@LAB-* ]] || continue
+			[[ $line =~ ^\[\ *[0-9]+\.[0-9]{6}\] ]] && continue
+		fi
 		printf '%s\n' "$line"
 	done < <(tail -n +1 -s 0.2 -f --pid="$VM_PID" "$logf")
 	VM_RC=0
@@ -510,12 +532,121 @@ report() {
 	exit "$rc"
 }
 
+# ---------------------------------------------------------------------------------------
+# test, demo, bench, gotests: the canned runs
+# ---------------------------------------------------------------------------------------
+
+# The scenarios `lab.sh test` runs, in this order, each in a VM of its own (a fresh kernel
+# per scenario: no state leaks from one to the next). Seconds are their guest timeouts.
+TEST_SCENARIOS=(forwarding:240 failover:240 drift:240 restart:240 agents:300 gotests:300)
+
+# build_gotests DIR: the Go lab tests as static test binaries, one per package.
+build_gotests() {
+	local dir=$1 pkg repo
+	repo=$(cd "$LAB_DIR/../.." && pwd)
+	command -v go >/dev/null || die "go is needed to build the lab tests"
+	mkdir -p "$dir"
+	for pkg in ./director/ipvs ./director/syncd ./realserver; do
+		log "building the lab tests of $pkg"
+		(cd "$repo" && CGO_ENABLED=0 GOFLAGS=-tags=hashicorpmetrics,lab \
+			go test -c -o "$dir/$(echo "${pkg#./}" | tr / -).test" "$pkg") ||
+			die "go test -c $pkg failed"
+	done
+}
+
+# lab_subrun ARGS...: `lab.sh run ARGS` in a child process (run exits; we go on).
+lab_subrun() { "$LAB_DIR/lab.sh" run "$@"; }
+
+cmd_test() {
+	local bin='' only=() spec name timeout rc t0 failed=0 results=()
+	while (($#)); do
+		case $1 in
+		--bin) bin=${2:?--bin needs a path}; shift 2 ;;
+		--only) only+=("${2:?--only needs a scenario name}"); shift 2 ;;
+		*) die "test: unknown argument $1" ;;
+		esac
+	done
+	[[ -n $bin && -f $bin ]] || die "test needs --bin PATH (the raftlvs binary)"
+	[[ $(id -u) -eq 0 ]] || die "test needs root"
+	ensure_setup
+	GOTESTS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/raftlvs-gotests.XXXXXX")
+	trap 'rm -rf "$GOTESTS_DIR"' EXIT
+	local t_all=$EPOCHREALTIME
+	for spec in "${TEST_SCENARIOS[@]}"; do
+		name=${spec%%:*} timeout=${spec#*:}
+		if ((${#only[@]})) && [[ " ${only[*]} " != *" $name "* ]]; then continue; fi
+		t0=$EPOCHREALTIME
+		rc=0
+		if [[ $name == gotests ]]; then
+			build_gotests "$GOTESTS_DIR"
+			lab_subrun gotests --timeout "$timeout" --add "$GOTESTS_DIR:/lab/gotests" || rc=$?
+		else
+			lab_subrun "$name" --bin "$bin" --timeout "$timeout" || rc=$?
+		fi
+		results+=("$(printf '%-12s %-4s %6s s' "$name" "$([[ $rc -eq 0 ]] && echo PASS || echo "FAIL($rc)")" "$(elapsed "$t0")")")
+		[[ $rc -eq 0 ]] || failed=$((failed + 1))
+	done
+	log "---- lab test summary ($(elapsed "$t_all") s)"
+	printf 'lab:   %s\n' "${results[@]}" >&2
+	((failed == 0)) || { log "FAIL: $failed scenario(s) failed"; exit 1; }
+	log "PASS: every scenario passed"
+}
+
+cmd_demo() {
+	local bin=''
+	while (($#)); do
+		case $1 in
+		--bin) bin=${2:?--bin needs a path}; shift 2 ;;
+		*) die "demo: unknown argument $1" ;;
+		esac
+	done
+	[[ -n $bin && -f $bin ]] || die "demo needs --bin PATH (the raftlvs binary)"
+	log "booting the lab VM (about 10 s, more on a busy machine); the full console goes to the log"
+	LAB_CONSOLE_SCENARIO_ONLY=1 LAB_APPEND=${LAB_APPEND:-console=ttyS0 quiet loglevel=3 panic=-1} \
+		exec "$LAB_DIR/lab.sh" run demo --bin "$bin" --timeout 300
+}
+
+cmd_bench() {
+	local bin='' trials=10 services=10000 servers=10
+	while (($#)); do
+		case $1 in
+		--bin) bin=${2:?--bin needs a path}; shift 2 ;;
+		--trials) trials=${2:?}; shift 2 ;;
+		--services) services=${2:?}; shift 2 ;;
+		--servers) servers=${2:?}; shift 2 ;;
+		*) die "bench: unknown argument $1" ;;
+		esac
+	done
+	[[ -n $bin && -f $bin ]] || die "bench needs --bin PATH (the raftlvs binary)"
+	[[ $trials =~ ^[0-9]+$ && $services =~ ^[0-9]+$ && $servers =~ ^[0-9]+$ ]] || die "bench: numbers wanted"
+	local conf
+	conf=$(mktemp "${TMPDIR:-/tmp}/raftlvs-bench.XXXXXX")
+	printf 'BENCH_TRIALS=%s BENCH_SERVICES=%s BENCH_SERVERS=%s\n' "$trials" "$services" "$servers" >"$conf"
+	local rc=0
+	LAB_MEM=${LAB_MEM:-4096} LAB_APPEND=${LAB_APPEND:-console=ttyS0 quiet loglevel=3 panic=-1} \
+		"$LAB_DIR/lab.sh" run bench --bin "$bin" --timeout 3000 --add "$conf:/lab/bench.conf" || rc=$?
+	rm -f "$conf"
+	exit "$rc"
+}
+
+cmd_gotests() {
+	[[ $(id -u) -eq 0 ]] || die "gotests needs root"
+	GOTESTS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/raftlvs-gotests.XXXXXX")
+	trap 'rm -rf "$GOTESTS_DIR"' EXIT
+	build_gotests "$GOTESTS_DIR"
+	lab_subrun gotests --timeout 300 --add "$GOTESTS_DIR:/lab/gotests"
+}
+
 main() {
 	local cmd=${1:-help}
 	(($#)) && shift
 	case $cmd in
 	setup) cmd_setup "$@" ;;
 	run) cmd_run "$@" ;;
+	test) cmd_test "$@" ;;
+	demo) cmd_demo "$@" ;;
+	bench) cmd_bench "$@" ;;
+	gotests) cmd_gotests "$@" ;;
 	help | -h | --help) usage ;;
 	*) usage >&2; exit 2 ;;
 	esac

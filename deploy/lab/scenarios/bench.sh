@@ -1,0 +1,131 @@
+#!/bin/bash
+# bench — the lab's figures (run it with `lab.sh bench`):
+#  1. crash-failover time as the client sees it, over BENCH_TRIALS crashes of the leader
+#     (kill -9 + cable pulled; the client GETs the DR VIP every 100 ms; outage = last answer
+#     before the crash → first answer to a request sent after it): min / median / p99 / max.
+#  2. programming BENCH_SERVICES services x BENCH_SERVERS real servers: `raftlvs restore`
+#     of a generated rule file into the cluster, timed until `ipvsadm -Sn` shows all of it
+#     on every director, against `ipvsadm -R` of the same file in a namespace of its own.
+# shellcheck source=../lib.sh
+. /lab/lib.sh
+# shellcheck source=../cluster.sh
+. /lab/cluster.sh
+BENCH_TRIALS=10 BENCH_SERVICES=10000 BENCH_SERVERS=10
+# raftlvs's API takes at most 20,000 commands and 8 MiB per batch: one `raftlvs restore`
+# of 110,000 rules is refused ("body: larger than 8388608 bytes"), so the file goes in as
+# batches of BENCH_CHUNK services (each batch atomic, one after the other).
+BENCH_CHUNK=1000
+[ -f /lab/bench.conf ] && . /lab/bench.conf
+
+rl_topology
+rl_rs_dr_tun $RL_RS
+rl_cluster
+rl_dr_rules 80 | sort >"$LAB_RUN/dr.rules"
+rl_restore "$LAB_RUN/dr.rules" >/dev/null || lab_die "restore of the DR service failed"
+lab_wait_for "rl_ipvs_equal $LAB_RUN/dr.rules $RL_DIRECTORS" "$RL_BOUND" 0.5 || lab_die "DR service not programmed"
+
+# stats FILE: "min median p99 max" of one number a line (nearest-rank percentiles).
+stats() {
+	sort -n "$1" | awk '{ v[NR] = $1 } END {
+		p = int(NR * 0.99); if (p < NR * 0.99) p++; m = int((NR + 1) / 2)
+		printf "%d %d %d %d\n", v[1], v[m], v[p], v[NR] }'
+}
+
+# ---- 1. failover ----
+lab_log "failover: $BENCH_TRIALS crashes of the leader"
+: >"$LAB_RUN/outages"
+: >"$LAB_RUN/elections"
+for trial in $(seq "$BENCH_TRIALS"); do
+	old=$(rl_leader)
+	lab_wait_for "test \"\$(rl_vip_holder $RL_DR_VIP)\" = $old" "$RL_BOUND" 0.2 || { lab_fail "trial $trial: $old does not hold the VIP"; continue; }
+	rl_probe_start "http://$RL_DR_VIP/"
+	lab_wait_for "[ \$(wc -l <$LAB_RUN/probe.out) -ge 5 ]" "$RL_BOUND" 0.2
+	rl_crash "$old"
+	kill_up=$(cat "$LAB_RUN/crash.up")
+	new=$(rl_new_leader "$old") || { rl_probe_stop; lab_die "trial $trial: no new leader"; }
+	lab_wait_for "awk -v k=$kill_up '\$1 > k' $LAB_RUN/probe.out | grep -q ." "$RL_BOUND" 0.2
+	rl_probe_stop
+	if ms=$(rl_outage_ms "$kill_up"); then
+		echo "$ms" >>"$LAB_RUN/outages"
+		lab_log "trial $trial: $old crashed, $new leads, client outage $ms ms"
+	else
+		lab_fail "trial $trial: no answer after the crash of $old"
+	fi
+	# Back to three directors before the next trial (not timed).
+	rl_revive "$old"
+	lab_wait_for "rl_converged_voters 3 && rl_ipvs_equal $LAB_RUN/dr.rules $RL_DIRECTORS" "$RL_BOUND" 0.5 ||
+		lab_die "trial $trial: $old did not rejoin"
+	lab_wait_for "test \"\$(rl_vip_holder $RL_DR_VIP)\" = $new" "$RL_BOUND" 0.5 ||
+		lab_fail "trial $trial: the VIP is held by [$(rl_vip_holder $RL_DR_VIP)], want $new alone"
+done
+n=$(wc -l <"$LAB_RUN/outages")
+if [ "$n" -gt 0 ]; then
+	# (no < <(...): the guest has no /dev/fd for process substitution)
+	read -r mn med p99 mx <<<"$(stats "$LAB_RUN/outages")"
+	lab_pass "failover over $n trials: min $mn ms, median $med ms, p99 $p99 ms, max $mx ms [$(tr '\n' ' ' <"$LAB_RUN/outages")]"
+	lab_figure failover_trials "$n"
+	lab_figure failover_min_ms "$mn" ms
+	lab_figure failover_median_ms "$med" ms
+	lab_figure failover_p99_ms "$p99" ms
+fi
+
+# ---- 2. programming ----
+S=$BENCH_SERVICES R=$BENCH_SERVERS
+lab_log "programming: $S services x $R real servers"
+# 100 VIPs x S/100 ports (an operator's 10,000 services share addresses; 10,000 VIPs would
+# make this a benchmark of address claiming). NAT real servers on the on-link 10.100.2/24.
+awk -v S="$S" -v R="$R" 'BEGIN {
+	for (i = 0; i < S; i++) {
+		vip = sprintf("10.100.3.%d:%d", i % 100 + 1, int(i / 100) + 1000)
+		printf "-A -t %s -s wrr\n", vip
+		for (j = 1; j <= R; j++) printf "-a -t %s -r 10.100.2.%d:%d -m -w 1\n", vip, j + 100, int(i / 100) + 1000
+	}
+}' >"$LAB_RUN/big.rules"
+rules=$(wc -l <"$LAB_RUN/big.rules")
+sort "$LAB_RUN/big.rules" "$LAB_RUN/dr.rules" >"$LAB_RUN/big.want"
+
+# Plain ipvsadm -R in a namespace of its own, the baseline.
+ip netns add plain
+ip -n plain link set lo up
+t0=$(lab_now_ms)
+lab_exec plain ipvsadm -R <"$LAB_RUN/big.rules" || lab_fail "ipvsadm -R failed"
+plain_ms=$(($(lab_now_ms) - t0))
+got=$(lab_exec plain ipvsadm -Sn | wc -l)
+lab_check "ipvsadm -R: $got rules in $plain_ms ms" test "$got" = "$rules"
+lab_exec plain ipvsadm -C
+ip netns del plain
+
+count_ok() { # DIR: all rules present (count first: cheap; then exact)
+	[ "$(lab_exec "$1" ipvsadm -Sn | wc -l)" -ge "$((rules + 4))" ]
+}
+# Split between services: a chunk ends before the -A line of service number k*BENCH_CHUNK.
+awk -v c="$BENCH_CHUNK" -v dir="$LAB_RUN" '/^-A / { if (n % c == 0) f = sprintf("%s/chunk.%05d", dir, n / c); n++ } { print > f }' \
+	"$LAB_RUN/big.rules"
+t0=$(lab_now_ms)
+for chunk in "$LAB_RUN"/chunk.*; do
+	lab_exec client "$RL_BIN" --timeout 600s restore - <"$chunk" >/dev/null ||
+		lab_fail "raftlvs restore of $(wc -l <"$chunk") rules ($chunk) failed"
+done
+commit_ms=$(($(lab_now_ms) - t0))
+lab_log "raftlvs restore ($(ls "$LAB_RUN"/chunk.* | wc -l) batches of $BENCH_CHUNK services) committed in $commit_ms ms"
+leader=$(rl_leader)
+if lab_wait_for "count_ok $leader" 1500 2; then
+	first_ms=$(($(lab_now_ms) - t0))
+	lab_log "$leader shows all of it after $first_ms ms"
+fi
+if lab_wait_for "count_ok d1 && count_ok d2 && count_ok d3" 1500 2; then
+	all_ms=$(($(lab_now_ms) - t0))
+	rl_check_ipvs "$LAB_RUN/big.want" "the $rules generated rules (+ the DR service)" $RL_DIRECTORS
+	lab_pass "raftlvs: $rules rules on every director in $all_ms ms (ipvsadm -R: $plain_ms ms)"
+	lab_figure program_rules "$rules"
+	lab_figure program_ipvsadm_R_ms "$plain_ms" ms
+	lab_figure program_raftlvs_commit_ms "$commit_ms" ms
+	lab_figure program_raftlvs_leader_ms "${first_ms:-0}" ms
+	lab_figure program_raftlvs_all_ms "$all_ms" ms
+	lab_figure program_ratio_raftlvs_over_ipvsadm "$(awk -v a="$all_ms" -v b="$plain_ms" 'BEGIN { printf "%.2f", a / b }')" x
+else
+	lab_fail "raftlvs: not every director shows the $rules rules"
+fi
+free -m | sed 's/^/  mem: /'
+ps -o pid,rss,args | grep '[d]irector' | cut -c1-60 | sed 's/^/  rss: /'
+rl_done
