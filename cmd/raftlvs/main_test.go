@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"net/netip"
@@ -257,6 +258,9 @@ func TestStatusRendering(t *testing.T) {
 			Services: []api.ServiceCounters{{Service: "web", Stats: api.Counters{Conns: 123456789, InPkts: 5, InBytes: 2_000_000_000},
 				RealServers: []api.RealServerCounters{{Addr: netip.MustParseAddr("198.51.100.21"), Port: 80, ActiveConns: 3, InactiveConns: 12, Stats: api.Counters{Conns: 7, CPS: 2}}}}},
 		},
+		Agents: json.RawMessage(`[{"id":"rs1","gossip":"198.51.100.21:7946","state":"alive","addr":"198.51.100.21","services":[{"Service":"web","Port":0,"Weight":10}]},` +
+			`{"id":"rs2","gossip":"198.51.100.22:7946","state":"alive","addr":"198.51.100.22","services":[{"Service":"web","Port":8080,"Weight":5}],"draining":true},` +
+			`{"id":"rs3","gossip":"198.51.100.23:7946","state":"dead","addr":"198.51.100.23"}]`),
 	}
 	tests := []struct {
 		name  string
@@ -284,6 +288,10 @@ VIPs held:
   192.0.2.10 on eth0
 Sync daemons:
   master sync daemon (mcast=eth1, syncid=7)
+Agents:
+  rs1              alive    198.51.100.21    web@10
+  rs2              draining 198.51.100.22    web:8080@5
+  rs3              dead     198.51.100.23
 `},
 		{"stats like ipvsadm -Ln --stats", listStats, false, `Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
   -> RemoteAddress:Port

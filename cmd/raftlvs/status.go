@@ -91,8 +91,47 @@ func renderStatus(w io.Writer, st *api.StatusResponse, mode listing, exact bool)
 			fmt.Fprintf(&b, "  %s sync daemon (mcast=%s, syncid=%d)\n", d.Role, d.Interface, d.SyncID)
 		}
 	}
+	if err := renderAgents(&b, st.Agents); err != nil {
+		return err
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// renderAgents lists the real-server agents the director sees in the gossip pool.
+func renderAgents(b *strings.Builder, raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	var agents []agentStatus
+	if err := json.Unmarshal(raw, &agents); err != nil {
+		return fmt.Errorf("decode the agents of the status: %w", err)
+	}
+	b.WriteString("Agents:")
+	if len(agents) == 0 {
+		b.WriteString(" none")
+	}
+	b.WriteString("\n")
+	for _, a := range agents {
+		var serves []string
+		for _, sp := range a.Services {
+			s := sp.Service
+			if sp.Port != 0 {
+				s += fmt.Sprintf(":%d", sp.Port)
+			}
+			serves = append(serves, fmt.Sprintf("%s@%d", s, sp.Weight))
+		}
+		state := a.State
+		if a.Draining && state == "alive" {
+			state = "draining"
+		}
+		line := fmt.Sprintf("  %-16s %-8s %-16s %s", a.ID, state, a.Addr, strings.Join(serves, " "))
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+		if a.Error != "" {
+			fmt.Fprintf(b, "  %-16s unreadable metadata: %s\n", "", a.Error)
+		}
+	}
+	return nil
 }
 
 func renderCluster(b *strings.Builder, st *api.StatusResponse) {
