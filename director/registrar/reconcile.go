@@ -171,8 +171,9 @@ func (r *Registrar) register(id string, meta gossip.Meta, snap snapshot) []chang
 
 // drain takes a leaving agent's real servers out of rotation (weight kept: the director
 // programs weight 0) and removes each once its connections have ended or MaxDrain passed.
-// A real server is removed only in a pass after the one that drained it, so the IPVS
-// table has stopped sending it new connections when they are counted.
+// Connections are counted only MinDrain after the drain was written, when every director
+// has applied it and programmed weight 0: counted earlier, a connection the kernel was
+// still scheduling there could be cut.
 func (r *Registrar) drain(owned []fsm.RealServer, now time.Time, draining map[fsm.RSKey]bool) []change {
 	var changes []change
 	for _, rs := range owned {
@@ -189,7 +190,7 @@ func (r *Registrar) drain(owned []fsm.RealServer, now time.Time, draining map[fs
 			changes = append(changes, change{fsm.UpsertAgentRS{RealServer: rs}, k, "agent is leaving: drain"})
 		case now.Sub(since) >= r.cfg.MaxDrain:
 			changes = append(changes, change{fsm.RemoveRealServer{Key: k}, k, "drain time is over"})
-		case r.connectionsEnded(rs):
+		case now.Sub(since) >= r.cfg.MinDrain && r.connectionsEnded(rs):
 			changes = append(changes, change{fsm.RemoveRealServer{Key: k}, k, "drained: no connections left"})
 		}
 	}

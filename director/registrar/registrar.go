@@ -22,6 +22,9 @@ const (
 	// DefaultMaxDrain bounds how long a leaving agent's real servers wait for their
 	// connections to end before they are removed anyway.
 	DefaultMaxDrain = 60 * time.Second
+	// DefaultMinDrain is how long a leaving agent's real servers stay at weight 0 before
+	// their connections are counted: long enough for every director to apply the drain.
+	DefaultMinDrain = 2 * time.Second
 	// DefaultReapDelay is how long a failed agent's real servers stay (out of rotation)
 	// before they are removed, so that a flapping agent does not churn the table.
 	DefaultReapDelay = 30 * time.Second
@@ -69,6 +72,7 @@ type Config struct {
 	// service is added, not at the next periodic pass.
 	StateChanges <-chan struct{}
 
+	MinDrain     time.Duration
 	MaxDrain     time.Duration
 	ReapDelay    time.Duration
 	StartupGrace time.Duration // negative: none
@@ -96,9 +100,10 @@ func New(cfg Config) (*Registrar, error) {
 	if cfg.Members == nil || cfg.State == nil || cfg.Writer == nil {
 		return nil, fmt.Errorf("%w: Members, State and Writer are required", ErrBadConfig)
 	}
-	if cfg.MaxDrain < 0 || cfg.ReapDelay < 0 || cfg.Interval < 0 {
-		return nil, fmt.Errorf("%w: MaxDrain, ReapDelay and Interval must not be negative", ErrBadConfig)
+	if cfg.MinDrain < 0 || cfg.MaxDrain < 0 || cfg.ReapDelay < 0 || cfg.Interval < 0 {
+		return nil, fmt.Errorf("%w: MinDrain, MaxDrain, ReapDelay and Interval must not be negative", ErrBadConfig)
 	}
+	cfg.MinDrain = cmp.Or(cfg.MinDrain, DefaultMinDrain)
 	cfg.MaxDrain = cmp.Or(cfg.MaxDrain, DefaultMaxDrain)
 	cfg.ReapDelay = cmp.Or(cfg.ReapDelay, DefaultReapDelay)
 	cfg.StartupGrace = cmp.Or(cfg.StartupGrace, DefaultStartupGrace)

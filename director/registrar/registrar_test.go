@@ -575,3 +575,20 @@ func TestRunRegistersAsSoonAsTheServiceExists(t *testing.T) {
 		return ok
 	})
 }
+
+func TestDrainLastsAtLeastMinDrainEvenWithoutConnections(t *testing.T) {
+	h := newHarness(t)
+	a1 := agent("a1", 1, sp("web", 8080, 100))
+	h.pool.set(a1)
+	h.reconcile()
+
+	h.pool.set(left(a1))
+	h.conns.set(addrOf(1).String(), 0)
+	h.reconcile() // drains
+	h.reconcile() // at once again (a state change triggers a pass): the directors may not have weight 0 yet
+	h.expect("web", 1, 8080, agentRS("a1", 1, "web", 8080, 100, fsm.Draining))
+
+	h.clock.advance(DefaultMinDrain)
+	h.reconcile()
+	h.expect("web", 1, 8080, nil)
+}
