@@ -138,6 +138,22 @@ func findRealServer(svc *api.ServiceInfo, addr netip.Addr, port uint16) (fsm.Rea
 	return candidates[0], nil
 }
 
+// currentRealServer reads the real server that args (SERVICE ADDR[:PORT]) name from the
+// cluster, for an edit or a removal.
+func currentRealServer(cmd *cobra.Command, args []string, what string) (*api.Client, fsm.RealServer, error) {
+	addr, port, err := parseRealServer(args[1])
+	if err != nil {
+		return nil, fsm.RealServer{}, err
+	}
+	c := clientFor(cmd)
+	svc, err := c.Service(ctxOf(cmd), args[0])
+	if err != nil {
+		return nil, fsm.RealServer{}, fmt.Errorf("%s %s of %s: %w", what, args[1], args[0], err)
+	}
+	cur, err := findRealServer(svc, addr, port)
+	return c, cur, err
+}
+
 func newServerEditCmd() *cobra.Command {
 	var f serverFlags
 	cmd := &cobra.Command{
@@ -145,16 +161,7 @@ func newServerEditCmd() *cobra.Command {
 		Short: "Change the settings given, and only those, of a real server (ipvsadm -e)",
 		Args:  exactArgs(2, "SERVICE and ADDR[:PORT]"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			addr, port, err := parseRealServer(args[1])
-			if err != nil {
-				return err
-			}
-			c := clientFor(cmd)
-			svc, err := c.Service(ctxOf(cmd), args[0])
-			if err != nil {
-				return fmt.Errorf("edit real server %s of %s: %w", args[1], args[0], err)
-			}
-			cur, err := findRealServer(svc, addr, port)
+			c, cur, err := currentRealServer(cmd, args, "edit real server")
 			if err != nil {
 				return err
 			}
@@ -180,16 +187,7 @@ func newServerRmCmd() *cobra.Command {
 		Short:   "Remove a real server from a service (ipvsadm -d)",
 		Args:    exactArgs(2, "SERVICE and ADDR[:PORT]"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			addr, port, err := parseRealServer(args[1])
-			if err != nil {
-				return err
-			}
-			c := clientFor(cmd)
-			svc, err := c.Service(ctxOf(cmd), args[0])
-			if err != nil {
-				return fmt.Errorf("remove real server %s from %s: %w", args[1], args[0], err)
-			}
-			cur, err := findRealServer(svc, addr, port)
+			c, cur, err := currentRealServer(cmd, args, "remove real server")
 			if err != nil {
 				return err
 			}
