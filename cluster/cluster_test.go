@@ -274,6 +274,16 @@ func retriable(err error) bool {
 }
 
 // join joins n through whichever node leads, retrying across leadership changes.
+// pair starts d1 (bootstrapped, leading, with its own entry recorded) and d2 joined to it.
+func (tc *testCluster) pair(ctx context.Context) (d1, d2 *Node) {
+	d1 = tc.start("d1", true)
+	d2 = tc.start("d2", false)
+	tc.leader(d1)
+	tc.established(d1)
+	tc.join(ctx, d2)
+	return d1, d2
+}
+
 func (tc *testCluster) join(ctx context.Context, n *Node) {
 	tc.t.Helper()
 	var err error
@@ -476,11 +486,7 @@ func TestTransferLeadershipStopsDutiesBeforeTheNextLeaderStarts(t *testing.T) {
 	defer cancel()
 	tc := newTestCluster(t)
 	defer tc.duties.check(t)
-	d1 := tc.start("d1", true)
-	d2 := tc.start("d2", false)
-	tc.leader(d1)
-	tc.established(d1)
-	tc.join(ctx, d2)
+	d1, d2 := tc.pair(ctx)
 	from, to := d1, d2
 	if tc.leader() == d2 { // leadership moved while joining: the machine is loaded
 		from, to = d2, d1
@@ -512,11 +518,7 @@ func TestWatchSignalsReplicatedChangesOnFollowers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tc := newTestCluster(t)
-	d1 := tc.start("d1", true)
-	d2 := tc.start("d2", false)
-	tc.leader(d1)
-	tc.established(d1)
-	tc.join(ctx, d2)
+	_, d2 := tc.pair(ctx)
 	watch, stop := d2.Watch()
 	defer stop()
 	tc.apply(ctx, fsm.AddService{Service: webService()})

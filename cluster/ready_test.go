@@ -127,11 +127,7 @@ func TestRemovedNodeSeesDoneAndTheLeaderDoesNot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tc := newTestCluster(t)
-	d1 := tc.start("d1", true)
-	d2 := tc.start("d2", false)
-	tc.leader(d1)
-	tc.established(d1)
-	tc.join(ctx, d2)
+	d1, d2 := tc.pair(ctx)
 	tc.apply(ctx, fsm.AddService{Service: webService()})
 
 	var leader, removed *Node

@@ -26,7 +26,6 @@ type agentConfig struct {
 	Join         addrList `json:"join"`
 	GossipAddr   string   `json:"gossip_addr"`
 	GossipKey    string   `json:"gossip_key"`
-	ClusterID    string   `json:"cluster_id"`
 	Services     []string `json:"service"`
 	Interface    string   `json:"interface"`
 	StateFile    string   `json:"state_file"`
