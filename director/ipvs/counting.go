@@ -69,6 +69,38 @@ func (c *countingKernel) DeleteDestination(svc Service, d Destination) error {
 	return err
 }
 
+// Apply applies ops as one batch when the kernel is a Batcher, one call at a time
+// otherwise, and counts each op as the single call would be counted.
+func (c *countingKernel) Apply(ops []Op) []error {
+	var errs []error
+	if b, ok := c.k.(Batcher); ok {
+		errs = b.Apply(ops)
+	} else {
+		errs = make([]error, len(ops))
+		for i, op := range ops {
+			errs[i] = applyOne(c.k, op)
+		}
+	}
+	for i, op := range ops {
+		switch op.Kind {
+		case OpAddService:
+			c.ops.ServiceAdds++
+		case OpUpdateService:
+			c.ops.ServiceUpdates++
+		case OpDeleteService:
+			c.ops.ServiceDeletes++
+		case OpAddDestination:
+			c.ops.DestinationAdds++
+		case OpUpdateDestination:
+			c.ops.DestinationUpdates++
+		case OpDeleteDestination:
+			c.ops.DestinationDeletes++
+		}
+		c.debug("ipvs "+op.Kind.String(), "service", op.Service.Key(), "real_server", op.Destination.Key(), "err", errs[i])
+	}
+	return errs
+}
+
 func (c *countingKernel) logService(msg string, svc Service, err error) {
 	c.debug(msg, "service", svc.Key(), "scheduler", svc.Scheduler, "flags", svc.Flags,
 		"timeout", svc.Timeout, "netmask", svc.Netmask, "pe", svc.PEName, "err", err)

@@ -18,6 +18,7 @@ type Fake struct {
 	services map[ServiceKey]*fakeService
 	ops      OpCounts
 	failNext error // see FailNext
+	batches  int
 }
 
 type fakeService struct {
@@ -33,6 +34,7 @@ type fakeDest struct {
 
 var (
 	_ Kernel      = (*Fake)(nil)
+	_ Batcher     = (*Fake)(nil)
 	_ StatsReader = (*Fake)(nil)
 )
 
@@ -101,6 +103,25 @@ func compareDests(a, b Destination) int {
 		return c
 	}
 	return int(a.Port) - int(b.Port)
+}
+
+// Apply applies ops one after the other, as the kernel does with a batch of messages.
+func (f *Fake) Apply(ops []Op) []error {
+	f.mu.Lock()
+	f.batches++
+	f.mu.Unlock()
+	errs := make([]error, len(ops))
+	for i, op := range ops {
+		errs[i] = applyOne(f, op)
+	}
+	return errs
+}
+
+// Batches is the number of Apply calls so far.
+func (f *Fake) Batches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.batches
 }
 
 // AddService creates svc.

@@ -26,6 +26,71 @@ type Kernel interface {
 	DeleteDestination(svc Service, d Destination) error
 }
 
+// OpKind is a kind of write to the IPVS table.
+type OpKind uint8
+
+// The writes a Batcher applies.
+const (
+	OpAddService OpKind = iota + 1
+	OpUpdateService
+	OpDeleteService
+	OpAddDestination
+	OpUpdateDestination
+	OpDeleteDestination
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpAddService:
+		return "add service"
+	case OpUpdateService:
+		return "update service"
+	case OpDeleteService:
+		return "delete service"
+	case OpAddDestination:
+		return "add real server"
+	case OpUpdateDestination:
+		return "update real server"
+	case OpDeleteDestination:
+		return "delete real server"
+	}
+	return fmt.Sprintf("op(%d)", uint8(k))
+}
+
+// Op is one write; Destination is unused by the service kinds.
+type Op struct {
+	Kind        OpKind
+	Service     Service
+	Destination Destination
+}
+
+// Batcher is a Kernel that applies many writes at once (Linux: many netlink messages in
+// one system call, where ipvsadm and moby/ipvs make a round trip per write). Apply applies
+// ops in order; a failed op does not stop the ones after it, exactly as if each had been
+// a single call. It returns one error per op, nil for those that succeeded.
+type Batcher interface {
+	Apply(ops []Op) []error
+}
+
+// applyOne is op as a single Kernel call.
+func applyOne(k Kernel, op Op) error {
+	switch op.Kind {
+	case OpAddService:
+		return k.AddService(op.Service)
+	case OpUpdateService:
+		return k.UpdateService(op.Service)
+	case OpDeleteService:
+		return k.DeleteService(op.Service)
+	case OpAddDestination:
+		return k.AddDestination(op.Service, op.Destination)
+	case OpUpdateDestination:
+		return k.UpdateDestination(op.Service, op.Destination)
+	case OpDeleteDestination:
+		return k.DeleteDestination(op.Service, op.Destination)
+	}
+	return fmt.Errorf("ipvs: unknown %s", op.Kind)
+}
+
 // StatsReader reads the counters and rates `ipvsadm -Ln --stats` and `--rate` show.
 // Both Linux and Fake implement it.
 type StatsReader interface {

@@ -14,13 +14,14 @@ import (
 	mobyipvs "github.com/moby/ipvs"
 )
 
-// Linux is the kernel's IPVS table through moby/ipvs, with its gaps closed: it refuses to
-// start without IPVS (where moby/ipvs would report success for calls that do nothing),
-// writes IPv4 persistence masks in the byte order the kernel reads, and serializes calls
-// (a moby Handle is not safe for concurrent use).
+// Linux is the kernel's IPVS table: reads through moby/ipvs, writes through a writer of
+// our own that sends many of them in one system call (see netlink.go). It refuses to
+// start without IPVS (where moby/ipvs would report success for calls that do nothing) and
+// serializes calls (neither socket is safe for concurrent use).
 type Linux struct {
 	mu sync.Mutex
 	h  *mobyipvs.Handle
+	w  *writer
 	// pe remembers the persistence engine of the services written through this handle:
 	// moby/ipvs does not parse IPVS_SVC_ATTR_PE_NAME on reads. After a restart the first
 	// pass sets it again (one update per service with a PE).
@@ -29,52 +30,62 @@ type Linux struct {
 
 var (
 	_ Kernel      = (*Linux)(nil)
+	_ Batcher     = (*Linux)(nil)
 	_ StatsReader = (*Linux)(nil)
 )
 
 // NewLinux opens the IPVS table of the network namespace at netnsPath ("" for the
 // current one). It returns an error wrapping ErrNoIPVS when that kernel has no IPVS.
 func NewLinux(netnsPath string) (*Linux, error) {
-	if err := probeIPVS(netnsPath); err != nil {
+	family, err := probeIPVS(netnsPath)
+	if err != nil {
+		return nil, err
+	}
+	w, err := openWriter(netnsPath, family)
+	if err != nil {
 		return nil, err
 	}
 	h, err := mobyipvs.New(netnsPath)
 	if err != nil {
+		w.close()
 		return nil, fmt.Errorf("open IPVS in netns %q: %w", netnsPath, err)
 	}
-	return &Linux{h: h, pe: map[ServiceKey]string{}}, nil
+	return &Linux{h: h, w: w, pe: map[ServiceKey]string{}}, nil
 }
 
-// probeIPVS resolves the "IPVS" generic-netlink family in the target namespace.
-func probeIPVS(netnsPath string) error {
+// probeIPVS resolves the "IPVS" generic-netlink family in the target namespace and
+// returns its number.
+func probeIPVS(netnsPath string) (uint16, error) {
 	cfg := &netlink.Config{}
 	if netnsPath != "" {
 		f, err := os.Open(netnsPath)
 		if err != nil {
-			return fmt.Errorf("open netns %s: %w", netnsPath, err)
+			return 0, fmt.Errorf("open netns %s: %w", netnsPath, err)
 		}
 		defer f.Close()
 		cfg.NetNS = int(f.Fd())
 	}
 	c, err := genetlink.Dial(cfg)
 	if err != nil {
-		return fmt.Errorf("dial generic netlink in netns %q: %w", netnsPath, err)
+		return 0, fmt.Errorf("dial generic netlink in netns %q: %w", netnsPath, err)
 	}
 	defer c.Close()
-	if _, err := c.GetFamily("IPVS"); err != nil {
+	fam, err := c.GetFamily("IPVS")
+	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("netns %q: %w", netnsPath, ErrNoIPVS)
+			return 0, fmt.Errorf("netns %q: %w", netnsPath, ErrNoIPVS)
 		}
-		return fmt.Errorf("look up the IPVS generic netlink family in netns %q: %w", netnsPath, err)
+		return 0, fmt.Errorf("look up the IPVS generic netlink family in netns %q: %w", netnsPath, err)
 	}
-	return nil
+	return fam.ID, nil
 }
 
-// Close releases the netlink socket.
+// Close releases the netlink sockets.
 func (l *Linux) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.h.Close()
+	l.w.close()
 }
 
 func (l *Linux) Services() ([]Service, error) {
@@ -107,49 +118,47 @@ func (l *Linux) Destinations(svc Service) ([]Destination, error) {
 	return out, nil
 }
 
-func (l *Linux) AddService(svc Service) error {
+// Apply writes ops in order, many to a system call; see Batcher.
+func (l *Linux) Apply(ops []Op) []error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.h.NewService(toMobyService(svc)); err != nil {
-		return err
+	errs := l.w.apply(ops)
+	for i, op := range ops {
+		switch {
+		case errs[i] != nil:
+		case op.Kind == OpAddService || op.Kind == OpUpdateService:
+			l.pe[op.Service.Key()] = op.Service.PEName
+		case op.Kind == OpDeleteService:
+			delete(l.pe, op.Service.Key())
+		}
 	}
-	l.pe[svc.Key()] = svc.PEName
-	return nil
+	return errs
+}
+
+func (l *Linux) one(op Op) error { return l.Apply([]Op{op})[0] }
+
+func (l *Linux) AddService(svc Service) error {
+	return l.one(Op{Kind: OpAddService, Service: svc})
 }
 
 func (l *Linux) UpdateService(svc Service) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.h.UpdateService(toMobyService(svc)); err != nil {
-		return err
-	}
-	l.pe[svc.Key()] = svc.PEName
-	return nil
+	return l.one(Op{Kind: OpUpdateService, Service: svc})
 }
 
 func (l *Linux) DeleteService(svc Service) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.pe, svc.Key())
-	return l.h.DelService(toMobyService(svc))
+	return l.one(Op{Kind: OpDeleteService, Service: svc})
 }
 
 func (l *Linux) AddDestination(svc Service, d Destination) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.h.NewDestination(toMobyService(svc), toMobyDestination(svc, d))
+	return l.one(Op{Kind: OpAddDestination, Service: svc, Destination: d})
 }
 
 func (l *Linux) UpdateDestination(svc Service, d Destination) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.h.UpdateDestination(toMobyService(svc), toMobyDestination(svc, d))
+	return l.one(Op{Kind: OpUpdateDestination, Service: svc, Destination: d})
 }
 
 func (l *Linux) DeleteDestination(svc Service, d Destination) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.h.DelDestination(toMobyService(svc), toMobyDestination(svc, d))
+	return l.one(Op{Kind: OpDeleteDestination, Service: svc, Destination: d})
 }
 
 func (l *Linux) ServiceStats() ([]ServiceStats, error) {
@@ -233,18 +242,6 @@ func fromMobyService(m *mobyipvs.Service) Service {
 		s.Address = addrOf(m.Address)
 	}
 	return s
-}
-
-func toMobyDestination(svc Service, d Destination) *mobyipvs.Destination {
-	return &mobyipvs.Destination{
-		Address:         ipOf(d.Address),
-		Port:            d.Port,
-		Weight:          d.Weight,
-		ConnectionFlags: uint32(d.Forwarding) & mobyipvs.ConnectionFlagFwdMask,
-		AddressFamily:   svc.Family,
-		UpperThreshold:  d.UpperThreshold,
-		LowerThreshold:  d.LowerThreshold,
-	}
 }
 
 func fromMobyDestination(m *mobyipvs.Destination) Destination {

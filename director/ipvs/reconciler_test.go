@@ -2,6 +2,8 @@ package ipvs
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -370,4 +372,56 @@ func names(es []Entry) []string {
 		out = append(out, e.Name)
 	}
 	return out
+}
+
+func TestNewServicesGoToTheKernelManyToABatch(t *testing.T) {
+	h := newHarness(t)
+	h.sync() // the first pass (a full repair) has run; new services come in a sync pass
+	n := 2*createBatch + 3
+	h.st = bigState(t, n, 10)
+	// One of them exists already, made by hand with a real server raftlvs does not want:
+	// its writes in the batch fail (EEXIST) and it alone is taken over the careful way.
+	taken := Desired(h.st)[ServiceKey{Family: FamilyIPv4, Protocol: ProtocolTCP, Address: netip.MustParseAddr("10.100.1.44"), Port: 80}]
+	if taken == nil {
+		t.Fatal("no service 10.100.1.44:80 in the generated state")
+	}
+	if err := h.fake.AddService(taken.Service); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fake.AddDestination(taken.Service, Destination{Address: netip.MustParseAddr("192.0.2.99"), Port: 8080, Weight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	p := h.sync()
+	if got := h.fake.Batches(); got != 4 { // 3 of new services, 1 for the stray real server
+		t.Errorf("%d batches, want 4", got)
+	}
+	// The taken-over service: its add fails in the batch and once more on its own, then
+	// an update, a dump of its real servers and the delete of the stray one.
+	want := OpCounts{DestinationDumps: 1, ServiceAdds: n + 1, ServiceUpdates: 1, DestinationAdds: n * 10, DestinationDeletes: 1}
+	if p.Ops != want || p.Services != n || p.Errors != 0 {
+		t.Errorf("pass: %d services, %d errors, %s; want %d, 0, %s", p.Services, p.Errors, p.Ops, n, want)
+	}
+	h.assertProgrammed()
+	h.assertIdle()
+}
+
+func TestRollingSweepReadsAtMostMaxSweepListsAPass(t *testing.T) {
+	h := newHarness(t)
+	h.st = bigState(t, 100, 2)
+	h.sync()
+	r, err := NewReconciler(ReconcilerConfig{Kernel: h.fake, StateDir: h.dir, MaxSweep: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Sync(h.st); err != nil { // first pass: a full repair, every list read
+		t.Fatal(err)
+	}
+	p, err := r.Repair() // 100 services over 30 passes would be 4 lists a pass
+	if err != nil || p.Ops.DestinationDumps != 2 || p.Ops.Writes() != 0 {
+		t.Errorf("repair over 100 unchanged services: %s, %v; want 2 destination dumps", p.Ops, err)
+	}
+	if p, _ := h.r.Repair(); p.Ops.DestinationDumps != 4 { // the default cap, 64, does not bind
+		t.Errorf("repair with the default cap: %d destination dumps, want 4", p.Ops.DestinationDumps)
+	}
 }

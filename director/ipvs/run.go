@@ -16,25 +16,33 @@ type StateSource interface {
 }
 
 // Run reconciles until ctx ends: a full repair pass first, a sync pass after each state
-// change, a repair pass every RepairInterval. Failures are logged and retried on the next
-// pass; Run returns only when ctx is done.
+// change, a repair pass every RepairInterval (or less often, see repairDelay). Failures
+// are logged and retried on the next pass; Run returns only when ctx is done.
 func (r *Reconciler) Run(ctx context.Context, src StateSource) error {
 	changed, cancel := src.Watch()
 	defer cancel()
 	// Watch before the first View, so that no change falls between the two.
 	r.syncFrom(src)
-	tick := time.NewTicker(r.repairEvery)
-	defer tick.Stop()
+	repair := time.NewTimer(r.repairEvery)
+	defer repair.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
 			r.syncFrom(src)
-		case <-tick.C:
-			_, _ = r.Repair() // the pass logs and counts its errors
+		case <-repair.C:
+			p, _ := r.Repair() // the pass logs and counts its errors
+			repair.Reset(r.repairDelay(p.Duration))
 		}
 	}
+}
+
+// repairDelay is the pause after a repair pass that took took: RepairInterval, or ten
+// times the pass if that is longer, so that repairs use at most a tenth of the time
+// however large the table (dumping 10,000 services costs far more than 100).
+func (r *Reconciler) repairDelay(took time.Duration) time.Duration {
+	return max(r.repairEvery, 10*took)
 }
 
 func (r *Reconciler) syncFrom(src StateSource) {

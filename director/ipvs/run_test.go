@@ -69,3 +69,17 @@ func TestRunFollowsStateChangesUntilCancelled(t *testing.T) {
 		t.Errorf("Stats().Services = %d, want 2", s.Services)
 	}
 }
+
+func TestRepairsTakeAtMostATenthOfTheTime(t *testing.T) {
+	h := newHarness(t)
+	for _, tt := range []struct{ took, want time.Duration }{
+		{0, time.Second},
+		{20 * time.Millisecond, time.Second},
+		{100 * time.Millisecond, time.Second},
+		{700 * time.Millisecond, 7 * time.Second},
+	} {
+		if got := h.r.repairDelay(tt.took); got != tt.want {
+			t.Errorf("after a %v pass: next in %v, want %v", tt.took, got, tt.want)
+		}
+	}
+}
