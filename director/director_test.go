@@ -227,7 +227,7 @@ func TestLeaderClaimsVIPsFollowsChangesAndReleasesFirst(t *testing.T) {
 	r.addWeb(t, "192.0.2.11")
 	eventually(t, "new VIP claimed", func() bool { return len(r.vipsHeld()) == 2 })
 	eventually(t, "both services programmed", func() bool { return len(r.d.reconciler.Table()) == 2 })
-	if dp := r.d.DataPlane(); len(dp.VIPs) != 2 || len(dp.SyncDaemons) != 2 || len(dp.Services) != 2 {
+	if dp := r.d.DataPlane(true); len(dp.VIPs) != 2 || len(dp.SyncDaemons) != 2 || len(dp.Services) != 2 {
 		t.Fatalf("status: %+v", dp)
 	}
 

@@ -10,9 +10,9 @@ import (
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
-// DataPlane reports what this director holds in its kernel: VIPs, sync daemons and the
-// IPVS counters of the services raftlvs programmed (the API's status hook).
-func (d *Director) DataPlane() *api.DataPlane {
+// DataPlane reports what this director holds in its kernel: VIPs, sync daemons and, with
+// counters, the IPVS counters of the services raftlvs programmed (the API's status hook).
+func (d *Director) DataPlane(counters bool) *api.DataPlane {
 	dp := &api.DataPlane{VIPs: []api.VIP{}, SyncDaemons: []api.SyncDaemon{}}
 	for _, a := range d.vips.Held() {
 		dp.VIPs = append(dp.VIPs, api.VIP{Addr: a, Interface: d.cfg.VIP.Interface})
@@ -30,7 +30,7 @@ func (d *Director) DataPlane() *api.DataPlane {
 			dp.SyncDaemons = append(dp.SyncDaemons, api.SyncDaemon{Role: role, Interface: sd.Interface, SyncID: int(sd.SyncID)})
 		}
 	}
-	if d.kernel.Stats != nil {
+	if counters && d.kernel.Stats != nil {
 		dp.Services = d.counters()
 	}
 	return dp

@@ -39,7 +39,12 @@ func NewClient(addrs ...string) *Client {
 }
 
 // Status returns GET /v1/status.
-func (c *Client) Status(ctx context.Context) (*StatusResponse, error) {
+// With counters, the director adds the IPVS counters of every service (one kernel dump
+// per service: slow on a large table).
+func (c *Client) Status(ctx context.Context, counters bool) (*StatusResponse, error) {
+	if counters {
+		return call[StatusResponse](ctx, c, http.MethodGet, "/v1/status?counters=true", nil)
+	}
 	return call[StatusResponse](ctx, c, http.MethodGet, "/v1/status", nil)
 }
 

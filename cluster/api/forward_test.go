@@ -206,7 +206,7 @@ func TestClientTriesNextDirectorOnlyWhenUnreachable(t *testing.T) {
 	if other.n.Load() != 0 {
 		t.Errorf("second director asked %d times after a 404", other.n.Load())
 	}
-	if _, err := NewClient(dead).Status(ctx); err == nil {
+	if _, err := NewClient(dead).Status(ctx, false); err == nil {
 		t.Error("no error with every director down")
 	}
 }
@@ -246,7 +246,7 @@ func TestReadsSkipADirectorThatHasNotCaughtUp(t *testing.T) {
 		t.Fatalf("only a lagging director: got %v, want ErrUnavailable", err)
 	}
 	// Its status still answers: an operator must see why it is not serving.
-	if _, err := NewClient(first.URL).Status(ctx); err != nil {
+	if _, err := NewClient(first.URL).Status(ctx, false); err != nil {
 		t.Fatalf("status of a lagging director: %v", err)
 	}
 }

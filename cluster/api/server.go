@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/raftlvs/raftlvs/fsm"
@@ -23,8 +24,10 @@ type Server struct {
 	mux    *http.ServeMux
 	client *http.Client // forwards writes to the leader
 
-	// DataPlane, if set, reports the director's kernel side under "dataplane" in /v1/status.
-	DataPlane func() *DataPlane
+	// DataPlane, if set, reports the director's kernel side under "dataplane" in
+	// /v1/status: VIPs and sync daemons, and with counters (asked for with ?counters=true)
+	// the IPVS counters of every service, which cost one kernel dump per service.
+	DataPlane func(counters bool) *DataPlane
 	// Agents, if set, reports the real-server agents under "agents" in /v1/status.
 	Agents func() any
 }
@@ -144,6 +147,14 @@ func (s *Server) do(w http.ResponseWriter, r *http.Request, body []byte, op func
 }
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
+	counters := false
+	if v := r.URL.Query().Get("counters"); v != "" {
+		var err error
+		if counters, err = strconv.ParseBool(v); err != nil {
+			s.writeError(w, r, fieldErr("counters", fsm.ErrInvalid, "%q is not true or false", v))
+			return
+		}
+	}
 	resp := StatusResponse{Node: s.store.Status()}
 	s.store.View(func(st *fsm.State) {
 		resp.ClusterID, resp.Version = st.ClusterID(), st.Version()
@@ -151,7 +162,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		resp.Services = serviceInfos(st)
 	})
 	if s.DataPlane != nil {
-		resp.DataPlane = s.DataPlane()
+		resp.DataPlane = s.DataPlane(counters)
 	}
 	if s.Agents != nil {
 		raw, err := json.Marshal(s.Agents())

@@ -287,17 +287,28 @@ func TestStatusAndState(t *testing.T) {
 	})
 
 	t.Run("hooks fill dataplane and agents", func(t *testing.T) {
-		srv.DataPlane = func() *DataPlane {
-			return &DataPlane{VIPs: []VIP{{Addr: netip.MustParseAddr("192.0.2.10"), Interface: "eth0"}}}
+		srv.DataPlane = func(counters bool) *DataPlane {
+			dp := &DataPlane{VIPs: []VIP{{Addr: netip.MustParseAddr("192.0.2.10"), Interface: "eth0"}}}
+			if counters {
+				dp.Services = []ServiceCounters{{Service: "web"}}
+			}
+			return dp
 		}
 		srv.Agents = func() any { return []map[string]string{{"id": "rs1"}} }
 		defer func() { srv.DataPlane, srv.Agents = nil, nil }()
 		st := decode[StatusResponse](t, request(t, srv, "GET", "/v1/status", ""))
-		if st.DataPlane == nil || len(st.DataPlane.VIPs) != 1 || st.DataPlane.VIPs[0].Interface != "eth0" {
-			t.Errorf("dataplane %+v", st.DataPlane)
+		if st.DataPlane == nil || len(st.DataPlane.VIPs) != 1 || st.DataPlane.VIPs[0].Interface != "eth0" || st.DataPlane.Services != nil {
+			t.Errorf("dataplane %+v, want the VIP and no counters", st.DataPlane)
 		}
 		if string(st.Agents) != `[{"id":"rs1"}]` {
 			t.Errorf("agents %s", st.Agents)
+		}
+		st = decode[StatusResponse](t, request(t, srv, "GET", "/v1/status?counters=true", ""))
+		if st.DataPlane == nil || len(st.DataPlane.Services) != 1 {
+			t.Errorf("dataplane with counters %+v", st.DataPlane)
+		}
+		if rec := request(t, srv, "GET", "/v1/status?counters=maybe", ""); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "counters") {
+			t.Errorf("?counters=maybe: %d %s, want 400 naming the parameter", rec.Code, rec.Body)
 		}
 	})
 

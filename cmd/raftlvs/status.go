@@ -37,7 +37,9 @@ func newStatusCmd() *cobra.Command {
 			if output != "" && output != "json" && output != "text" {
 				return usagef("-o %q: want text or json", output)
 			}
-			st, err := clientFor(cmd).Status(ctxOf(cmd))
+			// The text shows ActiveConn and InActConn as ipvsadm -Ln does; JSON has the
+			// counters with --stats or --rate only (scripts poll it).
+			st, err := clientFor(cmd).Status(ctxOf(cmd), output != "json" || stats || rate)
 			if err != nil {
 				return fmt.Errorf("status: %w", err)
 			}
@@ -62,7 +64,7 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&stats, "stats", false, "show the counters (Conns, InPkts, OutPkts, InBytes, OutBytes)")
 	cmd.Flags().BoolVar(&rate, "rate", false, "show the rates (CPS, InPPS, OutPPS, InBPS, OutBPS)")
 	cmd.Flags().BoolVar(&exact, "exact", false, "print exact numbers, without K/M/G rounding")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (the raw status)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (the raw status, with the IPVS counters only when --stats or --rate is given)")
 	cmd.MarkFlagsMutuallyExclusive("stats", "rate")
 	return cmd
 }
