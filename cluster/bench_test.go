@@ -23,9 +23,8 @@ func BenchmarkCommittedWrites(b *testing.B) {
 	}
 }
 
-func benchmarkWrites(b *testing.B, writers int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+// threeDirectors starts a local cluster of three directors with the default timings.
+func threeDirectors(ctx context.Context, b *testing.B) *testCluster {
 	tc := newTestCluster(b)
 	tc.ourDefaults = true
 	d1 := tc.start("d1", true)
@@ -33,6 +32,13 @@ func benchmarkWrites(b *testing.B, writers int) {
 	tc.established(d1)
 	tc.join(ctx, tc.start("d2", false))
 	tc.join(ctx, tc.start("d3", false))
+	return tc
+}
+
+func benchmarkWrites(b *testing.B, writers int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tc := threeDirectors(ctx, b)
 	tc.apply(ctx, fsm.AddService{Service: webService()})
 	keys := make([]fsm.RSKey, writers)
 	for i := range keys {
@@ -77,4 +83,38 @@ func benchmarkWrites(b *testing.B, writers int) {
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "writes/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkCommitRestore10k commits what `raftlvs restore` of 10,000 services × 10 real
+// servers sends, 10 batches of 1,000 services, through the leader of a local three-director
+// cluster: prepared on the leader, logged with fsync on each node, applied everywhere.
+func BenchmarkCommitRestore10k(b *testing.B) {
+	batches := make([]fsm.Batch, 10)
+	for i := range 10_000 {
+		name := fmt.Sprintf("svc%d", i)
+		vip := netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)})
+		c := &batches[i/1000]
+		c.Commands = append(c.Commands, fsm.AddService{Service: fsm.Service{Name: name, Protocol: fsm.TCP, VIP: vip, Port: 80, Scheduler: "wrr", Forwarding: fsm.NAT}})
+		for j := range 10 {
+			rs := fsm.RealServer{Service: name, Addr: netip.AddrFrom4([4]byte{10, 101, byte(j), 1}), Port: 8080, Weight: 1}
+			c.Commands = append(c.Commands, fsm.AddRealServer{RealServer: rs})
+		}
+	}
+	b.StopTimer()
+	for range b.N { // each round on a new cluster: the services exist after one
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		tc := threeDirectors(ctx, b)
+		leader := tc.leader()
+		b.StartTimer()
+		for i, batch := range batches {
+			if err := leader.Apply(ctx, batch); err != nil {
+				b.Fatalf("batch %d: %v", i, err)
+			}
+		}
+		b.StopTimer()
+		for _, id := range []string{"d1", "d2", "d3"} {
+			tc.stop(id)
+		}
+		cancel()
+	}
 }

@@ -72,8 +72,9 @@ usage:
       The guided tour (scenarios/demo.sh), console reduced to the scenario's own output.
   lab.sh bench --bin PATH [--trials N] [--services N] [--servers N]
       scenarios/bench.sh: crash-failover time over N trials (default 10), and the time to
-      program SERVICES x SERVERS (default 10000 x 10) through raftlvs vs ipvsadm -R.
-      LAB_MEM defaults to 4096 here.
+      program SERVICES x SERVERS (default 10000 x 10) through raftlvs vs ipvsadm -R, and
+      (at 10000 x 10) one director's writes alone (the director/ipvs lab benchmark, built
+      with go). LAB_MEM defaults to 4096 here.
   lab.sh gotests
       Build and run only the Go lab tests (go test -c -tags hashicorpmetrics,lab).
   Environment: LAB_MEM (MiB, 2048), LAB_SMP (2), LAB_APPEND, LAB_CACHE_DIR, LAB_LOG_DIR.
@@ -619,13 +620,15 @@ cmd_bench() {
 	done
 	[[ -n $bin && -f $bin ]] || die "bench needs --bin PATH (the raftlvs binary)"
 	[[ $trials =~ ^[0-9]+$ && $services =~ ^[0-9]+$ && $servers =~ ^[0-9]+$ ]] || die "bench: numbers wanted"
-	local conf
+	local conf gotests
 	conf=$(mktemp "${TMPDIR:-/tmp}/raftlvs-bench.XXXXXX")
+	gotests=$(mktemp -d "${TMPDIR:-/tmp}/raftlvs-gotests.XXXXXX")
+	trap 'rm -rf "$conf" "$gotests"' EXIT
 	printf 'BENCH_TRIALS=%s BENCH_SERVICES=%s BENCH_SERVERS=%s\n' "$trials" "$services" "$servers" >"$conf"
+	build_gotests "$gotests" # for BenchmarkLabProgram10k
 	local rc=0
 	LAB_MEM=${LAB_MEM:-4096} LAB_APPEND=${LAB_APPEND:-console=ttyS0 quiet loglevel=3 panic=-1} \
-		"$LAB_DIR/lab.sh" run bench --bin "$bin" --timeout 3000 --add "$conf:/lab/bench.conf" || rc=$?
-	rm -f "$conf"
+		"$LAB_DIR/lab.sh" run bench --bin "$bin" --timeout 3000 --add "$conf:/lab/bench.conf" --add "$gotests:/lab/gotests" || rc=$?
 	exit "$rc"
 }
 
