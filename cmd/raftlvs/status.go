@@ -64,7 +64,7 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&stats, "stats", false, "show the counters (Conns, InPkts, OutPkts, InBytes, OutBytes)")
 	cmd.Flags().BoolVar(&rate, "rate", false, "show the rates (CPS, InPPS, OutPPS, InBPS, OutBPS)")
 	cmd.Flags().BoolVar(&exact, "exact", false, "print exact numbers, without K/M/G rounding")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (the raw status, with the IPVS counters only when --stats or --rate is given)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text (like ipvsadm -Ln, it reads each service's counters: slow on a large table) or json (the raw status; counters only with --stats or --rate)")
 	cmd.MarkFlagsMutuallyExclusive("stats", "rate")
 	return cmd
 }

@@ -81,6 +81,7 @@ func (c *countingKernel) Apply(ops []Op) []error {
 			errs[i] = applyOne(c.k, op)
 		}
 	}
+	debug := c.log.Enabled(context.Background(), slog.LevelDebug)
 	for i, op := range ops {
 		switch op.Kind {
 		case OpAddService:
@@ -96,7 +97,13 @@ func (c *countingKernel) Apply(ops []Op) []error {
 		case OpDeleteDestination:
 			c.ops.DestinationDeletes++
 		}
-		c.debug("ipvs "+op.Kind.String(), "service", op.Service.Key(), "real_server", op.Destination.Key(), "err", errs[i])
+		switch {
+		case !debug:
+		case op.Kind == OpAddService || op.Kind == OpUpdateService || op.Kind == OpDeleteService:
+			c.log.Debug("ipvs "+op.Kind.String(), "service", op.Service.Key(), "err", errs[i])
+		default:
+			c.log.Debug("ipvs "+op.Kind.String(), "service", op.Service.Key(), "real_server", op.Destination.Key(), "err", errs[i])
+		}
 	}
 	return errs
 }

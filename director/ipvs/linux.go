@@ -125,11 +125,11 @@ func (l *Linux) Apply(ops []Op) []error {
 	errs := l.w.apply(ops)
 	for i, op := range ops {
 		switch {
+		case op.Kind == OpDeleteService && (errs[i] == nil || isGone(errs[i])):
+			delete(l.pe, op.Service.Key())
 		case errs[i] != nil:
 		case op.Kind == OpAddService || op.Kind == OpUpdateService:
 			l.pe[op.Service.Key()] = op.Service.PEName
-		case op.Kind == OpDeleteService:
-			delete(l.pe, op.Service.Key())
 		}
 	}
 	return errs

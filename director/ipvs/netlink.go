@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
-	"time"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -46,12 +45,12 @@ const (
 )
 
 // A batch is cut into system calls of at most this many messages and bytes: well inside
-// the socket's default send buffer (212,992 bytes) and, should every message fail, with
-// room for their error replies in the receive buffer.
+// the socket's send buffer and, should every message fail, with room for all their error
+// replies in the receive buffer (set to writeRcvBuf; 128 replies need about 100 KiB).
 const (
 	writeMaxMessages = 128
 	writeMaxBytes    = 48 << 10
-	writeTimeout     = 30 * time.Second // a kernel that has not answered a call by then never will
+	writeRcvBuf      = 1 << 20
 )
 
 // writer sends IPVS writes over its own generic-netlink socket, many messages to a system
@@ -82,22 +81,23 @@ func openWriter(netnsPath string, family uint16) (*writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open a generic netlink socket for IPVS writes in netns %q: %w", netnsPath, err)
 	}
-	tv := unix.NsecToTimeval(writeTimeout.Nanoseconds())
-	if err := sock.SetReceiveTimeout(&tv); err != nil {
-		sock.Close()
-		return nil, fmt.Errorf("IPVS write socket: set the receive timeout: %w", err)
+	fd := sock.GetFd()
+	// Room for replies whatever net.core.rmem_default says (FORCE needs CAP_NET_ADMIN,
+	// which writing to IPVS needs anyway).
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, writeRcvBuf) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, writeRcvBuf)
 	}
 	// Error replies carry the request's header only, not its payload.
-	_ = unix.SetsockoptInt(sock.GetFd(), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
 	return &writer{sock: sock, family: family, out: make([]byte, 0, writeMaxBytes+4096), in: make([]byte, 64<<10)}, nil
 }
 
 func (w *writer) close() { w.sock.Close() }
 
 // apply writes ops in order and returns one error per op (syscall.Errno as the kernel
-// reported it). When the kernel's answer to a system call is lost (a timeout, a receive
-// buffer overrun), every op of that call not known to have failed gets that error: it may
-// or may not have been applied, and the Reconciler reads the kernel back to find out.
+// reported it). When the kernel's answer to a system call is lost (a receive buffer
+// overrun), every op of that call not known to have failed gets that error: it may or may
+// not have been applied, and the Reconciler reads the kernel back to find out.
 func (w *writer) apply(ops []Op) []error {
 	errs := make([]error, len(ops))
 	for start := 0; start < len(ops); {
@@ -126,20 +126,23 @@ func (w *writer) apply(ops []Op) []error {
 }
 
 // exchange sends the messages in w.out, numbered from first, and reads the replies until
-// the last one's acknowledgement, recording errors in errs (one per message).
+// the last one's acknowledgement, recording errors in errs (one per message). The kernel
+// handles generic netlink requests inside sendto, so every reply is queued by the time it
+// returns: the socket is read without waiting, and no acknowledgement means it was lost.
 func (w *writer) exchange(first uint32, errs []error) error {
 	fd := w.sock.GetFd()
+	w.drain() // replies left by a call that failed: a congested socket drops new ones
 	if err := unix.Sendto(fd, w.out, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("send %d IPVS writes: %w", len(errs), err)
 	}
 	last := first + uint32(len(errs)) - 1
 	for {
-		n, _, err := unix.Recvfrom(fd, w.in, 0)
+		n, _, err := unix.Recvfrom(fd, w.in, unix.MSG_DONTWAIT)
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN):
-			return fmt.Errorf("IPVS writes: no answer from the kernel: %w", err)
+			return fmt.Errorf("IPVS writes: the kernel's acknowledgement was lost: %w", err)
 		case err != nil:
 			return fmt.Errorf("IPVS writes: read the kernel's answer: %w", err)
 		}
@@ -160,6 +163,16 @@ func (w *writer) exchange(first uint32, errs []error) error {
 		}
 		if done {
 			return nil
+		}
+	}
+}
+
+// drain discards whatever is queued on the socket.
+func (w *writer) drain() {
+	for {
+		_, _, err := unix.Recvfrom(w.sock.GetFd(), w.in, unix.MSG_DONTWAIT)
+		if err != nil && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.ENOBUFS) {
+			return
 		}
 	}
 }
@@ -187,7 +200,7 @@ func (w *writer) appendOp(b []byte, op Op) []byte {
 	b = binary.NativeEndian.AppendUint16(b, w.family)
 	b = binary.NativeEndian.AppendUint16(b, unix.NLM_F_REQUEST)
 	b = binary.NativeEndian.AppendUint32(b, w.seq)
-	b = binary.NativeEndian.AppendUint32(b, 0) // port id: the kernel fills it in
+	b = binary.NativeEndian.AppendUint32(b, 0) // port id: the kernel knows the sender
 	b = append(b, cmd, ipvsGenlVersion, 0, 0)
 	b = appendServiceAttr(b, op.Service, svcFull)
 	if dest {

@@ -46,6 +46,10 @@ func message(t *testing.T, b []byte) (syscall.NlMsghdr, uint8, map[uint16][]byte
 
 func u32(b []byte) uint32 { return binary.NativeEndian.Uint32(b) }
 
+// ne16 and ne32 are host-order integers as netlink carries them.
+func ne16(v uint16) []byte { return binary.NativeEndian.AppendUint16(nil, v) }
+func ne32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+
 // The numbers below are include/uapi/linux/ip_vs.h's, written out independently of
 // netlink.go's constants.
 func TestWriterEncodesServiceMessagesAsTheKernelReadsThem(t *testing.T) {
@@ -58,13 +62,13 @@ func TestWriterEncodesServiceMessagesAsTheKernelReadsThem(t *testing.T) {
 	}
 	a := attrs(t, top[1]) // IPVS_CMD_ATTR_SERVICE
 	for typ, want := range map[uint16][]byte{
-		1:  {2, 0},                                  // AF: AF_INET, u16
-		2:  {17, 0},                                 // PROTOCOL: UDP, u16
+		1:  ne16(2),                                 // AF: AF_INET, u16
+		2:  ne16(17),                                // PROTOCOL: UDP, u16
 		3:  {192, 0, 2, 10},                         // ADDR
 		4:  {0x13, 0xc4},                            // PORT 5060, network order
 		6:  []byte("sh\x00"),                        // SCHED_NAME
-		7:  {0x09, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, // FLAGS {persistent|sched1, mask}, HASHED dropped
-		8:  {44, 1, 0, 0},                           // TIMEOUT 300
+		7:  append(ne32(0x09), ne32(0xffffffff)...), // FLAGS {persistent|sched1, mask}, HASHED dropped
+		8:  ne32(300),                               // TIMEOUT
 		9:  {255, 255, 255, 0},                      // NETMASK, network order
 		11: []byte("sip\x00"),                       // PE_NAME
 	} {
@@ -79,7 +83,7 @@ func TestWriterEncodesServiceMessagesAsTheKernelReadsThem(t *testing.T) {
 	// A delete names the service only; a fwmark service by mark and family.
 	_, cmd, top = message(t, w.appendOp(nil, Op{Kind: OpDeleteService, Service: Service{Family: FamilyIPv6, FWMark: 9, Scheduler: "rr"}}))
 	a = attrs(t, top[1])
-	if cmd != 3 || len(a) != 2 || !bytes.Equal(a[1], []byte{10, 0}) || u32(a[5]) != 9 {
+	if cmd != 3 || len(a) != 2 || !bytes.Equal(a[1], ne16(10)) || u32(a[5]) != 9 {
 		t.Errorf("fwmark delete: cmd %d attributes %v", cmd, a)
 	}
 }
@@ -156,4 +160,38 @@ func appendGetFamily(b []byte, seq uint32, name string) []byte {
 	b = appendAttr(b, unix.CTRL_ATTR_FAMILY_NAME, append([]byte(name), 0))
 	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
 	return b
+}
+
+// A call whose replies overran the receive buffer must not cost the next call its own:
+// the writer drains what is left before sending again.
+func TestWriterRecoversFromAnOverrunReceiveBuffer(t *testing.T) {
+	w, err := openWriter("", 0xfff0)
+	if err != nil {
+		t.Fatalf("openWriter: %v", err)
+	}
+	defer w.close()
+	ops := make([]Op, writeMaxMessages)
+	for i := range ops {
+		ops[i] = Op{Kind: OpDeleteService, Service: Service{Family: FamilyIPv4, Protocol: ProtocolTCP, Address: webVIP, Port: uint16(i + 1)}}
+	}
+	if err := unix.SetsockoptInt(w.sock.GetFd(), unix.SOL_SOCKET, unix.SO_RCVBUF, 2048); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, err := range w.apply(ops) {
+		if !errors.Is(err, syscall.ENOENT) {
+			lost++
+		}
+	}
+	if lost == 0 {
+		t.Fatal("128 error replies fit in a 2 KiB receive buffer: the test shows nothing")
+	}
+	if err := unix.SetsockoptInt(w.sock.GetFd(), unix.SOL_SOCKET, unix.SO_RCVBUF, writeRcvBuf); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range w.apply(ops[:5]) {
+		if !errors.Is(err, syscall.ENOENT) {
+			t.Errorf("op %d after an overrun: %v, want ENOENT", i, err)
+		}
+	}
 }

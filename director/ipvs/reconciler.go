@@ -27,8 +27,8 @@ type ReconcilerConfig struct {
 	// (default 30 s): each repair pass re-reads a slice of them, at most MaxSweep.
 	SweepInterval time.Duration
 	// MaxSweep bounds the destination lists one repair pass re-reads (default 64), so a
-	// large table costs a bounded background load: 10,000 services are swept in 157 s
-	// instead of 30.
+	// large table costs a bounded background load: 10,000 services are swept in 157
+	// passes instead of 30.
 	MaxSweep int
 }
 

@@ -40,9 +40,11 @@ func (r *Reconciler) Run(ctx context.Context, src StateSource) error {
 
 // repairDelay is the pause after a repair pass that took took: RepairInterval, or ten
 // times the pass if that is longer, so that repairs use at most a tenth of the time
-// however large the table (dumping 10,000 services costs far more than 100).
+// however large the table (dumping 10,000 services costs far more than 100); never more
+// than SweepInterval, so drift is still repaired when a pass was slow for another reason
+// (recreating a flushed table, waiting behind a status request).
 func (r *Reconciler) repairDelay(took time.Duration) time.Duration {
-	return max(r.repairEvery, 10*took)
+	return min(max(r.repairEvery, 10*took), max(r.sweepEvery, r.repairEvery))
 }
 
 func (r *Reconciler) syncFrom(src StateSource) {

@@ -77,6 +77,7 @@ func TestRepairsTakeAtMostATenthOfTheTime(t *testing.T) {
 		{20 * time.Millisecond, time.Second},
 		{100 * time.Millisecond, time.Second},
 		{700 * time.Millisecond, 7 * time.Second},
+		{time.Minute, 30 * time.Second}, // never beyond the sweep interval
 	} {
 		if got := h.r.repairDelay(tt.took); got != tt.want {
 			t.Errorf("after a %v pass: next in %v, want %v", tt.took, got, tt.want)
