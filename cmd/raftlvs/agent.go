@@ -48,12 +48,7 @@ host: for DR, arp_ignore=1 and arp_announce=2 before the VIP goes on lo; for TUN
 the VIP and rp_filter relaxed; for NAT, nothing. On SIGTERM it drains, leaves the pool and
 undoes exactly what it changed. Flags override the --config file (YAML).`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			if err := loadConfig(cmd, cfg); err != nil {
-				return err
-			}
-			return run(cmd.Context(), cfg)
-		}),
+		RunE: runE(configured(cfg, run)),
 	}
 	f := cmd.Flags()
 	f.String("config", "", "config file (YAML)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,16 @@ import (
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 )
+
+// configured is a daemon command's body: the --config file under the flags, then run.
+func configured[T any](cfg *T, run func(context.Context, *T) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if err := loadConfig(cmd, cfg); err != nil {
+			return err
+		}
+		return run(cmd.Context(), cfg)
+	}
+}
 
 // loadConfig fills cfg from the YAML (or JSON) file named by --config, if any, then lets
 // every flag given on the command line override it. cfg's fields are bound to the flags,

@@ -73,12 +73,7 @@ With --witness the director runs Raft only (no IPVS, no VIPs): a small third vot
 keeps a majority for a site with two load balancers, and the way to run on a kernel
 without IPVS. Flags override the --config file (YAML; keys are the flag names with _).`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			if err := loadConfig(cmd, cfg); err != nil {
-				return err
-			}
-			return run(cmd.Context(), cfg)
-		}),
+		RunE: runE(configured(cfg, run)),
 	}
 	f := cmd.Flags()
 	f.String("config", "", "config file (YAML)")

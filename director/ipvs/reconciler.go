@@ -499,11 +499,16 @@ func (r *Reconciler) Stats() Stats {
 	r.statusMu.Lock()
 	defer r.statusMu.Unlock()
 	s := r.status
-	s.Services = len(r.snapshot)
-	for _, e := range r.snapshot {
-		s.Destinations += len(e.Destinations)
-	}
+	s.Services, s.Destinations = r.sizeLocked()
 	return s
+}
+
+// sizeLocked counts the services and destinations programmed; statusMu is held.
+func (r *Reconciler) sizeLocked() (services, destinations int) {
+	for _, e := range r.snapshot {
+		destinations += len(e.Destinations)
+	}
+	return len(r.snapshot), destinations
 }
 
 // pass accumulates the figures of one pass.
@@ -546,10 +551,7 @@ func (r *Reconciler) endPass(p *pass, err error) (PassStats, error) {
 		r.status.LastError = p.errs[len(p.errs)-1].Error()
 		r.status.LastErrorAt = time.Now()
 	}
-	services, dests := len(r.snapshot), 0
-	for _, e := range r.snapshot {
-		dests += len(e.Destinations)
-	}
+	services, dests := r.sizeLocked()
 	r.statusMu.Unlock()
 	// A pass that wrote to the kernel is worth a line at info: the table changed.
 	level := slog.LevelDebug
