@@ -1,6 +1,9 @@
 package fsm
 
-import "fmt"
+import (
+	"cmp"
+	"fmt"
+)
 
 // Apply decodes a log entry and applies it. A command that does not fit the current state
 // (a real server for a service removed meanwhile, say) is rejected with an error and changes
@@ -50,6 +53,9 @@ func (s *State) Prepare(c Command) (Command, error) {
 	if err := checkUsableAddresses(c); err != nil {
 		return nil, err
 	}
+	if err := checkHealthSpecs(c); err != nil {
+		return nil, err
+	}
 	if _, ok := c.(Batch); ok {
 		return c, nil // normalize applied it to a copy of the state already
 	}
@@ -64,17 +70,35 @@ func (s *State) normalize(c Command) (Command, error) {
 	case AddService:
 		c.Service = *c.Service.Clone()
 		NormalizeService(&c.Service)
+		normalizeCheck(c.Service.HealthCheck)
+		c.Service.OnDown = cmp.Or(c.Service.OnDown, DefaultDownAction)
 		return c, nil
 	case EditService:
 		c.Service = *c.Service.Clone()
 		NormalizeService(&c.Service)
+		normalizeCheck(c.Service.HealthCheck)
+		c.Service.OnDown = cmp.Or(c.Service.OnDown, DefaultDownAction)
 		return c, nil
 	case AddRealServer:
-		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
+		s.normalizeNewRealServer(&c.RealServer)
 		return c, nil
 	case UpsertAgentRS:
-		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
+		if old, ok := s.server(c.RealServer.Key()); ok && c.RealServer.Health == "" {
+			// A registration refresh is no health verdict: keep the checks' last word.
+			c.RealServer.Health, c.RealServer.HealthReason, c.RealServer.HealthSince = old.Health, old.HealthReason, old.HealthSince
+		}
+		s.normalizeNewRealServer(&c.RealServer)
 		return c, nil
+	case SetHealth:
+		c.Since = c.Since.UTC().Round(0)
+		return c, nil
+	case SetHealths:
+		out := SetHealths{Updates: make([]SetHealth, len(c.Updates))}
+		for i, u := range c.Updates {
+			u.Since = u.Since.UTC().Round(0)
+			out.Updates[i] = u
+		}
+		return out, nil
 	case EditRealServer:
 		// An edit changes the operator's settings; who registered the server and what
 		// the health checks last said are not the editor's to reset.
@@ -89,9 +113,11 @@ func (s *State) normalize(c Command) (Command, error) {
 				c.RealServer.Origin = old.Origin
 			}
 			if c.RealServer.Health == "" {
-				c.RealServer.Health = old.Health
+				c.RealServer.Health, c.RealServer.HealthReason, c.RealServer.HealthSince = old.Health, old.HealthReason, old.HealthSince
 			}
 		}
+		c.RealServer.HealthCheck = c.RealServer.HealthCheck.Clone()
+		normalizeCheck(c.RealServer.HealthCheck)
 		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
 		return c, nil
 	case Batch:
@@ -211,14 +237,47 @@ func (c SetHealth) check(s *State) error {
 	if _, ok := s.server(c.Key); !ok {
 		return notFound("addr", "no real server %s port %d in service %s", c.Key.Addr, c.Key.Port, c.Key.Service)
 	}
-	switch c.Health {
-	case HealthUnknown, HealthUp, HealthDown:
-		return nil
-	}
-	return invalid("health", "must be unknown, up or down, not %q", c.Health)
+	return c.checkValue("health")
 }
 
-func (c SetHealth) mutate(s *State) { s.servers[c.Key.Service][c.Key].Health = c.Health }
+func (c SetHealth) checkValue(field string) error {
+	switch c.Health {
+	case HealthUnknown, HealthUp, HealthDown:
+	default:
+		return invalid(field, "must be unknown, up or down, not %q", c.Health)
+	}
+	if len(c.Reason) > MaxCheckText {
+		return invalid(field+"_reason", "longer than %d bytes", MaxCheckText)
+	}
+	return nil
+}
+
+func (c SetHealth) mutate(s *State) {
+	rs := s.servers[c.Key.Service][c.Key]
+	rs.Health, rs.HealthReason, rs.HealthSince = c.Health, c.Reason, c.Since
+}
+
+// SetHealths checks only its values: a real server removed since the leader decided is
+// skipped, so one stale verdict never costs the others theirs.
+func (c SetHealths) check(s *State) error {
+	if len(c.Updates) == 0 {
+		return invalid("updates", "at least one update is required")
+	}
+	for i, u := range c.Updates {
+		if err := u.checkValue(fmt.Sprintf("updates[%d].health", i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c SetHealths) mutate(s *State) {
+	for _, u := range c.Updates {
+		if _, ok := s.server(u.Key); ok {
+			u.mutate(s)
+		}
+	}
+}
 
 func (c SetClusterID) check(s *State) error {
 	if err := validateName("id", c.ID); err != nil {
@@ -265,6 +324,42 @@ func (c Batch) applyTo(s *State) error {
 			return fmt.Errorf("command %d: %w", i+1, err)
 		}
 		sub.mutate(s)
+	}
+	return nil
+}
+
+// normalizeNewRealServer fills in a real server's defaults, canonicalises its own check and
+// keeps it out of rotation until its first successful check when the check that applies
+// says so (keepalived's alpha).
+func (s *State) normalizeNewRealServer(rs *RealServer) {
+	svc := s.services[rs.Service]
+	rs.HealthCheck = rs.HealthCheck.Clone()
+	normalizeCheck(rs.HealthCheck)
+	NormalizeRealServer(rs, svc)
+	if hc := EffectiveCheck(svc, rs); hc != nil && hc.StartDown && rs.Health == HealthUnknown {
+		rs.Health, rs.HealthReason = HealthDown, "not checked yet (start_down)"
+	}
+}
+
+// checkHealthSpecs validates, in full, every health check a command brings in.
+func checkHealthSpecs(c Command) error {
+	switch c := c.(type) {
+	case AddService:
+		return ValidateHealthCheck("health_check", c.Service.HealthCheck)
+	case EditService:
+		return ValidateHealthCheck("health_check", c.Service.HealthCheck)
+	case AddRealServer:
+		return ValidateHealthCheck("health_check", c.RealServer.HealthCheck)
+	case EditRealServer:
+		return ValidateHealthCheck("health_check", c.RealServer.HealthCheck)
+	case UpsertAgentRS:
+		return ValidateHealthCheck("health_check", c.RealServer.HealthCheck)
+	case Batch:
+		for i, sub := range c.Commands {
+			if err := checkHealthSpecs(sub); err != nil {
+				return fmt.Errorf("command %d: %w", i+1, err)
+			}
+		}
 	}
 	return nil
 }

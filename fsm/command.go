@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // CommandType is the first byte of every log entry. Values are never reused.
@@ -19,6 +20,7 @@ const (
 	TypeBatch            CommandType = 8
 	TypeSetClusterID     CommandType = 9
 	TypeUpsertAgentRS    CommandType = 10
+	TypeSetHealths       CommandType = 13
 )
 
 // bodyVersion is the second byte of every log entry: the encoding of the body. A node
@@ -65,10 +67,19 @@ type RemoveRealServer struct {
 	Key RSKey `json:"key"`
 }
 
-// SetHealth records a health-check verdict.
+// SetHealth records a health-check verdict, why, and when the leader decided it.
 type SetHealth struct {
-	Key    RSKey  `json:"key"`
-	Health Health `json:"health"`
+	Key    RSKey     `json:"key"`
+	Health Health    `json:"health"`
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// SetHealths records many verdicts in one log entry: the leader commits the transitions
+// its aggregation found in batches. An update for a real server that no longer exists is
+// skipped.
+type SetHealths struct {
+	Updates []SetHealth `json:"updates"`
 }
 
 // SetClusterID names the cluster once, at bootstrap.
@@ -94,6 +105,7 @@ func (AddRealServer) Type() CommandType    { return TypeAddRealServer }
 func (EditRealServer) Type() CommandType   { return TypeEditRealServer }
 func (RemoveRealServer) Type() CommandType { return TypeRemoveRealServer }
 func (SetHealth) Type() CommandType        { return TypeSetHealth }
+func (SetHealths) Type() CommandType       { return TypeSetHealths }
 func (Batch) Type() CommandType            { return TypeBatch }
 func (SetClusterID) Type() CommandType     { return TypeSetClusterID }
 func (UpsertAgentRS) Type() CommandType    { return TypeUpsertAgentRS }
@@ -155,6 +167,8 @@ func decode(entry []byte, depth int) (Command, error) {
 		c, err = decodeBody[RemoveRealServer](body)
 	case TypeSetHealth:
 		c, err = decodeBody[SetHealth](body)
+	case TypeSetHealths:
+		c, err = decodeBody[SetHealths](body)
 	case TypeSetClusterID:
 		c, err = decodeBody[SetClusterID](body)
 	case TypeUpsertAgentRS:

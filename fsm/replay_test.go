@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // commandGen produces random commands, mostly valid, some not, over a small address space
@@ -71,9 +72,17 @@ func (g commandGen) command(depth int) Command {
 		return AddRealServer{RealServer: g.realServer()}
 	case n == 7:
 		return UpsertAgentRS{RealServer: g.realServer()}
-	case n == 8:
+	case n == 8 && g.r.IntN(2) == 0:
 		rs := g.realServer()
-		return SetHealth{Key: rs.Key(), Health: []Health{HealthUp, HealthDown, "sick"}[g.r.IntN(3)]}
+		return SetHealth{Key: rs.Key(), Health: []Health{HealthUp, HealthDown, "sick"}[g.r.IntN(3)], Reason: "HTTP 503",
+			Since: time.Unix(int64(g.r.IntN(1e9)), 0)}
+	case n == 8:
+		var u SetHealths
+		for range 1 + g.r.IntN(3) {
+			rs := g.realServer()
+			u.Updates = append(u.Updates, SetHealth{Key: rs.Key(), Health: []Health{HealthUp, HealthDown}[g.r.IntN(2)]})
+		}
+		return u
 	case n == 9:
 		rs := g.realServer()
 		return RemoveRealServer{Key: rs.Key()}

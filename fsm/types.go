@@ -7,6 +7,7 @@ package fsm
 import (
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // Protocol is the transport protocol of a virtual service. A fwmark service has none.
@@ -105,17 +106,6 @@ const OriginOperator = "operator"
 // AgentOrigin is the origin of a real server registered by the agent with this id.
 func AgentOrigin(agentID string) string { return "agent:" + agentID }
 
-// HealthCheck is the spec of the checks run against a service's real servers.
-// The health daemon fills in the semantics; the state only carries and validates it.
-type HealthCheck struct {
-	Type       string `json:"type"`                  // "tcp", "http" or "none"
-	Port       uint16 `json:"port,omitempty"`        // 0: the real server's port
-	Path       string `json:"path,omitempty"`        // http only
-	IntervalMS int    `json:"interval_ms,omitempty"` // 0: default
-	TimeoutMS  int    `json:"timeout_ms,omitempty"`  // 0: default
-	Retries    int    `json:"retries,omitempty"`     // failures before down
-}
-
 // Service is one IPVS virtual service.
 type Service struct {
 	Name string `json:"name"`
@@ -139,7 +129,17 @@ type Service struct {
 	// Forwarding is the default method for real servers that do not override it.
 	Forwarding Forwarding `json:"forwarding"`
 
-	HealthCheck *HealthCheck   `json:"health_check,omitempty"`
+	// HealthCheck is how its real servers are checked (nil: not checked, always up);
+	// OnDown what a real server found down becomes (default remove).
+	HealthCheck *HealthCheck `json:"health_check,omitempty"`
+	OnDown      DownAction   `json:"on_down,omitempty"`
+	// FailOpenPercent, if set, stops the health checks from taking more than this share
+	// of the service's real servers out at once: beyond it the last good set is kept
+	// (and the leader says so), for a fault that is more likely the checks' than the
+	// servers' (Envoy's panic threshold, AWS's fail-open).
+	FailOpenPercent int `json:"fail_open_percent,omitempty"`
+	// Quorum is the sum of in-rotation weights below which SorryServer takes over; the
+	// service comes back above Quorum+Hysteresis and falls below Quorum-Hysteresis.
 	Quorum      int            `json:"quorum,omitempty"`
 	Hysteresis  int            `json:"hysteresis,omitempty"`
 	SorryServer netip.AddrPort `json:"sorry_server,omitzero"`
@@ -167,10 +167,7 @@ func (s *Service) Flags() uint32 {
 func (s *Service) Clone() *Service {
 	c := *s
 	c.SchedFlags = slices.Clone(s.SchedFlags)
-	if s.HealthCheck != nil {
-		hc := *s.HealthCheck
-		c.HealthCheck = &hc
-	}
+	c.HealthCheck = s.HealthCheck.Clone()
 	return &c
 }
 
@@ -194,9 +191,17 @@ type RealServer struct {
 	// Forwarding overrides the service's method; "" inherits it.
 	Forwarding Forwarding `json:"forwarding,omitempty"`
 
+	// HealthCheck overrides the service's check for this real server (nil: the
+	// service's). A spec reached from the state is never modified in place.
+	HealthCheck *HealthCheck `json:"health_check,omitempty"`
+
 	Origin string     `json:"origin"` // OriginOperator or AgentOrigin(id)
 	Admin  AdminState `json:"admin"`
 	Health Health     `json:"health"`
+	// HealthReason says why (the checks' last word: "HTTP 503", "connect: refused"),
+	// HealthSince when the verdict last changed, as the leader that committed it saw it.
+	HealthReason string    `json:"health_reason,omitempty"`
+	HealthSince  time.Time `json:"health_since,omitzero"`
 }
 
 // Key returns the identity of the real server.

@@ -108,10 +108,16 @@ func ValidateService(s *Service) error {
 	if err := validateForwarding("forwarding", s.Forwarding, false); err != nil {
 		return err
 	}
-	if hc := s.HealthCheck; hc != nil {
-		if err := validateHealthCheck(hc); err != nil {
-			return err
-		}
+	if err := checkFieldsLegacy("health_check", s.HealthCheck); err != nil {
+		return err
+	}
+	switch s.OnDown {
+	case "", DownRemove, DownInhibit:
+	default:
+		return invalid("on_down", "must be remove or inhibit, not %q", s.OnDown)
+	}
+	if s.FailOpenPercent < 0 || s.FailOpenPercent > 100 {
+		return invalid("fail_open_percent", "%d is out of range 0..100", s.FailOpenPercent)
 	}
 	if s.Quorum < 0 {
 		return invalid("quorum", "must not be negative")
@@ -126,25 +132,6 @@ func ValidateService(s *Service) error {
 		if FamilyOf(s.SorryServer.Addr()) != s.Family {
 			return invalid("sorry_server", "%s is not %s", s.SorryServer.Addr(), s.Family)
 		}
-	}
-	return nil
-}
-
-func validateHealthCheck(hc *HealthCheck) error {
-	switch hc.Type {
-	case "tcp", "none":
-		if hc.Path != "" {
-			return invalid("health_check.path", "only http checks have a path")
-		}
-	case "http":
-		if hc.Path != "" && !strings.HasPrefix(hc.Path, "/") {
-			return invalid("health_check.path", "must start with /")
-		}
-	default:
-		return invalid("health_check.type", "must be tcp, http or none, not %q", hc.Type)
-	}
-	if hc.IntervalMS < 0 || hc.TimeoutMS < 0 || hc.Retries < 0 {
-		return invalid("health_check", "interval, timeout and retries must not be negative")
 	}
 	return nil
 }
@@ -190,6 +177,9 @@ func ValidateRealServer(r *RealServer, svc *Service) error {
 		return invalid("lower_threshold", "%d is above the upper threshold %d", r.LowerThreshold, r.UpperThreshold)
 	}
 	if err := validateForwarding("forwarding", r.Forwarding, true); err != nil {
+		return err
+	}
+	if err := checkFieldsLegacy("health_check", r.HealthCheck); err != nil {
 		return err
 	}
 	if m := r.Method(svc); (m == DR || m == TUN) && !svc.IsFWMark() && svc.Port != 0 && r.Port != svc.Port {

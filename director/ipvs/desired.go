@@ -42,8 +42,9 @@ func (t Table) Sorted() []*Entry {
 }
 
 // Desired is the table a director programs for state: every service, and for each the
-// real servers with their weight if in rotation and 0 otherwise (drained or down: existing
-// connections finish, new ones go elsewhere). A service with a quorum and a sorry server
+// real servers with their weight if in rotation and 0 otherwise (drained, or down under
+// on_down inhibit: existing connections finish, new ones go elsewhere); a real server
+// down under on_down remove (the default) is left out. A service with a quorum and a sorry server
 // whose in-rotation weight is below the quorum gets only the sorry server.
 //
 // Hysteresis is not applied yet: it needs memory of whether the quorum was up, which a
@@ -62,6 +63,9 @@ func desiredEntry(svc *fsm.Service, servers []*fsm.RealServer) *Entry {
 	inRotation := 0
 	e.Destinations = make([]Destination, 0, len(servers))
 	for _, rs := range servers {
+		if rs.Health == fsm.HealthDown && svc.OnDown != fsm.DownInhibit {
+			continue
+		}
 		d := Destination{
 			Address:        rs.Addr.Unmap(),
 			Port:           rs.Port,

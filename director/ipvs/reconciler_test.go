@@ -53,6 +53,7 @@ func TestEachChangeIsAppliedInPlaceWithFewOperations(t *testing.T) {
 		return fsm.EditRealServer{RealServer: r}
 	}
 	one := netip.MustParseAddr("10.0.0.1")
+	inhibitWeb := web(func(s *fsm.Service) { s.OnDown = fsm.DownInhibit })
 	tests := []struct {
 		name   string
 		change []fsm.Command
@@ -84,7 +85,10 @@ func TestEachChangeIsAppliedInPlaceWithFewOperations(t *testing.T) {
 			OpCounts{DestinationDumps: 1, DestinationUpdates: 1}},
 		{"drain keeps the real server at weight 0", []fsm.Command{webRS(func(r *fsm.RealServer) { r.Admin = fsm.Draining })},
 			OpCounts{DestinationDumps: 1, DestinationUpdates: 1}},
-		{"health down keeps the real server at weight 0", []fsm.Command{fsm.SetHealth{Key: fsm.RSKey{Service: "web", Addr: one, Port: 8080}, Health: fsm.HealthDown}},
+		{"health down removes the real server (on_down remove, the default)", []fsm.Command{fsm.SetHealth{Key: fsm.RSKey{Service: "web", Addr: one, Port: 8080}, Health: fsm.HealthDown}},
+			OpCounts{DestinationDumps: 1, DestinationDeletes: 1}},
+		{"health down under on_down inhibit keeps the real server at weight 0", []fsm.Command{
+			fsm.SetHealth{Key: fsm.RSKey{Service: "web", Addr: one, Port: 8080}, Health: fsm.HealthDown}, inhibitWeb},
 			OpCounts{DestinationDumps: 1, DestinationUpdates: 1}},
 		{"real server method override", []fsm.Command{fsm.EditRealServer{RealServer: fsm.RealServer{
 			Service: "dns", Addr: netip.MustParseAddr("2001:db8::1"), Port: 53, Weight: 1, Forwarding: fsm.TUN}}},
