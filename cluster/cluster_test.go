@@ -44,7 +44,7 @@ func testLogger() *slog.Logger {
 	return discardLogger()
 }
 
-// leaderDuties records where and when OnLeader runs, across every node of a test.
+// leaderDuties records where and when the leader duties run, across every node of a test.
 type leaderDuties struct {
 	mu         sync.Mutex
 	active     map[string]bool
@@ -55,9 +55,11 @@ type leaderDuties struct {
 
 func newLeaderDuties() *leaderDuties { return &leaderDuties{active: map[string]bool{}} }
 
-// onLeader is the OnLeader of node id (n is set once Open returned).
-func (d *leaderDuties) onLeader(id string, n *func() *Node) func(ctx context.Context) {
-	return func(ctx context.Context) {
+// duty is the leader duty of node.
+func (d *leaderDuties) duty(node *Node) Duty {
+	id := node.ID()
+	return Duty{Name: "record", Run: func(ctx context.Context, started func()) error {
+		started()
 		d.mu.Lock()
 		d.active[id] = true
 		d.starts++
@@ -71,19 +73,18 @@ func (d *leaderDuties) onLeader(id string, n *func() *Node) func(ctx context.Con
 		d.mu.Unlock()
 
 		// Leader duties may rely on this node's own entry and the cluster id.
-		if node := (*n)(); node != nil {
-			node.View(func(s *fsm.State) {
-				if _, ok := s.Director(id); !ok || s.ClusterID() == "" {
-					d.problem("%s: OnLeader started before its director entry and the cluster id were recorded", id)
-				}
-			})
-		}
+		node.View(func(s *fsm.State) {
+			if _, ok := s.Director(id); !ok || s.ClusterID() == "" {
+				d.problem("%s: a duty started before its director entry and the cluster id were recorded", id)
+			}
+		})
 		<-ctx.Done()
 
 		d.mu.Lock()
 		d.active[id] = false
 		d.mu.Unlock()
-	}
+		return nil
+	}}
 }
 
 func (d *leaderDuties) problem(format string, args ...any) {
@@ -92,7 +93,7 @@ func (d *leaderDuties) problem(format string, args ...any) {
 	d.problems = append(d.problems, fmt.Sprintf(format, args...))
 }
 
-// running lists the nodes whose OnLeader is running now.
+// running lists the nodes whose duty is running now.
 func (d *leaderDuties) running() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -114,7 +115,7 @@ func (d *leaderDuties) check(t *testing.T) {
 		t.Error(p)
 	}
 	if d.maxRunning > 1 {
-		t.Errorf("OnLeader ran on %d nodes at once, want at most 1", d.maxRunning)
+		t.Errorf("leader duties ran on %d nodes at once, want at most 1", d.maxRunning)
 	}
 }
 
@@ -168,19 +169,12 @@ func (tc *testCluster) start(id string, bootstrap bool, options ...func(*Config)
 			o(&cfg)
 		}
 	}
-	var node *Node
-	get := func() *Node {
-		tc.mu.Lock()
-		defer tc.mu.Unlock()
-		return node
-	}
-	cfg.OnLeader = tc.duties.onLeader(id, &get)
 	n, err := Open(cfg)
 	if err != nil {
 		tc.t.Fatalf("open %s: %v", id, err)
 	}
+	n.Lead(tc.duties.duty(n))
 	tc.mu.Lock()
-	node = n
 	tc.nodes[id] = n
 	tc.mu.Unlock()
 	cfg.RaftBind = n.Self().RaftAddr // a restart must come back on the address peers know
@@ -315,16 +309,6 @@ func (tc *testCluster) apply(ctx context.Context, c fsm.Command) {
 	}
 }
 
-// askLeader is what the HTTP layer does for Leave: forward "remove me" to the leader.
-func (tc *testCluster) askLeader(ctx context.Context, apiAddr, id string) error {
-	for _, n := range tc.open() {
-		if tc.cfgs[n.ID()].APIAddr == apiAddr {
-			return n.Remove(ctx, id)
-		}
-	}
-	return fmt.Errorf("no node serves %s: %w", apiAddr, ErrNoLeader)
-}
-
 func voterIDs(t testing.TB, n *Node) []string {
 	t.Helper()
 	st := n.Status()
@@ -397,19 +381,19 @@ func TestThreeDirectorsReplicateFailOverRecoverAndShrink(t *testing.T) {
 		eventually(t, n.ID()+" to see the writes", func() bool { return hasRealServer(n, "198.51.100.1") })
 	}
 	first = tc.leader()
-	eventually(t, "OnLeader on the leader only", func() bool {
+	eventually(t, "duties on the leader only", func() bool {
 		return slices.Equal(tc.duties.running(), []string{first.ID()})
 	})
 
 	// Kill the leader: its duties stop before Close returns, a new leader takes writes.
 	tc.stop(first.ID())
 	if got := tc.duties.running(); len(got) != 0 {
-		t.Fatalf("OnLeader still running on %v after the leader closed", got)
+		t.Fatalf("duties still running on %v after the leader closed", got)
 	}
 	second := tc.leader()
 	tc.apply(ctx, fsm.AddRealServer{RealServer: webServer("198.51.100.2")})
 	second = tc.leader()
-	eventually(t, "OnLeader on the new leader", func() bool {
+	eventually(t, "duties on the new leader", func() bool {
 		return slices.Equal(tc.duties.running(), []string{second.ID()})
 	})
 
@@ -425,13 +409,25 @@ func TestThreeDirectorsReplicateFailOverRecoverAndShrink(t *testing.T) {
 	}
 	second = tc.leader()
 
-	// The leader leaves: it hands leadership over (its duties stop before the next
-	// leader's start), then the new leader removes it.
-	if err := second.Leave(ctx, tc.askLeader); err != nil {
-		t.Fatalf("%s leave: %v", second.ID(), err)
+	// The leader leaves as the API makes it: it hands leadership over (its duties stop
+	// before the next leader's start), then the new leader removes it.
+	if err := second.TransferLeadership(ctx, ""); err != nil {
+		t.Fatalf("%s hands over: %v", second.ID(), err)
 	}
 	if got := tc.duties.running(); slices.Contains(got, second.ID()) {
-		t.Fatalf("OnLeader still running on %s after it left", second.ID())
+		t.Fatalf("leader duties still running on %s after it handed over", second.ID())
+	}
+	var err error
+	eventually(t, "the new leader to remove "+second.ID(), func() bool {
+		l := tc.anyLeader()
+		if l == second {
+			return false
+		}
+		err = l.Remove(ctx, second.ID())
+		return !retriable(err)
+	})
+	if err != nil {
+		t.Fatalf("remove %s: %v", second.ID(), err)
 	}
 	tc.stop(second.ID())
 	third := tc.leader()
@@ -491,7 +487,7 @@ func TestTransferLeadershipStopsDutiesBeforeTheNextLeaderStarts(t *testing.T) {
 	if tc.leader() == d2 { // leadership moved while joining: the machine is loaded
 		from, to = d2, d1
 	}
-	eventually(t, "OnLeader on the leader", func() bool { return slices.Equal(tc.duties.running(), []string{from.ID()}) })
+	eventually(t, "duties on the leader", func() bool { return slices.Equal(tc.duties.running(), []string{from.ID()}) })
 
 	if err := to.TransferLeadership(ctx, from.ID()); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("transfer from a follower: %v, want ErrNotLeader", err)
@@ -507,10 +503,10 @@ func TestTransferLeadershipStopsDutiesBeforeTheNextLeaderStarts(t *testing.T) {
 	}
 	// No poll: the old leader's duties returned before TransferLeadership did.
 	if got := tc.duties.running(); slices.Contains(got, from.ID()) {
-		t.Fatalf("%s's OnLeader still running after the transfer returned", from.ID())
+		t.Fatalf("%s's duties still running after the transfer returned", from.ID())
 	}
 	tc.established(to)
-	eventually(t, "OnLeader on the new leader", func() bool { return slices.Equal(tc.duties.running(), []string{to.ID()}) })
+	eventually(t, "duties on the new leader", func() bool { return slices.Equal(tc.duties.running(), []string{to.ID()}) })
 	tc.apply(ctx, fsm.AddService{Service: webService()})
 }
 

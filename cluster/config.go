@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,11 +76,6 @@ type Config struct {
 	TrailingLogs       uint64
 
 	Logger *slog.Logger
-
-	// OnLeader runs the leader duties while this node leads. Its ctx is cancelled when
-	// leadership is lost or the node closes, and the next leadership change waits for it
-	// to return: it must return promptly once ctx is done.
-	OnLeader func(ctx context.Context)
 }
 
 // withDefaults fills in every zero field that has a default.

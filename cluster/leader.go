@@ -79,7 +79,7 @@ func (n *Node) startLeaderLoop() (stop func()) {
 
 // leaderLoop brings this node's state up to date with everything committed before it
 // became leader (Barrier), makes sure the cluster facts a fresh cluster lacks are
-// recorded, then runs the leader duties until ctx is cancelled.
+// recorded, then runs the duties given to Lead until ctx is cancelled.
 func (n *Node) leaderLoop(ctx context.Context) {
 	for {
 		err := n.establishLeadership(ctx)
@@ -93,10 +93,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 		case <-time.After(leaderRetryInterval):
 		}
 	}
-	if n.cfg.OnLeader != nil {
-		n.cfg.OnLeader(ctx)
-	}
-	<-ctx.Done()
+	n.runDuties(ctx)
 }
 
 func (n *Node) establishLeadership(ctx context.Context) error {
@@ -135,7 +132,7 @@ func (n *Node) handoverTo(ctx context.Context, pause bool) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// The monitor always answers; waiting for it bounds the pause by OnLeader's return.
+	// The monitor always answers; waiting for it bounds the pause by the duties' return.
 	<-h.done
 	return nil
 }

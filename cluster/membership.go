@@ -127,7 +127,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 // longer leads. Leader only. With id "" it picks the target itself: a voter other than
 // this node with a recorded director entry that is not a witness (transferTargets),
 // trying the next one if a transfer fails; raft picks only when there is no such voter
-// (raft's pick may be a witness). The leader loop is stopped (OnLeader returned, VIPs
+// (raft's pick may be a witness). The leader loop is stopped (its duties returned, VIPs
 // released) before the transfer starts, so the new leader never overlaps with this one;
 // if every transfer fails and this node still leads, the loop starts again. Without a ctx
 // deadline it gives up after defaultOpTimeout.
@@ -192,72 +192,6 @@ func (n *Node) transferTargets(st *fsm.State, servers []raft.Server) []raft.Serv
 	}
 	slices.SortFunc(out, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
 	return out
-}
-
-// AskLeaderToRemove asks the current leader, at its API address, to remove director id.
-// The HTTP layer implements it by forwarding; an error wrapping ErrNotLeader or
-// ErrNoLeader (the leader changed) makes Leave look for the leader again.
-type AskLeaderToRemove func(ctx context.Context, leaderAPIAddr, id string) error
-
-// leaveRetryInterval paces Leave while it waits for a new leader to be known.
-const leaveRetryInterval = 100 * time.Millisecond
-
-// Leave takes this node out of the cluster for good: if it leads, it hands leadership
-// over first; then it asks the leader to remove it, through ask, until the leader
-// confirms or ctx ends. The last voter cannot leave. Close the node afterwards; its data
-// dir no longer belongs to the cluster (a node that comes back must be joined again).
-func (n *Node) Leave(ctx context.Context, ask AskLeaderToRemove) error {
-	for {
-		if n.IsLeader() {
-			if err := n.handOverToLeave(ctx); err != nil {
-				return fmt.Errorf("leave: %w", err)
-			}
-		}
-		err := n.askLeaderToRemove(ctx, ask)
-		switch {
-		case err == nil, errors.Is(err, fsm.ErrNotFound): // a retry after a lost reply
-			n.log.Info("left the cluster")
-			return nil
-		case !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader):
-			return fmt.Errorf("leave: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("leave: %w (last attempt: %w)", ctx.Err(), err)
-		case <-time.After(leaveRetryInterval):
-		}
-	}
-}
-
-// handOverToLeave transfers leadership away, unless this is the last voter.
-func (n *Node) handOverToLeave(ctx context.Context) error {
-	servers, err := n.servers(ctx)
-	if err != nil {
-		return err
-	}
-	voters := 0
-	for _, s := range servers {
-		if s.Suffrage == raft.Voter {
-			voters++
-		}
-	}
-	if voters <= 1 {
-		return fmt.Errorf("%s is the last voter: %w", n.cfg.NodeID, fsm.ErrConflict)
-	}
-	return n.TransferLeadership(ctx, "")
-}
-
-func (n *Node) askLeaderToRemove(ctx context.Context, ask AskLeaderToRemove) error {
-	leader, _ := n.Leader()
-	if leader == n.cfg.NodeID {
-		// The transfer is not visible yet, or this node won the election again.
-		return fmt.Errorf("this node still leads: %w", ErrNotLeader)
-	}
-	addr, err := n.LeaderAPIAddr()
-	if err != nil {
-		return err
-	}
-	return ask(ctx, addr, n.cfg.NodeID)
 }
 
 // servers is the latest Raft configuration.

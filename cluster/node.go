@@ -59,6 +59,8 @@ type Node struct {
 	handoverCh  chan handover
 	shutdownCh  chan struct{}
 	monitorDone chan struct{}
+	leadOnce    sync.Once // Lead starts the monitor, or Close marks that none will run
+	duties      []Duty
 	// background runs watchReadiness and watchRaft; Close waits for them before it shuts
 	// raft down and closes the store they read.
 	background sync.WaitGroup
@@ -105,7 +107,6 @@ func Open(cfg Config) (*Node, error) {
 	n.background.Add(2)
 	go n.watchReadiness()
 	go n.watchRaft(obs, observer)
-	go n.monitorLeadership()
 	return n, nil
 }
 
@@ -330,11 +331,12 @@ func timeoutOf(ctx context.Context) time.Duration {
 	return defaultOpTimeout
 }
 
-// Close stops the leader loop (waiting for OnLeader to return), shuts raft down and
+// Close stops the leader loop (waiting for its duties to return), shuts raft down and
 // closes the stores; Done is closed by then. It does not leave the cluster: a closed node
 // is a crashed node to its peers until it restarts or is removed. Close is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		n.leadOnce.Do(func() { close(n.monitorDone) }) // Lead was never called
 		close(n.shutdownCh)
 		<-n.monitorDone
 		n.background.Wait()

@@ -1,8 +1,9 @@
 // Package director is what a raftlvs director does with its kernel: every director keeps
 // its IPVS table equal to the replicated state and runs the sync daemon as backup; the
-// Raft leader additionally owns the VIPs, runs the sync daemon as master and registers
-// agents (see leader.go). The pieces live in subpackages: ipvs (reconciler), vip (VIP
-// ownership), syncd (sync daemon), registrar (agents → real servers).
+// Raft leader additionally holds the VIPs and runs the sync daemon as master (its duties,
+// leader.go). The pieces live in subpackages: ipvs (reconciler), vip (VIP ownership),
+// syncd (sync daemon), registrar (agents → real servers). The daemon package assembles a
+// whole director around it.
 package director
 
 import (
@@ -19,7 +20,6 @@ import (
 	"github.com/raftlvs/raftlvs/director/syncd"
 	"github.com/raftlvs/raftlvs/director/vip"
 	"github.com/raftlvs/raftlvs/fsm"
-	"github.com/vishvananda/netns"
 )
 
 // Cluster is what a director needs of its Raft node.
@@ -64,43 +64,6 @@ type SyncDaemons interface {
 	List() ([]syncd.Daemon, error)
 }
 
-// NewLinuxKernel opens IPVS, links, ARP/NA sockets and (if syncEnabled) the sync daemon
-// control of the current network namespace. It fails with an error wrapping
-// ipvs.ErrNoIPVS on a kernel without IPVS: a director there must run as a witness.
-func NewLinuxKernel(syncEnabled bool) (*Kernel, error) {
-	table, err := ipvs.NewLinux("")
-	if err != nil {
-		return nil, fmt.Errorf("open IPVS: %w", err)
-	}
-	links, err := vip.NewNetlinkLinks(netns.None())
-	if err != nil {
-		table.Close()
-		return nil, fmt.Errorf("open links: %w", err)
-	}
-	announcer := vip.NewPacketAnnouncer(netns.None())
-	k := &Kernel{IPVS: table, Stats: table, Links: links, Announcer: announcer}
-	var daemons *syncd.Client
-	if syncEnabled {
-		daemons, err = syncd.Open("")
-		if err != nil {
-			table.Close()
-			links.Close()
-			announcer.Close()
-			return nil, fmt.Errorf("open sync daemon control: %w", err)
-		}
-		k.Sync = daemons
-	}
-	k.close = func() {
-		table.Close()
-		links.Close()
-		announcer.Close()
-		if daemons != nil {
-			daemons.Close()
-		}
-	}
-	return k, nil
-}
-
 // Close releases the kernel handles.
 func (k *Kernel) Close() {
 	if k.close != nil {
@@ -114,18 +77,11 @@ type Director struct {
 	log        *slog.Logger
 	kernel     *Kernel
 	reconciler *ipvs.Reconciler
-	vips       *vip.VIPOwner
+	vips       *vip.Owner
 
 	mu      sync.Mutex
 	cluster Cluster
-	leader  LeaderDuties
 	running chan struct{} // closed by Run once the director is wired to its cluster
-}
-
-// LeaderDuties are extra duties the leader loop runs for as long as this node leads,
-// such as agent registration. Run must return promptly once ctx is done.
-type LeaderDuties interface {
-	Run(ctx context.Context) error
 }
 
 // New prepares a director over kernel. Nothing is changed until Run.
@@ -152,26 +108,19 @@ func New(cfg Config, kernel *Kernel) (*Director, error) {
 	}
 	vcfg := cfg.VIP
 	vcfg.Logger = cfg.Logger
-	owner, err := vip.NewVIPOwner(vcfg, kernel.Links, kernel.Announcer)
+	owner, err := vip.NewOwner(vcfg, kernel.Links, kernel.Announcer)
 	if err != nil {
 		return nil, fmt.Errorf("new director: %w", err)
 	}
 	return &Director{cfg: cfg, log: cfg.Logger, kernel: kernel, reconciler: rec, vips: owner, running: make(chan struct{})}, nil
 }
 
-// SetLeaderDuties sets what the leader loop runs besides VIPs and the sync master.
-func (d *Director) SetLeaderDuties(l LeaderDuties) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.leader = l
-}
-
 // Run keeps the kernel in line with the cluster until ctx ends: the backup sync daemon at
 // once; then, once the node has caught up with the cluster (until then the kernel keeps
 // the table it has), the IPVS table on every state change and every repair interval, and
 // — while this node is not the leader — no VIP of the cluster on the VIP interface (one
-// left behind by a crashed leader, say). Leadership itself is driven by the cluster
-// calling Lead. Run is called once.
+// left behind by a crashed leader, say). The leader's duties (HoldVIPs, RunSyncMaster)
+// are run by the cluster. Run is called once.
 func (d *Director) Run(ctx context.Context, c Cluster) error {
 	if d.cfg.SyncEnabled {
 		// A master left running by this node before a crash would keep multicasting
@@ -187,7 +136,7 @@ func (d *Director) Run(ctx context.Context, c Cluster) error {
 	d.mu.Lock()
 	d.cluster = c
 	d.mu.Unlock()
-	close(d.running) // from here on, Lead may run
+	close(d.running) // from here on, the leader duties may run
 	select {
 	case <-c.Ready():
 		d.log.Info("caught up with the cluster: programming IPVS")

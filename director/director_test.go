@@ -217,9 +217,9 @@ func TestLeaderClaimsVIPsFollowsChangesAndReleasesFirst(t *testing.T) {
 	r.cluster.mu.Lock()
 	r.cluster.leader = true
 	r.cluster.mu.Unlock()
-	leadCtx, loseLeadership := context.WithCancel(context.Background())
-	led := make(chan struct{})
-	go func() { r.d.Lead(leadCtx); close(led) }()
+	// As the cluster's leader loop runs them: in order, each in force before the next,
+	// stopped first in, first out.
+	loseLeadership := lead(t, r.d.HoldVIPs, r.d.RunSyncMaster)
 
 	eventually(t, "VIP claimed", func() bool { return slices.Equal(r.vipsHeld(), []netip.Addr{netip.MustParseAddr("192.0.2.10")}) })
 	eventually(t, "master sync daemon", func() bool { d, _ := r.sync.List(); return len(d) == 2 })
@@ -227,12 +227,11 @@ func TestLeaderClaimsVIPsFollowsChangesAndReleasesFirst(t *testing.T) {
 	r.addWeb(t, "192.0.2.11")
 	eventually(t, "new VIP claimed", func() bool { return len(r.vipsHeld()) == 2 })
 	eventually(t, "both services programmed", func() bool { return len(r.d.reconciler.Table()) == 2 })
-	if dp := r.d.DataPlane(true); len(dp.VIPs) != 2 || len(dp.SyncDaemons) != 2 || len(dp.Services) != 2 {
-		t.Fatalf("status: %+v", dp)
+	if st := r.d.Status(true); len(st.VIPs) != 2 || len(st.SyncDaemons) != 2 || len(st.Services) != 2 || st.Interface != "eth0" {
+		t.Fatalf("status: %+v", st)
 	}
 
 	loseLeadership()
-	<-led
 	if len(r.vipsHeld()) != 0 {
 		t.Fatalf("VIPs still held after leadership loss: %v", r.vipsHeld())
 	}
@@ -243,6 +242,30 @@ func TestLeaderClaimsVIPsFollowsChangesAndReleasesFirst(t *testing.T) {
 	}
 	if !r.sync.running[syncd.Backup] || r.sync.running[syncd.Master] {
 		t.Fatalf("after leadership loss want backup only, got %v", r.sync.running)
+	}
+}
+
+// lead runs duties as the cluster does and returns the func that ends the leadership.
+func lead(t *testing.T, duties ...func(context.Context, func()) error) (lose func()) {
+	t.Helper()
+	var stops []func()
+	for _, run := range duties {
+		ctx, cancel := context.WithCancel(context.Background())
+		started, done := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		go func() {
+			defer close(done)
+			if err := run(ctx, func() { once.Do(func() { close(started) }) }); err != nil {
+				t.Errorf("duty: %v", err)
+			}
+		}()
+		<-started
+		stops = append(stops, func() { cancel(); <-done })
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
 	}
 }
 

@@ -3,73 +3,84 @@ package director
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/raftlvs/raftlvs/director/syncd"
 )
 
-// Lead runs the leader duties for as long as ctx lives; the cluster calls it (as its
-// OnLeader) after a Barrier on gaining leadership, cancels ctx on losing it, and waits for
-// Lead to return before anything else happens. Order matters both ways: the VIPs come
-// first (clients reach the new leader as soon as possible), the sync master next, then
-// the other duties; on the way out the VIPs go first, so that two directors never answer
-// for a VIP, then the rest is stopped and waited for.
-func (d *Director) Lead(ctx context.Context) {
-	// Raft may elect this node before the daemon has finished wiring it up.
-	select {
-	case <-d.running:
-	case <-ctx.Done():
-		return
+// The leader's duties over its kernel, in the order the leader loop runs them: the VIPs
+// first (clients reach the new leader as soon as possible, and on the way out no two
+// directors ever answer for a VIP), then the master sync daemon. The cluster runs them
+// after its Barrier and stops each, in the same order, before the next leader's start.
+
+// errNotWired: Raft elected this node before the daemon handed the director its cluster.
+var errNotWired = errors.New("director not wired to its cluster yet")
+
+// HoldVIPs is the VIP duty: it claims every VIP of the cluster's services (a GARP/NA
+// burst each, then a periodic refresh), follows the state as services come and go, and
+// releases them all before it returns.
+func (d *Director) HoldVIPs(ctx context.Context, started func()) error {
+	c, err := d.wired(ctx)
+	if err != nil {
+		return err
 	}
-	d.mu.Lock()
-	c, duties := d.cluster, d.leader
-	d.mu.Unlock()
 	log := d.log.With("role", "leader")
 	changes, cancel := c.Watch()
 	defer cancel()
-
-	vips := ClusterVIPs(c)
-	if err := d.vips.Claim(ctx, vips); err != nil {
+	if err := d.vips.Claim(ctx, ClusterVIPs(c)); err != nil {
 		// What succeeded is held; the owner retries the rest with back-off.
 		log.Error("claim VIPs", "err", err)
 	}
-
-	if d.cfg.SyncEnabled {
-		if err := d.kernel.Sync.Start(syncd.Master, d.cfg.Sync); err != nil {
-			log.Error("start master sync daemon", "err", err)
-		} else {
-			log.Info("master sync daemon running", "interface", d.cfg.Sync.Interface, "sync_id", d.cfg.Sync.SyncID)
-		}
-	}
-
-	var wg sync.WaitGroup
-	if duties != nil {
-		wg.Go(func() {
-			if err := duties.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("leader duty stopped", "err", err)
-			}
-		})
-	}
-
+	started()
 	for {
 		select {
 		case <-ctx.Done():
 			if err := d.vips.Release(); err != nil {
 				log.Error("release VIPs", "err", err)
-			} else {
-				log.Info("released VIPs")
+				return err
 			}
-			if d.cfg.SyncEnabled {
-				if err := d.kernel.Sync.Stop(syncd.Master); err != nil {
-					log.Warn("stop master sync daemon", "err", err)
-				}
-			}
-			wg.Wait()
-			return
+			log.Info("released VIPs")
+			return nil
 		case <-changes:
 			if err := d.vips.SetVIPs(ClusterVIPs(c)); err != nil {
 				log.Error("update VIPs", "err", err)
 			}
 		}
 	}
+}
+
+// RunSyncMaster is the sync-daemon duty: the leader multicasts its connection table so
+// that a new leader's IPVS has the established connections. Without sync daemons it
+// only marks itself started.
+func (d *Director) RunSyncMaster(ctx context.Context, started func()) error {
+	if !d.cfg.SyncEnabled {
+		started()
+		<-ctx.Done()
+		return nil
+	}
+	log := d.log.With("role", "leader")
+	if err := d.kernel.Sync.Start(syncd.Master, d.cfg.Sync); err != nil {
+		// The table still programs and the VIPs still move; connections just do not
+		// survive the next failover. The next term tries again.
+		log.Error("start master sync daemon", "err", err)
+	} else {
+		log.Info("master sync daemon running", "interface", d.cfg.Sync.Interface, "sync_id", d.cfg.Sync.SyncID)
+	}
+	started()
+	<-ctx.Done()
+	if err := d.kernel.Sync.Stop(syncd.Master); err != nil {
+		log.Warn("stop master sync daemon", "err", err)
+	}
+	return nil
+}
+
+// wired waits until Run has handed the director its cluster.
+func (d *Director) wired(ctx context.Context) (Cluster, error) {
+	select {
+	case <-d.running:
+	case <-ctx.Done():
+		return nil, errNotWired
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cluster, nil
 }

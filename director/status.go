@@ -3,41 +3,48 @@ package director
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
-	"github.com/raftlvs/raftlvs/cluster/api"
 	"github.com/raftlvs/raftlvs/director/ipvs"
 	"github.com/raftlvs/raftlvs/director/syncd"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
-// DataPlane reports what this director holds in its kernel: VIPs, sync daemons and, with
-// counters, the IPVS counters of the services raftlvs programmed (the API's status hook).
-func (d *Director) DataPlane(counters bool) *api.DataPlane {
-	dp := &api.DataPlane{VIPs: []api.VIP{}, SyncDaemons: []api.SyncDaemon{}}
-	for _, a := range d.vips.Held() {
-		dp.VIPs = append(dp.VIPs, api.VIP{Addr: a, Interface: d.cfg.VIP.Interface})
-	}
+// Status is what this director holds in its kernel.
+type Status struct {
+	Interface   string         // the VIP interface
+	VIPs        []netip.Addr   // the VIPs held (the leader's)
+	SyncDaemons []syncd.Daemon // running connection-sync daemons
+	// Services are the IPVS counters of the services raftlvs programmed, when asked for.
+	Services []ServiceCounters
+}
+
+// ServiceCounters are one programmed service's kernel counters and its destinations'.
+type ServiceCounters struct {
+	Name         string
+	Counters     ipvs.Counters
+	Destinations []ipvs.DestinationStats
+}
+
+// Status reports VIPs and sync daemons and, with counters, the IPVS counters of every
+// service raftlvs programmed: one kernel dump per service, slow on a large table.
+func (d *Director) Status(counters bool) Status {
+	st := Status{Interface: d.cfg.VIP.Interface, VIPs: d.vips.Held()}
 	if d.kernel.Sync != nil {
 		daemons, err := d.kernel.Sync.List()
 		if err != nil {
 			d.log.Warn("list sync daemons", "err", err)
 		}
-		for _, sd := range daemons {
-			role := "backup"
-			if sd.State == syncd.Master {
-				role = "master"
-			}
-			dp.SyncDaemons = append(dp.SyncDaemons, api.SyncDaemon{Role: role, Interface: sd.Interface, SyncID: int(sd.SyncID)})
-		}
+		st.SyncDaemons = daemons
 	}
 	if counters && d.kernel.Stats != nil {
-		dp.Services = d.counters()
+		st.Services = d.counters()
 	}
-	return dp
+	return st
 }
 
 // counters reads the kernel counters of the services in the programmed table.
-func (d *Director) counters() []api.ServiceCounters {
+func (d *Director) counters() []ServiceCounters {
 	svcStats, err := d.kernel.Stats.ServiceStats()
 	if err != nil {
 		d.log.Warn("read IPVS service counters", "err", err)
@@ -47,30 +54,17 @@ func (d *Director) counters() []api.ServiceCounters {
 	for _, s := range svcStats {
 		byKey[s.Service] = s.Counters
 	}
-	var out []api.ServiceCounters
+	var out []ServiceCounters
 	for _, e := range d.reconciler.Table() {
-		sc := api.ServiceCounters{Service: e.Name, Stats: apiCounters(byKey[e.Service.Key()])}
+		sc := ServiceCounters{Name: e.Name, Counters: byKey[e.Service.Key()]}
 		dests, err := d.kernel.Stats.DestinationStats(e.Service)
 		if err != nil {
 			d.log.Warn("read IPVS destination counters", "service", e.Name, "err", err)
 		}
-		for _, ds := range dests {
-			sc.RealServers = append(sc.RealServers, api.RealServerCounters{
-				Addr: ds.Destination.Address, Port: ds.Destination.Port,
-				ActiveConns: uint32(ds.ActiveConnections), InactiveConns: uint32(ds.InactiveConnections),
-				Stats: apiCounters(ds.Counters),
-			})
-		}
+		sc.Destinations = dests
 		out = append(out, sc)
 	}
 	return out
-}
-
-func apiCounters(c ipvs.Counters) api.Counters {
-	return api.Counters{
-		Conns: c.Connections, InPkts: c.PacketsIn, OutPkts: c.PacketsOut, InBytes: c.BytesIn, OutBytes: c.BytesOut,
-		CPS: c.CPS, InPPS: c.PPSIn, OutPPS: c.PPSOut, InBPS: c.BPSIn, OutBPS: c.BPSOut,
-	}
 }
 
 // Connections counts the active connections of a real server in this director's IPVS

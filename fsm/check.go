@@ -79,7 +79,7 @@ type HealthCheck struct {
 	Host   string `json:"host,omitempty"`   // Host header; default the address probed
 	SNI    string `json:"sni,omitempty"`    // https: server name sent (default Host, if set)
 	// Status lists the codes that mean up, each "200" or a range "200-299"; default
-	// "200-399" (keepalived wants exactly 200 unless told otherwise: say so here).
+	// "200-399", as HAProxy (keepalived 2.x takes 200-299; an import says so explicitly).
 	Status []string `json:"status,omitempty"`
 	// BodyRegex, if set, must match the body; Digest, if set, is the MD5 of the body in
 	// hex (keepalived's digest). The body read is bounded to 1 MiB.

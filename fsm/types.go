@@ -100,6 +100,9 @@ const (
 	HealthDown    Health = "down"
 )
 
+// DefaultWeight is the weight of a real server that names none (as ipvsadm).
+const DefaultWeight = 1
+
 // OriginOperator marks a real server added by an operator; agents use AgentOrigin(id).
 const OriginOperator = "operator"
 

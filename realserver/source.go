@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/raftlvs/raftlvs/cluster/api"
+	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 

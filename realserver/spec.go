@@ -18,9 +18,6 @@ type ServiceSpec struct {
 	Weight int
 }
 
-// DefaultWeight is the weight of a spec that names none (as ipvsadm).
-const DefaultWeight = 1
-
 // ErrBadSpec classifies errors in a service spec or agent config.
 var ErrBadSpec = errors.New("bad agent config")
 
@@ -39,7 +36,7 @@ func ParseServiceSpec(s string) (ServiceSpec, error) {
 	bad := func(format string, args ...any) (ServiceSpec, error) {
 		return ServiceSpec{}, fmt.Errorf("service %q: %s: %w", s, fmt.Sprintf(format, args...), ErrBadSpec)
 	}
-	spec := ServiceSpec{Weight: DefaultWeight}
+	spec := ServiceSpec{Weight: fsm.DefaultWeight}
 	rest := s
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
 		w, err := strconv.Atoi(rest[i+1:])

@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"cmp"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -145,7 +144,7 @@ func (c Config) validate(meta Meta) error {
 // ErrBadKey classifies a gossip key that cannot be used.
 var ErrBadKey = errors.New("bad gossip key")
 
-// DecodeSecretKey decodes a base64 gossip key (as GenerateSecretKey prints it) and checks
+// DecodeSecretKey decodes a base64 gossip key (head -c 32 /dev/urandom | base64) and checks
 // its length.
 func DecodeSecretKey(s string) ([]byte, error) {
 	key, err := base64.StdEncoding.DecodeString(s)
@@ -156,11 +155,4 @@ func DecodeSecretKey(s string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes; it must decode to 16, 24 or 32 bytes (AES-128/192/256)", ErrBadKey, len(key))
 	}
 	return key, nil
-}
-
-// GenerateSecretKey returns a new random 32-byte key, base64-encoded.
-func GenerateSecretKey() string {
-	key := make([]byte, 32)
-	rand.Read(key) // never fails (crypto/rand documents it)
-	return base64.StdEncoding.EncodeToString(key)
 }

@@ -50,7 +50,7 @@ func TestDirectorRefusesConfigsThatCannotWork(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"bootstrap and join", []string{"--bootstrap", "--join", "10.0.0.1:7080"}, "exclude each other"},
+		{"bootstrap and join", []string{"--bootstrap", "--join", "10.0.0.1:7080"}, "--bootstrap: a director that bootstraps joins no one"},
 		{"unspecified API address", []string{"--api-addr", "0.0.0.0:7080"}, "--api-advertise"},
 		{"bad id", []string{"--id", "-x"}, "--id"},
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/raftlvs/raftlvs/cluster/api"
+	"github.com/raftlvs/raftlvs/api"
 )
 
 // Exit codes.
@@ -92,7 +92,7 @@ func clientAt(cmd *cobra.Command, list string) *api.Client {
 	}
 	c := api.NewClient(addrs...)
 	if d, err := time.ParseDuration(cmd.Flag("timeout").Value.String()); err == nil && d > 0 {
-		c.HTTP.Timeout = d
+		c.Timeout = d
 	}
 	return c
 }

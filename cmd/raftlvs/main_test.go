@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"net/netip"
@@ -11,8 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/cluster"
-	"github.com/raftlvs/raftlvs/cluster/api"
+	"github.com/raftlvs/raftlvs/cluster/apiserver"
+	"github.com/raftlvs/raftlvs/dialect/ipvsadm"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
@@ -44,7 +45,7 @@ func (s *leaderStore) Serving() bool                                    { return
 func testDirector(t *testing.T) (*leaderStore, string) {
 	t.Helper()
 	store := &leaderStore{state: fsm.NewState()}
-	hs := httptest.NewServer(api.NewServer(store, nil))
+	hs := httptest.NewServer(apiserver.New(store, nil))
 	t.Cleanup(hs.Close)
 	return store, hs.URL
 }
@@ -235,8 +236,8 @@ func TestSaveRestore(t *testing.T) {
 
 func TestStatusRendering(t *testing.T) {
 	st := &api.StatusResponse{
-		Node: cluster.Status{NodeID: "d1", State: "Leader", LeaderID: "d1", Term: 4, CommitIndex: 42, AppliedIndex: 42,
-			Voters: []cluster.Voter{
+		Node: api.NodeStatus{NodeID: "d1", State: "Leader", LeaderID: "d1", Term: 4, CommitIndex: 42, AppliedIndex: 42,
+			Voters: []api.Voter{
 				{ID: "d1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:7080", Suffrage: "Voter"},
 				{ID: "d2", RaftAddr: "10.0.0.2:7000", APIAddr: "10.0.0.2:7080", Suffrage: "Voter"},
 			}},
@@ -258,17 +259,21 @@ func TestStatusRendering(t *testing.T) {
 			Services: []api.ServiceCounters{{Service: "web", Stats: api.Counters{Conns: 123456789, InPkts: 5, InBytes: 2_000_000_000},
 				RealServers: []api.RealServerCounters{{Addr: netip.MustParseAddr("198.51.100.21"), Port: 80, ActiveConns: 3, InactiveConns: 12, Stats: api.Counters{Conns: 7, CPS: 2}}}}},
 		},
-		Agents: json.RawMessage(`[{"id":"rs1","gossip":"198.51.100.21:7946","state":"alive","addr":"198.51.100.21","services":[{"Service":"web","Port":0,"Weight":10}]},` +
-			`{"id":"rs2","gossip":"198.51.100.22:7946","state":"alive","addr":"198.51.100.22","services":[{"Service":"web","Port":8080,"Weight":5}],"draining":true},` +
-			`{"id":"rs3","gossip":"198.51.100.23:7946","state":"dead","addr":"198.51.100.23"}]`),
+		Agents: []api.Agent{
+			{ID: "rs1", Gossip: netip.MustParseAddrPort("198.51.100.21:7946"), State: "alive", Addr: netip.MustParseAddr("198.51.100.21"),
+				Services: []api.AgentService{{Service: "web", Weight: 10}}},
+			{ID: "rs2", Gossip: netip.MustParseAddrPort("198.51.100.22:7946"), State: "alive", Addr: netip.MustParseAddr("198.51.100.22"),
+				Services: []api.AgentService{{Service: "web", Port: 8080, Weight: 5}}, Draining: true},
+			{ID: "rs3", Gossip: netip.MustParseAddrPort("198.51.100.23:7946"), State: "dead", Addr: netip.MustParseAddr("198.51.100.23")},
+		},
 	}
 	tests := []struct {
 		name  string
-		mode  listing
+		mode  ipvsadm.ListMode
 		whole bool // want is the whole output, not a part of it
 		want  string
 	}{
-		{"plain like ipvsadm -Ln", listPlain, true, `Cluster lab, state version 17
+		{"plain like ipvsadm -Ln", ipvsadm.ListPlain, true, `Cluster lab, state version 17
 Node    d1: Leader, term 4, commit 42, applied 42
 Leader  d1
 Voters  d1           leader   raft 10.0.0.1:7000         api 10.0.0.1:7080
@@ -293,7 +298,7 @@ Agents:
   rs2              draining 198.51.100.22    web:8080@5
   rs3              dead     198.51.100.23
 `},
-		{"stats like ipvsadm -Ln --stats", listStats, false, `Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+		{"stats like ipvsadm -Ln --stats", ipvsadm.ListStats, false, `Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
   -> RemoteAddress:Port
 TCP  192.0.2.10:80                 123456K        5        0    2000M        0
   -> 198.51.100.21:80                    7        0        0        0        0

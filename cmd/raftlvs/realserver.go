@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/raftlvs/raftlvs/cluster/api"
+	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
@@ -31,7 +31,7 @@ type serverFlags struct {
 }
 
 func (f *serverFlags) register(fs *pflag.FlagSet) {
-	fs.IntVarP(&f.weight, "weight", "w", api.DefaultWeight, "weight (0 takes no new connections)")
+	fs.IntVarP(&f.weight, "weight", "w", fsm.DefaultWeight, "weight (0 takes no new connections)")
 	fs.Uint32VarP(&f.upper, "u-threshold", "x", 0, "upper connection threshold (0: none)")
 	fs.Uint32VarP(&f.lower, "l-threshold", "y", 0, "lower connection threshold")
 	fs.StringVar(&f.forward, "forward", "", "forwarding for this real server: nat, dr or tun (default: the service's)")

@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/raftlvs/raftlvs/cluster/api"
+	"github.com/raftlvs/raftlvs/api"
+	"github.com/raftlvs/raftlvs/dialect/ipvsadm"
 	"github.com/raftlvs/raftlvs/fsm"
-	"github.com/raftlvs/raftlvs/fsm/ipvsadm"
 )
 
 func newSaveCmd() *cobra.Command {
@@ -73,7 +73,7 @@ func restore(cmd *cobra.Command, in io.Reader, replace bool) (int, error) {
 	c := clientFor(cmd)
 	// One batch is one log entry every director stores and applies: give the leader the
 	// whole of its bound before giving up on the answer.
-	c.HTTP.Timeout = max(c.HTTP.Timeout, api.BatchTimeout+10*time.Second)
+	c.Timeout = max(c.Timeout, api.BatchTimeout+10*time.Second)
 	var cmds []api.BatchCommand
 	if replace {
 		// Read now, removed in the batch: a service added meanwhile survives, and one

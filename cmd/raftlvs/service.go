@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/raftlvs/raftlvs/dialect/ipvsadm"
 	"github.com/raftlvs/raftlvs/fsm"
-	"github.com/raftlvs/raftlvs/fsm/ipvsadm"
 )
 
 func newServiceCmd() *cobra.Command {
@@ -112,7 +112,7 @@ func (f *serviceFlags) apply(fs *pflag.FlagSet, svc *fsm.Service) error {
 		svc.Persistence = f.persistence
 	}
 	if fs.Changed("netmask") {
-		bits, err := parseMask(f.mask)
+		bits, err := ipvsadm.ParseNetmask(f.mask)
 		if err != nil {
 			return usagef("-M %s: %v", f.mask, err)
 		}
@@ -174,33 +174,6 @@ func parseVIPPort(s string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("%q is not ADDR[:PORT] with a numeric address", s)
 	}
 	return netip.AddrPortFrom(a.Unmap(), 0), nil
-}
-
-// parseMask reads a prefix length or an IPv4 netmask.
-func parseMask(s string) (int, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n, nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return 0, fmt.Errorf("want a prefix length or an IPv4 netmask")
-	}
-	b := a.As4()
-	bits, seenZero := 0, false
-	for _, octet := range b {
-		for i := 7; i >= 0; i-- {
-			one := octet&(1<<i) != 0
-			if one && seenZero {
-				return 0, fmt.Errorf("netmask bits are not contiguous")
-			}
-			if one {
-				bits++
-			} else {
-				seenZero = true
-			}
-		}
-	}
-	return bits, nil
 }
 
 // persistenceArg lets "-p 300" work as in ipvsadm, whose option parser gives -p's
@@ -358,7 +331,7 @@ func newServiceLsCmd() *cobra.Command {
 						active++
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d in rotation\n", s.Name, serviceLabel(s.Service), s.Scheduler, s.Forwarding, active, len(s.RealServers))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d in rotation\n", s.Name, ipvsadm.ServiceLabel(&s.Service), s.Scheduler, s.Forwarding, active, len(s.RealServers))
 			}
 			return tw.Flush()
 		}),

@@ -329,17 +329,5 @@ rl_new_leader() {
 	echo "$l"
 }
 
-# rl_show_logs [LINES]: the tail of every director's and agent's log, for a failed run.
-# shellcheck disable=SC2120 # LINES is optional
-rl_show_logs() {
-	local t
-	for t in $RL_DIRECTORS; do lab_show_log "$t" | grep -v 'level=DEBUG' | tail -n "${1:-80}"; done
-	for t in "$LAB_RUN"/agent-*.log; do [ -e "$t" ] && lab_show_log "$(basename "$t" .log)" | tail -n 40; done
-	return 0
-}
-
-# rl_done: lab_done, with the directors' logs first if anything failed.
-rl_done() {
-	[ -s "$LAB_RUN/fail" ] && rl_show_logs
-	lab_done
-}
+# rl_done: lab_done (which shows every director's and agent's log if anything failed).
+rl_done() { lab_done; }

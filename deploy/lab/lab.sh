@@ -351,7 +351,8 @@ timeout "$LAB_TIMEOUT" /bin/bash /scenario.sh </dev/null
 rc=$?
 end=$(cut -d. -f1 /proc/uptime)
 if [ $((end - start)) -ge "$LAB_TIMEOUT" ]; then
-	echo "lab-init: scenario killed after its ${LAB_TIMEOUT}s timeout (rc=$rc)"
+	echo "lab-init: scenario killed after its ${LAB_TIMEOUT}s timeout (rc=$rc); the logs it left:"
+	/bin/bash -c '. /lab/lib.sh; lab_show_logs 80'
 	echo "@@LAB-TIMEOUT@@"
 fi
 echo

@@ -55,10 +55,28 @@ lab_check() {
 	return "$rc"
 }
 
+# lab_step DESCRIPTION CMD...: a set-up step: lab_check, and a failure ends the scenario
+# (what follows would only fail for that reason, after waiting out its own bounds).
+lab_step() {
+	lab_check "$@" || lab_die "set-up step failed: $1"
+}
+
 # lab_die MESSAGE: a failure after which the scenario cannot go on.
 lab_die() {
 	lab_fail "$*"
 	lab_done
+}
+
+# lab_show_logs [LINES]: the tail of every background process's log (directors, agents,
+# servers), without debug lines: what a failed or timed-out run needs to be understood.
+lab_show_logs() {
+	local f
+	for f in "$LAB_RUN"/*.log; do
+		[ -e "$f" ] || continue
+		printf -- '--- %s (last %s lines)\n' "$(basename "$f")" "${1:-60}"
+		grep -v 'level=DEBUG' "$f" | tail -n "${1:-60}" | sed 's/^/  | /'
+	done
+	return 0
 }
 
 # lab_figure NAME VALUE [UNIT]: a measured number; lab.sh lists every figure after the run.
@@ -72,9 +90,9 @@ lab_done() {
 	np=$(wc -l <"$LAB_RUN/pass")
 	nf=$(wc -l <"$LAB_RUN/fail")
 	if [ "$nf" -gt 0 ]; then
+		[ "${LAB_DUMP_ON_FAIL:-1}" = 1 ] && lab_show_logs && lab_dump
 		lab_log "failed checks:"
 		sed 's/^/  - /' "$LAB_RUN/fail"
-		[ "${LAB_DUMP_ON_FAIL:-1}" = 1 ] && lab_dump
 	fi
 	printf 'SCENARIO %s: %s checks passed, %s failed\n' "${LAB_SCENARIO:-scenario}" "$np" "$nf"
 	[ "$nf" -eq 0 ] && exit 0

@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -102,8 +103,8 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 		kernel:      &countingKernel{k: cfg.Kernel},
 		log:         log.With("component", "ipvs"),
 		owned:       owned,
-		repairEvery: cmpOr(cfg.RepairInterval, time.Second),
-		sweepEvery:  cmpOr(cfg.SweepInterval, 30*time.Second),
+		repairEvery: cmp.Or(max(cfg.RepairInterval, 0), time.Second), // ≤ 0: the default
+		sweepEvery:  cmp.Or(max(cfg.SweepInterval, 0), 30*time.Second),
 		maxSweep:    cfg.MaxSweep,
 		desired:     Table{},
 		programmed:  Table{},
@@ -112,13 +113,6 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	}
 	r.kernel.log = r.log
 	return r, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 // Sync programs the table state asks for. Only services whose desired entry changed since

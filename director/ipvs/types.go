@@ -8,18 +8,17 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
-
-	"golang.org/x/sys/unix"
 )
 
-// Address families and protocols as the kernel numbers them.
+// Address families and protocols as Linux numbers them (IPVS speaks Linux's numbers
+// whatever OS the CLI is built for: AF_INET6 is 30 on macOS).
 const (
-	FamilyIPv4 uint16 = unix.AF_INET
-	FamilyIPv6 uint16 = unix.AF_INET6
+	FamilyIPv4 uint16 = 2  // AF_INET
+	FamilyIPv6 uint16 = 10 // AF_INET6
 
-	ProtocolTCP  uint16 = unix.IPPROTO_TCP
-	ProtocolUDP  uint16 = unix.IPPROTO_UDP
-	ProtocolSCTP uint16 = unix.IPPROTO_SCTP
+	ProtocolTCP  uint16 = 6   // IPPROTO_TCP
+	ProtocolUDP  uint16 = 17  // IPPROTO_UDP
+	ProtocolSCTP uint16 = 132 // IPPROTO_SCTP
 )
 
 // Kernel service flag bits (include/uapi/linux/ip_vs.h).

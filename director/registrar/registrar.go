@@ -55,8 +55,9 @@ type Writer interface {
 	Apply(ctx context.Context, c fsm.Command) error
 }
 
-// ConnCounter counts the active plus inactive connections of a real server in the local
-// IPVS table. An error means "unknown": the real server then waits for MaxDrain.
+// ConnCounter counts the active connections of a real server in the local IPVS table (a
+// closed connection lingers as inactive for minutes). An error means "unknown": the real
+// server then waits for MaxDrain.
 type ConnCounter interface {
 	Connections(rs fsm.RealServer) (int, error)
 }
@@ -122,6 +123,29 @@ func New(cfg Config) (*Registrar, error) {
 		warned:      map[string]bool{},
 		writeFailed: map[fsm.RSKey]error{},
 	}, nil
+}
+
+// Watcher signals changes of the replicated state (the cluster node's Watch).
+type Watcher interface {
+	Watch() (<-chan struct{}, func())
+}
+
+// Lead is the registrar as a leader duty. Each term gets a fresh Registrar: its drain and
+// reap timers must start anew with the leadership, never carry over from an earlier term
+// of this node. cfg.StateChanges is w's.
+func Lead(cfg Config, w Watcher) func(ctx context.Context, started func()) error {
+	return func(ctx context.Context, started func()) error {
+		changes, cancel := w.Watch()
+		defer cancel()
+		c := cfg
+		c.StateChanges = changes
+		r, err := New(c)
+		if err != nil {
+			return err
+		}
+		started()
+		return r.Run(ctx)
+	}
 }
 
 // Run reconciles until ctx is done: once now, then after every membership change and

@@ -130,10 +130,22 @@ func (c *conns) set(addr string, n int) {
 	c.n[addr] = n
 }
 
-type clock struct{ now time.Time }
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
 
-func (c *clock) Now() time.Time          { return c.now }
-func (c *clock) advance(d time.Duration) { c.now = c.now.Add(d) }
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
 
 func agent(id string, n int, services ...gossip.ServicePort) gossip.Member {
 	return gossip.Member{
@@ -591,4 +603,52 @@ func TestDrainLastsAtLeastMinDrainEvenWithoutConnections(t *testing.T) {
 	h.clock.advance(DefaultMinDrain)
 	h.reconcile()
 	h.expect("web", 1, 8080, nil)
+}
+
+// watcher is a state-change signal the test fires by hand.
+type watcher struct{ ch chan struct{} }
+
+func (w *watcher) Watch() (<-chan struct{}, func()) { return w.ch, func() {} }
+
+func TestLeadStartsEachTermWithFreshDrainTimers(t *testing.T) {
+	h := newHarness(t)
+	h.pool.set(agent("rs1", 1, sp("web", 0, 5)))
+	h.reconcile() // registered by an earlier leader
+	h.pool.set(left(agent("rs1", 1, sp("web", 0, 5))))
+
+	w := &watcher{ch: make(chan struct{})}
+	term := func(t *testing.T) (pass func(), end func()) {
+		cfg := h.r.cfg
+		cfg.Interval = time.Hour // passes only when the test signals a change
+		ctx, cancel := context.WithCancel(context.Background())
+		started, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := Lead(cfg, w)(ctx, func() { close(started) }); err != nil {
+				t.Errorf("Lead: %v", err)
+			}
+		}()
+		<-started
+		// The first pass runs at once; each signal is one more. The second send is taken
+		// only once the loop is back waiting, so the pass of the first is done (the one
+		// the second starts may overlap what follows: it sees the same or a later clock).
+		return func() { w.ch <- struct{}{}; w.ch <- struct{}{} }, func() { cancel(); <-done }
+	}
+
+	pass, end := term(t)
+	pass()
+	h.expect("web", 1, 80, agentRS("rs1", 1, "web", 80, 5, fsm.Draining))
+	h.clock.advance(maxDrain - time.Second)
+	end()
+
+	// A new term, almost a MaxDrain later: its drain starts now, not at the first term's.
+	pass, end = term(t)
+	defer end()
+	pass()
+	h.clock.advance(2 * time.Second)
+	pass()
+	h.expect("web", 1, 80, agentRS("rs1", 1, "web", 80, 5, fsm.Draining))
+	h.clock.advance(maxDrain)
+	pass()
+	h.expect("web", 1, 80, nil)
 }

@@ -8,7 +8,7 @@ import (
 
 // Error classes; callers classify with errors.Is.
 var (
-	// ErrBadConfig classifies every Config rejected by NewVIPOwner.
+	// ErrBadConfig classifies every Config rejected by NewOwner.
 	ErrBadConfig = errors.New("bad VIP owner config")
 	// ErrBadVIP classifies an address that cannot be a VIP (zoned, multicast, loopback,
 	// link-local, unspecified or invalid).

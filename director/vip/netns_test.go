@@ -1,3 +1,5 @@
+//go:build linux
+
 package vip
 
 import (
@@ -139,7 +141,7 @@ func newLab(t testing.TB) *lab {
 	return l
 }
 
-func (l *lab) owner(t testing.TB, d *labHost) *VIPOwner {
+func (l *lab) owner(t testing.TB, d *labHost) *Owner {
 	t.Helper()
 	links, err := NewNetlinkLinks(d.ns)
 	if err != nil {
@@ -148,7 +150,7 @@ func (l *lab) owner(t testing.TB, d *labHost) *VIPOwner {
 	t.Cleanup(links.Close)
 	ann := NewPacketAnnouncer(d.ns)
 	t.Cleanup(func() { ann.Close() })
-	o, err := NewVIPOwner(Config{
+	o, err := NewOwner(Config{
 		Interface: "eth0",
 		Burst:     1, // the claim's own announcement must be enough on a lossless segment
 		Refresh:   -1,

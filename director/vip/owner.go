@@ -44,9 +44,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// VIPOwner claims the VIPs while this director leads and releases them when it stops.
+// Owner claims the VIPs while this director leads and releases them when it stops.
 // Its methods are safe for concurrent use.
-type VIPOwner struct {
+type Owner struct {
 	ifname        string
 	burst         int
 	burstInterval time.Duration
@@ -66,8 +66,8 @@ type VIPOwner struct {
 	vips map[netip.Addr]*vipState
 }
 
-// NewVIPOwner returns an owner that holds nothing yet.
-func NewVIPOwner(cfg Config, links Links, announcer Announcer) (*VIPOwner, error) {
+// NewOwner returns an owner that holds nothing yet.
+func NewOwner(cfg Config, links Links, announcer Announcer) (*Owner, error) {
 	if cfg.Interface == "" {
 		return nil, fmt.Errorf("%w: no VIP interface", ErrBadConfig)
 	}
@@ -77,7 +77,7 @@ func NewVIPOwner(cfg Config, links Links, announcer Announcer) (*VIPOwner, error
 	if links == nil || announcer == nil {
 		return nil, fmt.Errorf("%w: nil Links or Announcer", ErrBadConfig)
 	}
-	o := &VIPOwner{
+	o := &Owner{
 		ifname:        cfg.Interface,
 		burst:         cmp.Or(cfg.Burst, DefaultBurst),
 		burstInterval: cmp.Or(cfg.BurstInterval, DefaultBurstInterval),
@@ -100,7 +100,7 @@ func NewVIPOwner(cfg Config, links Links, announcer Announcer) (*VIPOwner, error
 // Refresh after that, until Release or until ctx ends (which releases too). A VIP that
 // fails is retried with back-off; the error returned joins each VIP's failure, and what
 // succeeded is held regardless, so the caller may carry on or Release and step down.
-func (o *VIPOwner) Claim(ctx context.Context, vips []netip.Addr) error {
+func (o *Owner) Claim(ctx context.Context, vips []netip.Addr) error {
 	want, badVIPs := normalise(vips)
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -124,7 +124,7 @@ func (o *VIPOwner) Claim(ctx context.Context, vips []netip.Addr) error {
 
 // SetVIPs changes the held set during a claim: VIPs not held yet are claimed as in Claim,
 // VIPs no longer wanted are removed, and the others are left alone.
-func (o *VIPOwner) SetVIPs(vips []netip.Addr) error {
+func (o *Owner) SetVIPs(vips []netip.Addr) error {
 	want, badVIPs := normalise(vips)
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -150,7 +150,7 @@ func (o *VIPOwner) SetVIPs(vips []netip.Addr) error {
 }
 
 // want adds addr to the wanted set, due now unless it is already held.
-func (o *VIPOwner) want(addr netip.Addr, now time.Time) {
+func (o *Owner) want(addr netip.Addr, now time.Time) {
 	st, ok := o.vips[addr]
 	if !ok {
 		o.vips[addr] = &vipState{wanted: true, next: now}
@@ -167,7 +167,7 @@ func (o *VIPOwner) want(addr netip.Addr, now time.Time) {
 // once they have stopped; after it returns this node sends no more GARP or NA. It is
 // meant to be the first thing done when leadership is lost. Addresses that could not be
 // removed stay in Held and are retried by the next Release or RemoveStale.
-func (o *VIPOwner) Release() error {
+func (o *Owner) Release() error {
 	o.mu.Lock()
 	done := o.done
 	err := o.releaseLocked()
@@ -178,7 +178,7 @@ func (o *VIPOwner) Release() error {
 	return err
 }
 
-func (o *VIPOwner) releaseLocked() error {
+func (o *Owner) releaseLocked() error {
 	if o.claimed {
 		o.claimed = false
 		o.cancel()
@@ -191,7 +191,7 @@ func (o *VIPOwner) releaseLocked() error {
 }
 
 // removeLocked deletes every unwanted address this owner added.
-func (o *VIPOwner) removeLocked() error {
+func (o *Owner) removeLocked() error {
 	if len(o.vips) == 0 {
 		return nil
 	}
@@ -221,7 +221,7 @@ func (o *VIPOwner) removeLocked() error {
 	return errors.Join(errs...)
 }
 
-func (o *VIPOwner) forgetUnwanted() {
+func (o *Owner) forgetUnwanted() {
 	for addr, st := range o.vips {
 		if !st.wanted {
 			delete(o.vips, addr)
@@ -234,7 +234,7 @@ func (o *VIPOwner) forgetUnwanted() {
 // follower calls it with the cluster's VIPs so that a VIP left behind by a crash (or by
 // the keepalived it replaced) cannot answer ARP beside the leader's. It never removes an
 // address with a shorter prefix: that is the node's own. It returns what it removed.
-func (o *VIPOwner) RemoveStale(vips []netip.Addr) ([]netip.Addr, error) {
+func (o *Owner) RemoveStale(vips []netip.Addr) ([]netip.Addr, error) {
 	want, _ := normalise(vips) // an unusable address cannot be a VIP left behind
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -285,13 +285,13 @@ func (o *VIPOwner) RemoveStale(vips []netip.Addr) ([]netip.Addr, error) {
 
 // Held returns the addresses this owner has put on the interface and not yet removed,
 // sorted.
-func (o *VIPOwner) Held() []netip.Addr {
+func (o *Owner) Held() []netip.Addr {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.heldLocked()
 }
 
-func (o *VIPOwner) heldLocked() []netip.Addr {
+func (o *Owner) heldLocked() []netip.Addr {
 	var held []netip.Addr
 	for _, addr := range sortedKeys(o.vips) {
 		if o.vips[addr].added {

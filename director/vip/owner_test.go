@@ -34,7 +34,7 @@ var (
 type rig struct {
 	links *FakeLinks
 	ann   *FakeAnnouncer
-	owner *VIPOwner
+	owner *Owner
 	start time.Time
 }
 
@@ -47,7 +47,7 @@ func newRig(t *testing.T, cfg Config) *rig {
 	ann := NewFakeAnnouncer(links)
 	cfg.Interface = ifname
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	owner, err := NewVIPOwner(cfg, links, ann)
+	owner, err := NewOwner(cfg, links, ann)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func secs(s ...float64) []time.Duration {
 	return out
 }
 
-func TestNewVIPOwnerRejectsBadConfig(t *testing.T) {
+func TestNewOwnerRejectsBadConfig(t *testing.T) {
 	links, ann := NewFakeLinks(), NewFakeAnnouncer(nil)
 	for _, tc := range []struct {
 		name  string
@@ -98,7 +98,7 @@ func TestNewVIPOwnerRejectsBadConfig(t *testing.T) {
 		{"nil announcer", Config{Interface: ifname}, links, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := NewVIPOwner(tc.cfg, tc.links, tc.ann); !errors.Is(err, ErrBadConfig) {
+			if _, err := NewOwner(tc.cfg, tc.links, tc.ann); !errors.Is(err, ErrBadConfig) {
 				t.Fatalf("got %v, want ErrBadConfig", err)
 			}
 		})

@@ -19,7 +19,7 @@ type vipState struct {
 
 // run drives the schedule of one claim until it ends. Each wake-up is one stepLocked, so
 // the tests, which run it under testing/synctest's fake clock, see exact times.
-func (o *VIPOwner) run(ctx context.Context, gen uint64, done chan struct{}) {
+func (o *Owner) run(ctx context.Context, gen uint64, done chan struct{}) {
 	defer close(done)
 	for {
 		o.mu.Lock()
@@ -61,7 +61,7 @@ func (o *VIPOwner) run(ctx context.Context, gen uint64, done chan struct{}) {
 	}
 }
 
-func (o *VIPOwner) nextDueLocked() time.Time {
+func (o *Owner) nextDueLocked() time.Time {
 	var next time.Time
 	for _, st := range o.vips {
 		if !st.next.IsZero() && (next.IsZero() || st.next.Before(next)) {
@@ -73,7 +73,7 @@ func (o *VIPOwner) nextDueLocked() time.Time {
 
 // stepLocked does whatever is due at now: adds and announces wanted VIPs (re-adding one
 // that someone removed), removes unwanted ones, and schedules each VIP's next turn.
-func (o *VIPOwner) stepLocked(now time.Time) error {
+func (o *Owner) stepLocked(now time.Time) error {
 	var due []netip.Addr
 	for _, addr := range sortedKeys(o.vips) {
 		if st := o.vips[addr]; !st.next.IsZero() && !st.next.After(now) {
@@ -109,7 +109,7 @@ func (o *VIPOwner) stepLocked(now time.Time) error {
 }
 
 // service does one VIP's due turn.
-func (o *VIPOwner) service(now time.Time, ifi Interface, prefixes []netip.Prefix, addr netip.Addr) error {
+func (o *Owner) service(now time.Time, ifi Interface, prefixes []netip.Prefix, addr netip.Addr) error {
 	st := o.vips[addr]
 	if !st.wanted {
 		if st.added {
@@ -164,13 +164,13 @@ func (o *VIPOwner) service(now time.Time, ifi Interface, prefixes []netip.Prefix
 
 // failed schedules a retry with exponential back-off from BurstInterval up to
 // maxRetryInterval.
-func (o *VIPOwner) failed(st *vipState, now time.Time) {
+func (o *Owner) failed(st *vipState, now time.Time) {
 	st.failures++
 	delay := o.burstInterval << min(st.failures-1, 16)
 	st.next = now.Add(min(delay, max(maxRetryInterval, o.burstInterval)))
 }
 
-func (o *VIPOwner) announce(ifi Interface, addr netip.Addr) error {
+func (o *Owner) announce(ifi Interface, addr netip.Addr) error {
 	if addr.Is4() {
 		if err := o.announcer.GratuitousARP(ifi, addr); err != nil {
 			return fmt.Errorf("gratuitous ARP for VIP %s on %s: %w", addr, o.ifname, err)

@@ -16,8 +16,8 @@ DRAIN_MAX=10
 RL_DIRECTOR_FLAGS="--drain-max ${DRAIN_MAX}s"
 rl_topology
 rl_cluster
-lab_check "service add web (DR, $RL_DR_VIP:80)" rl_cli service add -t "$RL_DR_VIP:80" -s wrr --forward dr --name web
-lab_check "service add tunweb (TUN, $RL_TUN_VIP:80)" rl_cli service add -t "$RL_TUN_VIP:80" -s wrr --forward tun --name tunweb
+lab_step "service add web (DR, $RL_DR_VIP:80)" rl_cli service add -t "$RL_DR_VIP:80" -s wrr --forward dr --name web
+lab_step "service add tunweb (TUN, $RL_TUN_VIP:80)" rl_cli service add -t "$RL_TUN_VIP:80" -s wrr --forward tun --name tunweb
 
 # host_state RS: what an agent may change on its host, in one comparable text.
 host_state() {

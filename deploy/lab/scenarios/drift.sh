@@ -16,7 +16,7 @@ rl_cluster
 	echo "-A -t $RL_NAT_VIP:80 -s wrr"
 	for rs in $RL_RS; do echo "-a -t $RL_NAT_VIP:80 -r ${RL_NAT_IP[$rs]}:80 -m -w 1"; done
 } | sort >"$LAB_RUN/ours.rules"
-lab_check "raftlvs restore of a DR and a NAT service" rl_restore "$LAB_RUN/ours.rules"
+lab_step "raftlvs restore of a DR and a NAT service" rl_restore "$LAB_RUN/ours.rules"
 
 # A foreign service, added by hand on every director (raftlvs must leave it alone).
 cat >"$LAB_RUN/foreign.rules" <<EOR

@@ -13,7 +13,7 @@ rl_topology
 rl_rs_dr_tun $RL_RS
 rl_cluster
 rl_dr_rules 80 7 | sort >"$LAB_RUN/want.rules"
-lab_check "raftlvs restore of a DR service on :80 (HTTP) and :7 (echo)" rl_restore "$LAB_RUN/want.rules"
+lab_step "raftlvs restore of a DR service on :80 (HTTP) and :7 (echo)" rl_restore "$LAB_RUN/want.rules"
 lab_wait_for "rl_ipvs_equal $LAB_RUN/want.rules $RL_DIRECTORS" "$RL_BOUND" 0.5 ||
 	lab_fail "not every director programmed the rules"
 old=$(rl_leader)

@@ -1,8 +1,9 @@
-package api
+package apiserver
 
 import (
 	"context"
 
+	"github.com/raftlvs/raftlvs/cluster"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
@@ -17,13 +18,13 @@ type Store interface {
 	View(fn func(*fsm.State))
 	Join(ctx context.Context, d fsm.Director) error
 	Remove(ctx context.Context, id string) error
-	// TransferLeadership hands leadership to the director id, or to the most up-to-date
-	// voter when id is empty.
+	// TransferLeadership hands leadership to the director id, or to a voter the node
+	// picks when id is empty.
 	TransferLeadership(ctx context.Context, id string) error
 	IsLeader() bool
 	// LeaderAPIAddr is the HTTP API address (host:port) of the current leader.
 	LeaderAPIAddr() (string, error)
-	Status() NodeStatus
+	Status() cluster.Status
 	// Serving reports whether the local replica may be read: the node has caught up with
 	// the cluster and is in touch with its leader. A restarted or cut-off director must
 	// not tell an agent that its service does not exist.

@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
@@ -40,7 +41,7 @@ var (
 func newTestServer(t *testing.T) (*fakeStore, *Server) {
 	t.Helper()
 	store := newFakeStore("d1", true)
-	return store, NewServer(store, nil)
+	return store, New(store, nil)
 }
 
 func TestServiceLifecycle(t *testing.T) {
@@ -50,7 +51,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("add: %d %s", rec.Code, rec.Body)
 	}
-	got := decode[ServiceInfo](t, rec)
+	got := decode[api.ServiceInfo](t, rec)
 	if got.Name != "tcp-192.0.2.10-80" || got.Scheduler != fsm.DefaultScheduler || got.Forwarding != fsm.NAT || got.PersistMask != 32 {
 		t.Errorf("add answered %+v, want the derived name and defaults filled in", got.Service)
 	}
@@ -62,12 +63,12 @@ func TestServiceLifecycle(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("edit: %d %s", rec.Code, rec.Body)
 	}
-	if got := decode[ServiceInfo](t, rec); got.Scheduler != "rr" || got.Persistence != 0 {
+	if got := decode[api.ServiceInfo](t, rec); got.Scheduler != "rr" || got.Persistence != 0 {
 		t.Errorf("edit answered scheduler %q persistence %d; want rr and persistence reset to its default by the full replacement", got.Scheduler, got.Persistence)
 	}
 
 	rec = request(t, srv, "GET", "/v1/services", "")
-	if list := decode[ServiceList](t, rec); len(list.Services) != 1 || list.Services[0].Scheduler != "rr" {
+	if list := decode[api.ServiceList](t, rec); len(list.Services) != 1 || list.Services[0].Scheduler != "rr" {
 		t.Errorf("list = %+v", list)
 	}
 	if rec := request(t, srv, "GET", "/v1/services/tcp-192.0.2.10-80", ""); rec.Code != http.StatusOK {
@@ -158,43 +159,43 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		wantCode                 int
 		wantErrCode, wantField   string
 	}{
-		{"malformed json", "POST", "/v1/services", `{"protocol":`, "", 400, CodeInvalid, "body"},
-		{"unknown field", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80,"colour":"red"}`, "", 400, CodeInvalid, "body"},
-		{"trailing data", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80} {}`, "", 400, CodeInvalid, "body"},
-		{"wrong content type", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80}`, "application/x-www-form-urlencoded", 400, CodeInvalid, "body"},
-		{"empty body", "POST", "/v1/services", ``, "application/json", 400, CodeInvalid, "body"},
-		{"oversized body", "POST", "/v1/services", `{"name":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, "", 400, CodeInvalid, "body"},
-		{"port out of range", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":70000}`, "", 400, CodeInvalid, "port"},
-		{"bad address", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.300","port":80}`, "", 400, CodeInvalid, "body"},
-		{"unknown scheduler", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80,"scheduler":"fastest"}`, "", 400, CodeInvalid, "scheduler"},
-		{"ops on tcp", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80,"one_packet":true}`, "", 400, CodeInvalid, "one_packet"},
-		{"duplicate name", "POST", "/v1/services", `{"name":"web","protocol":"tcp","vip":"192.0.2.11","port":80}`, "", 409, CodeExists, "name"},
-		{"same packets as another service", "POST", "/v1/services", `{"name":"web2","protocol":"tcp","vip":"192.0.2.10","port":80}`, "", 409, CodeConflict, "vip"},
-		{"rename through put", "PUT", "/v1/services/web", `{"name":"other","protocol":"tcp","vip":"192.0.2.10","port":80}`, "", 400, CodeInvalid, "name"},
-		{"edit a missing service", "PUT", "/v1/services/nope", `{"protocol":"tcp","vip":"192.0.2.99","port":80}`, "", 404, CodeNotFound, "name"},
-		{"remove a missing service", "DELETE", "/v1/services/nope", ``, "", 404, CodeNotFound, "name"},
-		{"get a missing service", "GET", "/v1/services/nope", ``, "", 404, CodeNotFound, "name"},
-		{"real server of a missing service", "POST", "/v1/services/nope/servers", `{"addr":"198.51.100.30"}`, "", 404, CodeNotFound, "service"},
-		{"negative weight", "POST", "/v1/services/web/servers", `{"addr":"198.51.100.30","weight":-1}`, "", 400, CodeInvalid, "weight"},
-		{"duplicate real server", "POST", "/v1/services/web/servers", `{"addr":"198.51.100.21"}`, "", 409, CodeExists, "addr"},
-		{"real server of another family", "POST", "/v1/services/web/servers", `{"addr":"2001:db8::1"}`, "", 400, CodeInvalid, "addr"},
-		{"service in body disagrees with path", "POST", "/v1/services/web/servers", `{"service":"dns","addr":"198.51.100.30"}`, "", 400, CodeInvalid, "service"},
-		{"not an address in the path", "PUT", "/v1/services/web/servers/host.example/80", `{}`, "", 400, CodeInvalid, "addr"},
-		{"not a port in the path", "DELETE", "/v1/services/web/servers/198.51.100.21/http", ``, "", 400, CodeInvalid, "port"},
-		{"address in body disagrees with path", "PUT", "/v1/services/web/servers/198.51.100.21/80", `{"addr":"198.51.100.22"}`, "", 400, CodeInvalid, "addr"},
-		{"edit a missing real server", "PUT", "/v1/services/web/servers/198.51.100.99/80", `{}`, "", 404, CodeNotFound, "addr"},
-		{"empty batch", "POST", "/v1/batch", `{"commands":[]}`, "", 400, CodeInvalid, "commands"},
-		{"unknown batch op", "POST", "/v1/batch", `{"commands":[{"op":"flush"}]}`, "", 400, CodeInvalid, "commands[0].op"},
-		{"batch payload missing", "POST", "/v1/batch", `{"commands":[{"op":"add_service"}]}`, "", 400, CodeInvalid, "commands[0].service"},
-		{"batch payload of another op", "POST", "/v1/batch", `{"commands":[{"op":"remove_service","name":"web","service":{}}]}`, "", 400, CodeInvalid, "commands[0].service"},
-		{"batch real server without service", "POST", "/v1/batch", `{"commands":[{"op":"add_real_server","real_server":{"addr":"198.51.100.30"}}]}`, "", 400, CodeInvalid, "commands[0].real_server.service"},
+		{"malformed json", "POST", "/v1/services", `{"protocol":`, "", 400, api.CodeInvalid, "body"},
+		{"unknown field", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80,"colour":"red"}`, "", 400, api.CodeInvalid, "body"},
+		{"trailing data", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80} {}`, "", 400, api.CodeInvalid, "body"},
+		{"wrong content type", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80}`, "application/x-www-form-urlencoded", 400, api.CodeInvalid, "body"},
+		{"empty body", "POST", "/v1/services", ``, "application/json", 400, api.CodeInvalid, "body"},
+		{"oversized body", "POST", "/v1/services", `{"name":"` + strings.Repeat("a", api.MaxBodyBytes) + `"}`, "", 400, api.CodeInvalid, "body"},
+		{"port out of range", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":70000}`, "", 400, api.CodeInvalid, "port"},
+		{"bad address", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.300","port":80}`, "", 400, api.CodeInvalid, "body"},
+		{"unknown scheduler", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80,"scheduler":"fastest"}`, "", 400, api.CodeInvalid, "scheduler"},
+		{"ops on tcp", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80,"one_packet":true}`, "", 400, api.CodeInvalid, "one_packet"},
+		{"duplicate name", "POST", "/v1/services", `{"name":"web","protocol":"tcp","vip":"192.0.2.11","port":80}`, "", 409, api.CodeExists, "name"},
+		{"same packets as another service", "POST", "/v1/services", `{"name":"web2","protocol":"tcp","vip":"192.0.2.10","port":80}`, "", 409, api.CodeConflict, "vip"},
+		{"rename through put", "PUT", "/v1/services/web", `{"name":"other","protocol":"tcp","vip":"192.0.2.10","port":80}`, "", 400, api.CodeInvalid, "name"},
+		{"edit a missing service", "PUT", "/v1/services/nope", `{"protocol":"tcp","vip":"192.0.2.99","port":80}`, "", 404, api.CodeNotFound, "name"},
+		{"remove a missing service", "DELETE", "/v1/services/nope", ``, "", 404, api.CodeNotFound, "name"},
+		{"get a missing service", "GET", "/v1/services/nope", ``, "", 404, api.CodeNotFound, "name"},
+		{"real server of a missing service", "POST", "/v1/services/nope/servers", `{"addr":"198.51.100.30"}`, "", 404, api.CodeNotFound, "service"},
+		{"negative weight", "POST", "/v1/services/web/servers", `{"addr":"198.51.100.30","weight":-1}`, "", 400, api.CodeInvalid, "weight"},
+		{"duplicate real server", "POST", "/v1/services/web/servers", `{"addr":"198.51.100.21"}`, "", 409, api.CodeExists, "addr"},
+		{"real server of another family", "POST", "/v1/services/web/servers", `{"addr":"2001:db8::1"}`, "", 400, api.CodeInvalid, "addr"},
+		{"service in body disagrees with path", "POST", "/v1/services/web/servers", `{"service":"dns","addr":"198.51.100.30"}`, "", 400, api.CodeInvalid, "service"},
+		{"not an address in the path", "PUT", "/v1/services/web/servers/host.example/80", `{}`, "", 400, api.CodeInvalid, "addr"},
+		{"not a port in the path", "DELETE", "/v1/services/web/servers/198.51.100.21/http", ``, "", 400, api.CodeInvalid, "port"},
+		{"address in body disagrees with path", "PUT", "/v1/services/web/servers/198.51.100.21/80", `{"addr":"198.51.100.22"}`, "", 400, api.CodeInvalid, "addr"},
+		{"edit a missing real server", "PUT", "/v1/services/web/servers/198.51.100.99/80", `{}`, "", 404, api.CodeNotFound, "addr"},
+		{"empty batch", "POST", "/v1/batch", `{"commands":[]}`, "", 400, api.CodeInvalid, "commands"},
+		{"unknown batch op", "POST", "/v1/batch", `{"commands":[{"op":"flush"}]}`, "", 400, api.CodeInvalid, "commands[0].op"},
+		{"batch payload missing", "POST", "/v1/batch", `{"commands":[{"op":"add_service"}]}`, "", 400, api.CodeInvalid, "commands[0].service"},
+		{"batch payload of another op", "POST", "/v1/batch", `{"commands":[{"op":"remove_service","name":"web","service":{}}]}`, "", 400, api.CodeInvalid, "commands[0].service"},
+		{"batch real server without service", "POST", "/v1/batch", `{"commands":[{"op":"add_real_server","real_server":{"addr":"198.51.100.30"}}]}`, "", 400, api.CodeInvalid, "commands[0].real_server.service"},
 		{"batch whose later command fails applies nothing", "POST", "/v1/batch",
 			`{"commands":[{"op":"add_service","service":{"name":"new","protocol":"tcp","vip":"192.0.2.50","port":80}},{"op":"add_real_server","real_server":{"service":"new","addr":"198.51.100.1","weight":-5}}]}`,
-			"", 400, CodeInvalid, "weight"},
-		{"join with a bad address", "POST", "/v1/join", `{"id":"d2","raft_addr":"nowhere","api_addr":"127.0.0.1:7080"}`, "", 400, CodeInvalid, "raft_addr"},
-		{"leave without id", "POST", "/v1/leave", `{}`, "", 400, CodeInvalid, "id"},
-		{"leave of an unknown director", "POST", "/v1/leave", `{"id":"d9"}`, "", 404, CodeNotFound, "id"},
-		{"no such endpoint", "GET", "/v2/everything", ``, "", 404, CodeNotFound, "path"},
+			"", 400, api.CodeInvalid, "weight"},
+		{"join with a bad address", "POST", "/v1/join", `{"id":"d2","raft_addr":"nowhere","api_addr":"127.0.0.1:7080"}`, "", 400, api.CodeInvalid, "raft_addr"},
+		{"leave without id", "POST", "/v1/leave", `{}`, "", 400, api.CodeInvalid, "id"},
+		{"leave of an unknown director", "POST", "/v1/leave", `{"id":"d9"}`, "", 404, api.CodeNotFound, "id"},
+		{"no such endpoint", "GET", "/v2/everything", ``, "", 404, api.CodeNotFound, "path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,7 +219,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			eb := decode[ErrorBody](t, rec)
+			eb := decode[api.ErrorBody](t, rec)
 			if eb.Code != tt.wantErrCode || eb.Field != tt.wantField || eb.Error == "" {
 				t.Errorf("error %+v, want code %q field %q and a message", eb, tt.wantErrCode, tt.wantField)
 			}
@@ -247,7 +248,7 @@ func TestBatchIsOneAtomicCommand(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("batch: %d %s", rec.Code, rec.Body)
 	}
-	if res := decode[BatchResult](t, rec); res.Applied != 6 {
+	if res := decode[api.BatchResult](t, rec); res.Applied != 6 {
 		t.Errorf("applied %d, want 6", res.Applied)
 	}
 	if store.applied != 1 {
@@ -280,30 +281,30 @@ func TestStatusAndState(t *testing.T) {
 				t.Errorf("%q present without its hook", k)
 			}
 		}
-		st := decode[StatusResponse](t, rec)
+		st := decode[api.StatusResponse](t, rec)
 		if st.Node.NodeID != "d1" || st.ClusterID != "lab" || len(st.Services) != 1 || len(st.Services[0].RealServers) != 1 || len(st.Directors) != 1 {
 			t.Errorf("status %+v", st)
 		}
 	})
 
 	t.Run("hooks fill dataplane and agents", func(t *testing.T) {
-		srv.DataPlane = func(counters bool) *DataPlane {
-			dp := &DataPlane{VIPs: []VIP{{Addr: netip.MustParseAddr("192.0.2.10"), Interface: "eth0"}}}
+		srv.DataPlane = func(counters bool) *api.DataPlane {
+			dp := &api.DataPlane{VIPs: []api.VIP{{Addr: netip.MustParseAddr("192.0.2.10"), Interface: "eth0"}}}
 			if counters {
-				dp.Services = []ServiceCounters{{Service: "web"}}
+				dp.Services = []api.ServiceCounters{{Service: "web"}}
 			}
 			return dp
 		}
-		srv.Agents = func() any { return []map[string]string{{"id": "rs1"}} }
+		srv.Agents = func() []api.Agent { return []api.Agent{{ID: "rs1", State: "alive"}} }
 		defer func() { srv.DataPlane, srv.Agents = nil, nil }()
-		st := decode[StatusResponse](t, request(t, srv, "GET", "/v1/status", ""))
+		st := decode[api.StatusResponse](t, request(t, srv, "GET", "/v1/status", ""))
 		if st.DataPlane == nil || len(st.DataPlane.VIPs) != 1 || st.DataPlane.VIPs[0].Interface != "eth0" || st.DataPlane.Services != nil {
-			t.Errorf("dataplane %+v, want the VIP and no counters", st.DataPlane)
+			t.Errorf("dataplane %+v, want the api.VIP and no counters", st.DataPlane)
 		}
-		if string(st.Agents) != `[{"id":"rs1"}]` {
-			t.Errorf("agents %s", st.Agents)
+		if len(st.Agents) != 1 || st.Agents[0].ID != "rs1" {
+			t.Errorf("agents %+v", st.Agents)
 		}
-		st = decode[StatusResponse](t, request(t, srv, "GET", "/v1/status?counters=true", ""))
+		st = decode[api.StatusResponse](t, request(t, srv, "GET", "/v1/status?counters=true", ""))
 		if st.DataPlane == nil || len(st.DataPlane.Services) != 1 {
 			t.Errorf("dataplane with counters %+v", st.DataPlane)
 		}
@@ -313,7 +314,7 @@ func TestStatusAndState(t *testing.T) {
 	})
 
 	t.Run("state dump", func(t *testing.T) {
-		d := decode[StateDump](t, request(t, srv, "GET", "/v1/state", ""))
+		d := decode[api.StateDump](t, request(t, srv, "GET", "/v1/state", ""))
 		if d.ClusterID != "lab" || d.Version != store.version() || len(d.Services) != 1 || len(d.RealServers) != 1 || len(d.Directors) != 1 {
 			t.Errorf("state %+v", d)
 		}

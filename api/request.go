@@ -1,18 +1,11 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 
 	"github.com/raftlvs/raftlvs/fsm"
 )
-
-// DefaultWeight is the weight of a real server whose request names none (as ipvsadm).
-const DefaultWeight = 1
 
 // RealServerRequest is the body of POST /v1/services/{name}/servers and of
 // PUT …/servers/{addr}/{port}, and the real_server of a batch command. PUT is a full
@@ -25,12 +18,15 @@ type RealServerRequest struct {
 	Addr    netip.Addr `json:"addr"`
 	// Port 0 means the service's port (a fwmark service's real servers keep 0).
 	Port uint16 `json:"port,omitempty"`
-	// Weight is a pointer because 0 is a legal explicit weight; absent means DefaultWeight.
+	// Weight is a pointer because 0 is a legal explicit weight; absent means fsm.DefaultWeight.
 	Weight         *int           `json:"weight,omitempty"`
 	UpperThreshold uint32         `json:"upper_threshold,omitempty"`
 	LowerThreshold uint32         `json:"lower_threshold,omitempty"`
 	Forwarding     fsm.Forwarding `json:"forwarding,omitempty"`
 	Admin          fsm.AdminState `json:"admin,omitempty"`
+	// HealthCheck overrides the service's check for this real server; absent: the
+	// service's.
+	HealthCheck *fsm.HealthCheck `json:"health_check,omitempty"`
 }
 
 // RealServerRequestFrom is the request that recreates rs as it is.
@@ -39,12 +35,13 @@ func RealServerRequestFrom(rs fsm.RealServer) RealServerRequest {
 	return RealServerRequest{
 		Service: rs.Service, Addr: rs.Addr, Port: rs.Port, Weight: &w,
 		UpperThreshold: rs.UpperThreshold, LowerThreshold: rs.LowerThreshold,
-		Forwarding: rs.Forwarding, Admin: rs.Admin,
+		Forwarding: rs.Forwarding, Admin: rs.Admin, HealthCheck: rs.HealthCheck.Clone(),
 	}
 }
 
-func (r RealServerRequest) realServer() fsm.RealServer {
-	w := DefaultWeight
+// RealServer is the real server the request describes, added by an operator.
+func (r RealServerRequest) RealServer() fsm.RealServer {
+	w := fsm.DefaultWeight
 	if r.Weight != nil {
 		w = *r.Weight
 	}
@@ -52,6 +49,7 @@ func (r RealServerRequest) realServer() fsm.RealServer {
 		Service: r.Service, Addr: r.Addr, Port: r.Port, Weight: w,
 		UpperThreshold: r.UpperThreshold, LowerThreshold: r.LowerThreshold,
 		Forwarding: r.Forwarding, Admin: r.Admin, Origin: fsm.OriginOperator,
+		HealthCheck: r.HealthCheck.Clone(),
 	}
 }
 
@@ -104,11 +102,12 @@ func BatchCommandFor(c fsm.Command) (BatchCommand, error) {
 	return BatchCommand{}, fmt.Errorf("command %T is not an operator batch command: %w", c, fsm.ErrInvalid)
 }
 
-// healthOf returns the recorded health of a real server, or "" (the default) if unknown.
-type healthOf func(k fsm.RSKey) fsm.Health
+// HealthOf returns the recorded health of a real server, or "" (the default) if unknown:
+// an edit in a batch keeps the checks' verdict.
+type HealthOf func(k fsm.RSKey) fsm.Health
 
-// command turns a batch command into an fsm command. field prefixes error field names.
-func (b BatchCommand) command(field string, health healthOf) (fsm.Command, error) {
+// Command turns a batch command into an fsm command; field prefixes error field names.
+func (b BatchCommand) Command(field string, health HealthOf) (fsm.Command, error) {
 	want := map[string]bool{"service": false, "name": false, "real_server": false, "key": false}
 	var c fsm.Command
 	switch b.Op {
@@ -136,7 +135,7 @@ func (b BatchCommand) command(field string, health healthOf) (fsm.Command, error
 		if b.RealServer.Service == "" {
 			return nil, fieldErr(field+".real_server.service", fsm.ErrInvalid, "required in a batch")
 		}
-		rs := b.RealServer.realServer()
+		rs := b.RealServer.RealServer()
 		if b.Op == OpAddRealServer {
 			c = fsm.AddRealServer{RealServer: rs}
 		} else {
@@ -165,8 +164,8 @@ func (b BatchCommand) command(field string, health healthOf) (fsm.Command, error
 	return c, nil
 }
 
-// batch turns a batch request into one fsm.Batch.
-func (r BatchRequest) batch(health healthOf) (fsm.Batch, error) {
+// Batch turns a batch request into one fsm.Batch.
+func (r BatchRequest) Batch(health HealthOf) (fsm.Batch, error) {
 	if len(r.Commands) == 0 {
 		return fsm.Batch{}, fieldErr("commands", fsm.ErrInvalid, "at least one command is required")
 	}
@@ -175,7 +174,7 @@ func (r BatchRequest) batch(health healthOf) (fsm.Batch, error) {
 	}
 	out := fsm.Batch{Commands: make([]fsm.Command, len(r.Commands))}
 	for i, bc := range r.Commands {
-		c, err := bc.command(fmt.Sprintf("commands[%d]", i), health)
+		c, err := bc.Command(fmt.Sprintf("commands[%d]", i), health)
 		if err != nil {
 			return fsm.Batch{}, err
 		}
@@ -193,34 +192,4 @@ const (
 
 func fieldErr(field string, kind error, format string, args ...any) error {
 	return &fsm.FieldError{Field: field, Reason: fmt.Sprintf(format, args...), Kind: kind}
-}
-
-// decodeJSON decodes exactly one JSON object with no unknown fields. Every failure is an
-// error wrapping fsm.ErrInvalid that names the offending field when it can.
-func decodeJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fieldErr("body", fsm.ErrInvalid, "trailing data after the JSON object")
-	}
-	return nil
-}
-
-func jsonError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fieldErr(typeErr.Field, fsm.ErrInvalid, "%s is not a valid %s", typeErr.Value, typeErr.Type)
-	case errors.As(err, &syntaxErr):
-		return fieldErr("body", fsm.ErrInvalid, "malformed JSON at offset %d: %v", syntaxErr.Offset, err)
-	case errors.Is(err, io.EOF):
-		return fieldErr("body", fsm.ErrInvalid, "a JSON object is required")
-	}
-	// Unknown fields and text-unmarshaler failures (a bad address) land here; their
-	// message names the field.
-	return fieldErr("body", fsm.ErrInvalid, "%v", err)
 }

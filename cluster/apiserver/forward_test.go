@@ -1,7 +1,8 @@
-package api
+package apiserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -10,17 +11,23 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
-// countingHandler counts the requests a server received.
+// countingHandler counts the requests a server received; onHit, if set, sees each
+// count before the request is served.
 type countingHandler struct {
-	h http.Handler
-	n atomic.Int32
+	h     http.Handler
+	n     atomic.Int64
+	onHit atomic.Pointer[func(n int64)]
 }
 
 func (c *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.n.Add(1)
+	n := c.n.Add(1)
+	if f := c.onHit.Load(); f != nil {
+		(*f)(n)
+	}
 	c.h.ServeHTTP(w, r)
 }
 
@@ -28,10 +35,10 @@ func (c *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func pair(t *testing.T) (leader, follower *fakeStore, leaderURL, followerURL string, leaderHits *countingHandler) {
 	t.Helper()
 	leader, follower = newFakeStore("d1", true), newFakeStore("d2", false)
-	leaderHits = &countingHandler{h: NewServer(leader, nil)}
+	leaderHits = &countingHandler{h: New(leader, nil)}
 	ls := httptest.NewServer(leaderHits)
 	t.Cleanup(ls.Close)
-	fs := httptest.NewServer(NewServer(follower, nil))
+	fs := httptest.NewServer(New(follower, nil))
 	t.Cleanup(fs.Close)
 	follower.setLeader(false, strings.TrimPrefix(ls.URL, "http://"))
 	return leader, follower, ls.URL, fs.URL, leaderHits
@@ -39,7 +46,7 @@ func pair(t *testing.T) (leader, follower *fakeStore, leaderURL, followerURL str
 
 func TestFollowerForwardsWritesToLeader(t *testing.T) {
 	leader, follower, _, followerURL, hits := pair(t)
-	c := NewClient(followerURL)
+	c := api.NewClient(followerURL)
 	ctx := context.Background()
 
 	info, err := c.AddService(ctx, webService.Service)
@@ -76,26 +83,34 @@ func TestFollowerForwardsWritesToLeader(t *testing.T) {
 func TestForwardingStopsAtHopLimit(t *testing.T) {
 	// Two followers that each believe the other leads.
 	a, b := newFakeStore("a", false), newFakeStore("b", false)
-	ha, hb := &countingHandler{h: NewServer(a, nil)}, &countingHandler{h: NewServer(b, nil)}
+	ha, hb := &countingHandler{h: New(a, nil)}, &countingHandler{h: New(b, nil)}
 	sa, sb := httptest.NewServer(ha), httptest.NewServer(hb)
 	defer sa.Close()
 	defer sb.Close()
 	a.setLeader(false, strings.TrimPrefix(sb.URL, "http://"))
 	b.setLeader(false, strings.TrimPrefix(sa.URL, "http://"))
 
-	_, err := NewClient(sa.URL).AddService(context.Background(), webService.Service)
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("err %v, want ErrUnavailable", err)
+	// One request: the original plus MaxForwardHops forwards, then a 503 (the client
+	// would send it again later: nothing was logged).
+	resp, err := http.Post(sa.URL+"/v1/services", "application/json", strings.NewReader(`{"protocol":"tcp","vip":"192.0.2.10","port":80}`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if total := ha.n.Load() + hb.n.Load(); total != 1+MaxForwardHops {
-		t.Errorf("%d requests in all, want the original plus %d forwards", total, MaxForwardHops)
+	defer resp.Body.Close()
+	var body api.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Code != api.CodeUnavailable {
+		t.Fatalf("%d %+v, want 503 unavailable", resp.StatusCode, body)
+	}
+	if total := ha.n.Load() + hb.n.Load(); total != 1+api.MaxForwardHops {
+		t.Errorf("%d requests in all, want the original plus %d forwards", total, api.MaxForwardHops)
 	}
 }
 
 func TestFollowerWithoutLeaderAnswers503(t *testing.T) {
 	store := newFakeStore("d2", false)
-	rec := request(t, NewServer(store, nil), "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.10","port":80}`)
-	if rec.Code != http.StatusServiceUnavailable || decode[ErrorBody](t, rec).Code != CodeUnavailable {
+	rec := request(t, New(store, nil), "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.10","port":80}`)
+	if rec.Code != http.StatusServiceUnavailable || decode[api.ErrorBody](t, rec).Code != api.CodeUnavailable {
 		t.Errorf("%d %s, want 503 unavailable", rec.Code, rec.Body)
 	}
 }
@@ -111,7 +126,7 @@ func TestLeaderLeavingHandsOverThenIsRemovedByTheNewLeader(t *testing.T) {
 		leader.setLeader(false, strings.TrimPrefix(followerURL, "http://"))
 	}
 
-	if err := NewClient(leaderURL).Leave(context.Background(), "d1"); err != nil {
+	if err := api.NewClient(leaderURL).Leave(context.Background(), "d1"); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
 	if len(leader.transfers) != 1 {
@@ -139,7 +154,7 @@ func TestClientErrorsWrapFSMClasses(t *testing.T) {
 	store.must(webService, webRS1)
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	c := NewClient(hs.URL)
+	c := api.NewClient(hs.URL)
 	ctx := context.Background()
 	_, errInvalid := c.AddService(ctx, fsm.Service{Name: "x", Protocol: fsm.TCP, VIP: webService.Service.VIP, Port: 81, Scheduler: "nope"})
 	_, errExists := c.AddService(ctx, webService.Service)
@@ -162,7 +177,7 @@ func TestClientErrorsWrapFSMClasses(t *testing.T) {
 			if !errors.Is(tt.err, tt.class) {
 				t.Fatalf("%v is not %v", tt.err, tt.class)
 			}
-			var apiErr *Error
+			var apiErr *api.Error
 			if !errors.As(tt.err, &apiErr) || apiErr.Field != tt.field || !strings.Contains(apiErr.Error(), tt.field) {
 				t.Errorf("error %#v, want field %q named in the message", apiErr, tt.field)
 			}
@@ -190,36 +205,24 @@ func TestClientTriesNextDirectorOnlyWhenUnreachable(t *testing.T) {
 	defer live.Close()
 	ctx := context.Background()
 
-	if _, err := NewClient(dead, live.URL).AddService(ctx, webService.Service); err != nil {
+	if _, err := api.NewClient(dead, live.URL).AddService(ctx, webService.Service); err != nil {
 		t.Fatalf("write with the first director down: %v", err)
 	}
 	if store.applied != 1 {
 		t.Errorf("applied %d", store.applied)
 	}
 	// A 4xx is an answer: the second director is not asked.
-	other := &countingHandler{h: NewServer(newFakeStore("d2", true), nil)}
+	other := &countingHandler{h: New(newFakeStore("d2", true), nil)}
 	second := httptest.NewServer(other)
 	defer second.Close()
-	if _, err := NewClient(live.URL, second.URL).Service(ctx, "nope"); !errors.Is(err, fsm.ErrNotFound) {
+	if _, err := api.NewClient(live.URL, second.URL).Service(ctx, "nope"); !errors.Is(err, fsm.ErrNotFound) {
 		t.Errorf("err %v", err)
 	}
 	if other.n.Load() != 0 {
 		t.Errorf("second director asked %d times after a 404", other.n.Load())
 	}
-	if _, err := NewClient(dead).Status(ctx, false); err == nil {
+	if _, err := api.NewClient(dead).Status(ctx, false); err == nil {
 		t.Error("no error with every director down")
-	}
-}
-
-func TestRemoveAtLeaderReportsNotLeader(t *testing.T) {
-	// The node asked no longer leads and knows no leader: Leave must look again.
-	store := newFakeStore("d2", false)
-	hs := httptest.NewServer(NewServer(store, nil))
-	defer hs.Close()
-	ask := RemoveAtLeader(hs.Client())
-	err := ask(context.Background(), strings.TrimPrefix(hs.URL, "http://"), "d3")
-	if !errors.Is(err, errNotLeader) {
-		t.Errorf("err %v, want cluster.ErrNotLeader", err)
 	}
 }
 
@@ -227,7 +230,7 @@ func TestReadsSkipADirectorThatHasNotCaughtUp(t *testing.T) {
 	ctx := context.Background()
 	behind := newFakeStore("d1", false)
 	behind.notServing = true // restarted, state still empty: its 404 would be a lie
-	lagging := &countingHandler{h: NewServer(behind, nil)}
+	lagging := &countingHandler{h: New(behind, nil)}
 	first := httptest.NewServer(lagging)
 	defer first.Close()
 	caughtUp, srv := newTestServer(t)
@@ -235,18 +238,30 @@ func TestReadsSkipADirectorThatHasNotCaughtUp(t *testing.T) {
 	second := httptest.NewServer(srv)
 	defer second.Close()
 
-	got, err := NewClient(first.URL, second.URL).Service(ctx, webService.Service.Name)
+	got, err := api.NewClient(first.URL, second.URL).Service(ctx, webService.Service.Name)
 	if err != nil || got.Name != webService.Service.Name {
 		t.Fatalf("read past a director that has not caught up: %+v, %v", got, err)
 	}
 	if lagging.n.Load() != 1 {
 		t.Errorf("the lagging director was asked %d times, want 1", lagging.n.Load())
 	}
-	if _, err := NewClient(first.URL).Service(ctx, webService.Service.Name); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("only a lagging director: got %v, want ErrUnavailable", err)
+	// With only the lagging director, the read is tried again until the call ends (here:
+	// its ctx, cancelled once the director was asked twice), and fails as unavailable.
+	again, cancel := context.WithCancel(ctx)
+	defer cancel()
+	asked := lagging.n.Load()
+	onHit := func(n int64) {
+		if n == asked+2 {
+			cancel()
+		}
 	}
+	lagging.onHit.Store(&onHit)
+	if _, err := api.NewClient(first.URL).Service(again, webService.Service.Name); !errors.Is(err, api.ErrUnavailable) {
+		t.Fatalf("only a lagging director: got %v, want api.ErrUnavailable", err)
+	}
+	lagging.onHit.Store(nil)
 	// Its status still answers: an operator must see why it is not serving.
-	if _, err := NewClient(first.URL).Status(ctx, false); err != nil {
+	if _, err := api.NewClient(first.URL).Status(ctx, false); err != nil {
 		t.Fatalf("status of a lagging director: %v", err)
 	}
 }

@@ -1,31 +1,29 @@
-package api
+package apiserver
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
+
+	"github.com/raftlvs/raftlvs/api"
 )
 
-// HopHeader counts how many times a write was forwarded. A node that is not the leader
-// forwards a request only while the count is below MaxForwardHops, so a stale view of the
-// leader (two nodes each naming the other) ends in a 503 rather than a loop.
-const HopHeader = "X-Raftlvs-Forwarded"
-
-// MaxForwardHops allows one forward, plus one more when leadership moved meanwhile.
-const MaxForwardHops = 2
-
 // forward sends the request (method, path, body) to the leader and relays its answer.
+// A leader that could not be reached never saw the write (503, the client may send it
+// again); one that was reached and did not answer may have applied it (504).
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
-	hops, _ := strconv.Atoi(r.Header.Get(HopHeader))
-	if hops >= MaxForwardHops {
-		s.writeError(w, r, fmt.Errorf("not the leader, and the request was already forwarded %d times: %w", hops, ErrUnavailable))
+	hops, _ := strconv.Atoi(r.Header.Get(api.HopHeader))
+	if hops >= api.MaxForwardHops {
+		s.writeError(w, r, fmt.Errorf("not the leader, and the request was already forwarded %d times: %w", hops, api.ErrUnavailable))
 		return
 	}
 	addr, err := s.store.LeaderAPIAddr()
 	if err != nil || addr == "" {
-		s.writeError(w, r, fmt.Errorf("not the leader, and no leader is known (%v): %w", err, ErrUnavailable))
+		s.writeError(w, r, fmt.Errorf("not the leader, and no leader is known (%v): %w", err, api.ErrUnavailable))
 		return
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
@@ -36,10 +34,15 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
-	req.Header.Set(HopHeader, strconv.Itoa(hops+1))
+	req.Header.Set(api.HopHeader, strconv.Itoa(hops+1))
 	resp, err := s.client.Do(req)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("forward to leader at %s: %v: %w", addr, err, ErrUnavailable))
+		kind := api.ErrOutcomeUnknown
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			kind = api.ErrUnavailable
+		}
+		s.writeError(w, r, fmt.Errorf("forward to leader at %s: %v: %w", addr, err, kind))
 		return
 	}
 	defer resp.Body.Close()

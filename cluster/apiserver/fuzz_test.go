@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"net/http"
@@ -19,7 +19,7 @@ func fuzzServer(t *testing.T, method, path string, body []byte) {
 	req := httptest.NewRequest(method, path, strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
-	NewServer(store, nil).ServeHTTP(rec, req)
+	New(store, nil).ServeHTTP(rec, req)
 
 	switch {
 	case rec.Code >= 500:

@@ -1,25 +1,24 @@
-package main
+//go:build linux
+
+package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
 
+	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/cluster"
-	"github.com/raftlvs/raftlvs/cluster/api"
 	"github.com/raftlvs/raftlvs/cluster/gossip"
 	"github.com/raftlvs/raftlvs/director"
 	"github.com/raftlvs/raftlvs/director/ipvs"
@@ -28,70 +27,61 @@ import (
 	"github.com/raftlvs/raftlvs/realserver"
 )
 
-// This file runs the agent's whole path on the host: three directors in this process
-// (real Raft over TCP with bolt files, real gossip, the registrar, the API; an in-memory
-// IPVS table, since this kernel has none) and agents whose kernel side works in network
-// namespaces the test creates. Traffic stays on 127.0.0.1 and inside those namespaces.
+// This file runs the agent's whole path on the host with the real assemblies: three
+// directors in this process (daemon.New: real Raft over TCP with bolt files, real gossip,
+// the registrar, the API; an in-memory IPVS table, since this kernel has none) and agents
+// (realserver.NewDaemon) whose kernel side works in network namespaces the test creates.
+// Traffic stays on 127.0.0.1 and inside those namespaces.
 
 var testLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-type inprocDirector struct {
-	id     string
-	node   *cluster.Node
-	pool   *gossip.Pool
-	table  *ipvs.Fake
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+type testDirector struct {
+	id    string
+	d     *Director
+	table *ipvs.Fake
 }
 
-func startDirector(t *testing.T, id string, key []byte, bootstrap bool, join []string) *inprocDirector {
+func (td *testDirector) node() *cluster.Node { return td.d.Node() }
+
+// startDirector runs a director of the test's cluster: the first bootstraps, the others
+// join through its API.
+func startDirector(t *testing.T, id string, key []byte, join string) *testDirector {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	links := vip.NewFakeLinks()
 	links.AddLink("eth0", net.HardwareAddr{2, 0, 0, 0, 0, byte(len(id))}, netip.MustParsePrefix("10.0.0.1/24"))
-	d := &inprocDirector{id: id, table: ipvs.NewFake()}
-	dir, err := director.New(director.Config{
-		VIP:      vip.Config{Interface: "eth0", Burst: 1, Refresh: -1},
-		StateDir: t.TempDir(),
-		Logger:   testLog,
-	}, &director.Kernel{IPVS: d.table, Stats: d.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.pool, err = gossip.New(gossip.Config{NodeName: id, BindAddr: "127.0.0.1", SecretKey: key, Join: join, Logger: testLog},
-		gossip.Meta{Role: gossip.RoleDirector, ID: id, APIAddr: ln.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.node, err = cluster.Open(cluster.Config{
-		NodeID: id, DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", APIAddr: ln.Addr().String(),
-		GossipAddr: d.pool.LocalAddr().String(), Bootstrap: bootstrap,
+	td := &testDirector{id: id, table: ipvs.NewFake()}
+	opts := Options{
+		ID: id, DataDir: t.TempDir(),
+		RaftBind: "127.0.0.1:0", APIBind: "127.0.0.1:0", GossipBind: "127.0.0.1:0", GossipKey: key,
+		Bootstrap: join == "",
 		// raft's own (slower) timings: the race detector on two shared cores stalls.
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
-		Logger: testLog, OnLeader: dir.Lead,
-	})
+		VIP:      vip.Config{Interface: "eth0", Burst: 1, Refresh: -1},
+		DrainMax: 5 * time.Second, ReapDelay: time.Minute,
+		Kernel: &director.Kernel{IPVS: td.table, Stats: td.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)},
+		Logger: testLog,
+	}
+	if join != "" {
+		opts.Join = []string{join}
+	}
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &directorConfig{DrainMax: duration(5 * time.Second), ReapDelay: duration(time.Minute)}
-	dir.SetLeaderDuties(newRegistrar(cfg, d.pool, d.node, dir, testLog))
-	srv := api.NewServer(d.node, testLog)
-	httpSrv := &http.Server{Handler: srv}
+	td.d = d
 	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.done.Go(func() { httpSrv.Serve(ln) })
-	d.done.Go(func() { dir.Run(ctx, d.node) })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil {
+			t.Errorf("director %s: %v", id, err)
+		}
+	}()
 	t.Cleanup(func() {
 		cancel()
-		httpSrv.Close()
-		d.node.Close()
-		d.pool.Shutdown()
-		d.done.Wait()
+		<-done
 	})
-	return d
+	return td
 }
 
 // testAgent is an agent whose gossip runs on loopback and whose kernel side is a netns.
@@ -116,26 +106,26 @@ func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join [
 		h.Close()
 		t.Fatal(err)
 	}
-	meta := gossip.Meta{Role: gossip.RoleAgent, ID: id, Addr: addr, Draining: true,
-		Services: []gossip.ServicePort{{Service: service, Weight: 3}}}
-	a.pool, err = gossip.New(gossip.Config{NodeName: id, BindAddr: "127.0.0.1", SecretKey: key, Join: join, Logger: testLog}, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	directors := &poolDirectors{pool: a.pool}
-	agent, err := realserver.NewAgent(realserver.Config{
+	cfg := realserver.Config{
 		ID: id, Addr: addr, Services: []realserver.ServiceSpec{{Name: service, Weight: 3}},
 		Interface: "eth0", StateFile: filepath.Join(t.TempDir(), "agent.json"),
 		PollInterval: 500 * time.Millisecond, DrainTimeout: 20 * time.Second, Logger: testLog,
-	}, realserver.Deps{Host: host, Services: directors, Registrations: directors,
-		Members: &poolMembership{pool: a.pool, meta: meta}})
+	}
+	// The test owns the agent's pool, so that it can crash the agent (its gossip stops
+	// without a leave) without ending its Run.
+	a.pool, err = gossip.New(gossip.Config{NodeName: id, BindAddr: "127.0.0.1", SecretKey: key, Join: join, Logger: testLog},
+		realserver.AgentMeta(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := realserver.NewDaemon(realserver.DaemonConfig{Agent: cfg, Host: host, Pool: a.pool})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go func() {
-		a.done <- agent.Run(ctx)
+		a.done <- d.Run(ctx)
 		close(a.finished)
 	}()
 	// Stop the agent and wait for it before closing what it uses.
@@ -198,8 +188,8 @@ func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool)
 	}
 }
 
-func realServerOf(d *inprocDirector, service string, addr netip.Addr) (rs fsm.RealServer, ok bool) {
-	d.node.View(func(st *fsm.State) {
+func realServerOf(d *testDirector, service string, addr netip.Addr) (rs fsm.RealServer, ok bool) {
+	d.node().View(func(st *fsm.State) {
 		for _, r := range st.RealServers(service) {
 			if r.Addr == addr {
 				rs, ok = r, true
@@ -217,23 +207,24 @@ func TestAgentsRegisterConfigureTheirNamespaceAndLeave(t *testing.T) {
 		t.Skip("needs iproute2")
 	}
 	key := []byte("0123456789abcdef0123456789abcdef")
-	d1 := startDirector(t, "d1", key, true, nil)
-	seed := []string{d1.pool.LocalAddr().String()}
-	d2 := startDirector(t, "d2", key, false, seed)
-	d3 := startDirector(t, "d3", key, false, seed)
-	directors := []*inprocDirector{d1, d2, d3}
-	waitUntil(t, "d1 leads", 20*time.Second, d1.node.IsLeader)
-	for _, d := range directors[1:] {
-		waitUntil(t, d.id+" joins", 20*time.Second, func() bool {
-			return d1.node.Join(context.Background(), d.node.Self()) == nil
+	d1 := startDirector(t, "d1", key, "")
+	waitUntil(t, "d1 leads", 20*time.Second, d1.node().IsLeader)
+	d2 := startDirector(t, "d2", key, d1.d.APIAddr())
+	d3 := startDirector(t, "d3", key, d1.d.APIAddr())
+	directors := []*testDirector{d1, d2, d3}
+	for _, d := range directors {
+		waitUntil(t, d.id+" a voter that knows its leader", 30*time.Second, func() bool {
+			st := d.node().Status()
+			return st.LeaderID != "" && len(st.Voters) == 3
 		})
 	}
+	seed := []string{d1.d.GossipAddr().String()}
 	vipAddr := netip.MustParseAddr("192.0.2.80")
-	waitUntil(t, "service added", 20*time.Second, func() bool {
-		err := d1.node.Apply(context.Background(), fsm.AddService{Service: fsm.Service{
-			Name: "web", Protocol: fsm.TCP, VIP: vipAddr, Port: 80, Scheduler: "wrr", Forwarding: fsm.DR}})
-		return err == nil || errors.Is(err, fsm.ErrExists)
-	})
+	// Through the API, as an operator would; the client waits out a leader change.
+	if _, err := api.NewClient(d2.d.APIAddr()).AddService(context.Background(), fsm.Service{
+		Name: "web", Protocol: fsm.TCP, VIP: vipAddr, Port: 80, Scheduler: "wrr", Forwarding: fsm.DR}); err != nil {
+		t.Fatalf("add service: %v", err)
+	}
 
 	// An agent with the wrong key never gets in.
 	intruder, err := gossip.New(gossip.Config{NodeName: "intruder", BindAddr: "127.0.0.1",
@@ -275,6 +266,12 @@ func TestAgentsRegisterConfigureTheirNamespaceAndLeave(t *testing.T) {
 	if _, ok := realServerOf(d1, "web", netip.MustParseAddr("10.99.0.66")); ok {
 		t.Error("the agent with the wrong gossip key was registered")
 	}
+	// Every director programmed both agents' real servers into its IPVS table.
+	for _, d := range directors {
+		waitUntil(t, d.id+" programmed both agents", 20*time.Second, func() bool {
+			return programmedDests(d.table, vipAddr) == 2
+		})
+	}
 
 	// A crash (no leave: gossip just stops) takes rs-a out of rotation at once.
 	crashed := time.Now()
@@ -306,4 +303,29 @@ func TestAgentsRegisterConfigureTheirNamespaceAndLeave(t *testing.T) {
 	if after := nsView(t, nsB); after != before {
 		t.Fatalf("the agent left its namespace changed:\nbefore %s\nafter  %s", before, after)
 	}
+}
+
+// programmedDests counts the destinations of the service on vipAddr:80 in a director's
+// in-memory IPVS table.
+func programmedDests(table *ipvs.Fake, vipAddr netip.Addr) int {
+	svcs, err := table.Services()
+	if err != nil {
+		return -1
+	}
+	for _, s := range svcs {
+		if s.Address == vipAddr && s.Port == 80 {
+			dests, err := table.Destinations(s)
+			if err != nil {
+				return -1
+			}
+			n := 0
+			for _, d := range dests {
+				if d.Weight > 0 {
+					n++
+				}
+			}
+			return n
+		}
+	}
+	return 0
 }

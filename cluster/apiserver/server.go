@@ -1,19 +1,19 @@
-// Package api is the HTTP API every director serves (JSON under /v1) and its Go client.
-// Reads answer from the local replica; writes are applied through Raft on the leader, and a
-// follower forwards them there (at most MaxForwardHops times), so any director will do.
-package api
+// Package apiserver is the HTTP API every director serves (JSON under /v1; the contract
+// and its client are package api). Reads answer from the local replica; writes are applied
+// through Raft on the leader, and a follower forwards them there (at most
+// api.MaxForwardHops times), so any director will do.
+package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/raftlvs/raftlvs/api"
+	"github.com/raftlvs/raftlvs/cluster"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
@@ -27,17 +27,17 @@ type Server struct {
 	// DataPlane, if set, reports the director's kernel side under "dataplane" in
 	// /v1/status: VIPs and sync daemons, and with counters (asked for with ?counters=true)
 	// the IPVS counters of every service, which cost one kernel dump per service.
-	DataPlane func(counters bool) *DataPlane
+	DataPlane func(counters bool) *api.DataPlane
 	// Agents, if set, reports the real-server agents under "agents" in /v1/status.
-	Agents func() any
+	Agents func() []api.Agent
 }
 
 // ForwardTimeout bounds one forwarded write, leader commit included (a batch may take
-// up to BatchTimeout there).
-const ForwardTimeout = BatchTimeout + 10*time.Second
+// up to api.BatchTimeout there).
+const ForwardTimeout = api.BatchTimeout + 10*time.Second
 
-// NewServer returns the API of a director backed by store.
-func NewServer(store Store, log *slog.Logger) *Server {
+// New returns the API of a director backed by store.
+func New(store Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -46,7 +46,9 @@ func NewServer(store Store, log *slog.Logger) *Server {
 	return s
 }
 
-func (s *Server) logger() *slog.Logger { return s.log }
+// Handle serves more of the director under the API's address and router (metrics, the
+// status page): one listener, one mux.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/status", s.getStatus)
@@ -74,7 +76,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	s.mux.ServeHTTP(rec, r)
 	s.log.Debug("api request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-		"remote", r.RemoteAddr, "forwarded", r.Header.Get(HopHeader), "duration", time.Since(start))
+		"remote", r.RemoteAddr, "forwarded", r.Header.Get(api.HopHeader), "duration", time.Since(start))
 }
 
 type statusRecorder struct {
@@ -87,47 +89,15 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
-// readBody reads a JSON request body of at most limit bytes. emptyOK allows no body at all.
-func readBody(r *http.Request, limit int64, emptyOK bool) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read request body: %w", err)
-	}
-	if int64(len(body)) > limit {
-		return nil, fieldErr("body", fsm.ErrInvalid, "larger than %d bytes", limit)
-	}
-	if len(body) == 0 && emptyOK {
-		return body, nil
-	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, fieldErr("body", fsm.ErrInvalid, "Content-Type must be application/json, not %q", r.Header.Get("Content-Type"))
-	}
-	return body, nil
-}
-
-// decodeRequest reads and decodes a JSON body into v.
-func decodeRequest(r *http.Request, limit int64, v any) ([]byte, error) {
-	body, err := readBody(r, limit, false)
-	if err != nil {
-		return nil, err
-	}
-	return body, decodeJSON(body, v)
-}
-
 // apply commits c, or forwards the request to the leader when this node is not it. It
 // returns false when it has already answered (an error, or the leader's answer).
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, body []byte, c fsm.Command) bool {
 	return s.do(w, r, body, func(ctx context.Context) error { return s.store.Apply(ctx, c) })
 }
 
-// BatchTimeout bounds the commit of one batch: a restore of thousands of services is one
-// large log entry that every director must store and apply.
-const BatchTimeout = 2 * time.Minute
-
 func (s *Server) applyBatch(w http.ResponseWriter, r *http.Request, body []byte, c fsm.Batch) bool {
 	return s.do(w, r, body, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, BatchTimeout)
+		ctx, cancel := context.WithTimeout(ctx, api.BatchTimeout)
 		defer cancel()
 		return s.store.Apply(ctx, c)
 	})
@@ -155,7 +125,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp := StatusResponse{Node: s.store.Status()}
+	resp := api.StatusResponse{Node: nodeStatus(s.store.Status())}
 	s.store.View(func(st *fsm.State) {
 		resp.ClusterID, resp.Version = st.ClusterID(), st.Version()
 		resp.Directors = st.Directors()
@@ -165,20 +135,15 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		resp.DataPlane = s.DataPlane(counters)
 	}
 	if s.Agents != nil {
-		raw, err := json.Marshal(s.Agents())
-		if err != nil {
-			s.writeError(w, r, fmt.Errorf("encode agents: %w", err))
-			return
-		}
-		resp.Agents = raw
+		resp.Agents = s.Agents()
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) getState(w http.ResponseWriter, r *http.Request) {
-	var d StateDump
+	var d api.StateDump
 	s.store.View(func(st *fsm.State) {
-		d = StateDump{
+		d = api.StateDump{
 			ClusterID: st.ClusterID(), Version: st.Version(), Services: st.Services(),
 			RealServers: st.AllRealServers(), Directors: st.Directors(),
 		}
@@ -186,21 +151,21 @@ func (s *Server) getState(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-func serviceInfos(st *fsm.State) []ServiceInfo {
+func serviceInfos(st *fsm.State) []api.ServiceInfo {
 	svcs := st.Services()
-	out := make([]ServiceInfo, len(svcs))
+	out := make([]api.ServiceInfo, len(svcs))
 	for i, svc := range svcs {
 		out[i] = serviceInfo(st, svc)
 	}
 	return out
 }
 
-func serviceInfo(st *fsm.State, svc fsm.Service) ServiceInfo {
+func serviceInfo(st *fsm.State, svc fsm.Service) api.ServiceInfo {
 	rss := st.RealServers(svc.Name)
 	if rss == nil {
 		rss = []fsm.RealServer{}
 	}
-	return ServiceInfo{Service: svc, RealServers: rss}
+	return api.ServiceInfo{Service: svc, RealServers: rss}
 }
 
 // servingOnly answers 503 instead of reading a replica that has not caught up or lost
@@ -208,9 +173,22 @@ func serviceInfo(st *fsm.State, svc fsm.Service) ServiceInfo {
 func (s *Server) servingOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.store.Serving() {
-			s.writeError(w, r, fmt.Errorf("this director has not caught up with the cluster or lost its leader: %w", ErrUnavailable))
+			s.writeError(w, r, fmt.Errorf("this director has not caught up with the cluster or lost its leader: %w", api.ErrUnavailable))
 			return
 		}
 		h(w, r)
 	}
+}
+
+// nodeStatus is the wire form of the node's view of Raft.
+func nodeStatus(cs cluster.Status) api.NodeStatus {
+	ns := api.NodeStatus{
+		NodeID: cs.NodeID, State: cs.State, LeaderID: cs.LeaderID, LeaderAddr: cs.LeaderAddr,
+		Term: cs.Term, CommitIndex: cs.CommitIndex, AppliedIndex: cs.AppliedIndex, LastContact: cs.LastContact,
+		ClusterID: cs.ClusterID, StateVersion: cs.StateVersion, Error: cs.Error,
+	}
+	for _, v := range cs.Voters {
+		ns.Voters = append(ns.Voters, api.Voter{ID: v.ID, RaftAddr: v.RaftAddr, APIAddr: v.APIAddr, Suffrage: v.Suffrage})
+	}
+	return ns
 }

@@ -81,6 +81,19 @@ func parseIPv4Mask(option, s string) (int, error) {
 	return ones, nil
 }
 
+// ParseNetmask reads a persistence granularity as raftlvs's command line takes it: a
+// prefix length, or a dotted IPv4 netmask (all ipvsadm -M takes for IPv4).
+func ParseNetmask(s string) (int, error) {
+	if isDecimal(s) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 128 {
+			return 0, invalid("netmask", "prefix length %s is out of range 1..128", s)
+		}
+		return n, nil
+	}
+	return parseIPv4Mask("netmask", s)
+}
+
 // formatIPv4Mask is inet_ntoa of a prefix length's mask.
 func formatIPv4Mask(prefix int) string {
 	m := ^uint32(0) << (32 - prefix)
@@ -89,7 +102,9 @@ func formatIPv4Mask(prefix int) string {
 	return netip.AddrFrom4(b).String()
 }
 
-// hostPort prints ADDR:PORT or [ADDR]:PORT as ipvsadm -n does.
+// HostPort prints ADDR:PORT or [ADDR]:PORT as ipvsadm -n does.
+func HostPort(a netip.Addr, port uint16) string { return hostPort(a, port) }
+
 func hostPort(a netip.Addr, port uint16) string {
 	p := strconv.FormatUint(uint64(port), 10)
 	if a.Is4() {

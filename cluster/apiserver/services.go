@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"net/http"
@@ -6,11 +6,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) {
-	var list ServiceList
+	var list api.ServiceList
 	s.store.View(func(st *fsm.State) { list.Services = serviceInfos(st) })
 	writeJSON(w, http.StatusOK, list)
 }
@@ -24,8 +25,8 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request) {
 	s.writeError(w, r, fieldErr("name", fsm.ErrNotFound, "no service %s", name))
 }
 
-func (s *Server) lookupService(name string) (ServiceInfo, bool) {
-	var info ServiceInfo
+func (s *Server) lookupService(name string) (api.ServiceInfo, bool) {
+	var info api.ServiceInfo
 	var ok bool
 	s.store.View(func(st *fsm.State) {
 		var svc fsm.Service
@@ -50,7 +51,7 @@ func (s *Server) answerService(w http.ResponseWriter, r *http.Request, name stri
 // addService: POST /v1/services with an fsm.Service; a missing name is derived from the match.
 func (s *Server) addService(w http.ResponseWriter, r *http.Request) {
 	var svc fsm.Service
-	body, err := decodeRequest(r, MaxBodyBytes, &svc)
+	body, err := decodeRequest(r, api.MaxBodyBytes, &svc)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -67,7 +68,7 @@ func (s *Server) addService(w http.ResponseWriter, r *http.Request) {
 func (s *Server) editService(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var svc fsm.Service
-	body, err := decodeRequest(r, MaxBodyBytes, &svc)
+	body, err := decodeRequest(r, api.MaxBodyBytes, &svc)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -91,8 +92,8 @@ func (s *Server) removeService(w http.ResponseWriter, r *http.Request) {
 // addRealServer: POST /v1/services/{name}/servers.
 func (s *Server) addRealServer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	var req RealServerRequest
-	body, err := decodeRequest(r, MaxBodyBytes, &req)
+	var req api.RealServerRequest
+	body, err := decodeRequest(r, api.MaxBodyBytes, &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -102,7 +103,7 @@ func (s *Server) addRealServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Service = name
-	rs := req.realServer()
+	rs := req.RealServer()
 	if s.apply(w, r, body, fsm.AddRealServer{RealServer: rs}) {
 		s.answerRealServer(w, rs, http.StatusCreated)
 	}
@@ -116,8 +117,8 @@ func (s *Server) editRealServer(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req RealServerRequest
-	body, err := decodeRequest(r, MaxBodyBytes, &req)
+	var req api.RealServerRequest
+	body, err := decodeRequest(r, api.MaxBodyBytes, &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -135,11 +136,11 @@ func (s *Server) editRealServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Service, req.Addr, req.Port = key.Service, key.Addr, key.Port
-	rs := req.realServer()
+	rs := req.RealServer()
 	rs.Origin = "" // fsm.State.Prepare keeps the existing origin
 	s.store.View(func(st *fsm.State) {
 		if old, ok := st.RealServer(key); ok {
-			rs.Origin, rs.Health = old.Origin, old.Health
+			rs.Origin, rs.Health, rs.HealthReason, rs.HealthSince = old.Origin, old.Health, old.HealthReason, old.HealthSince
 		}
 	})
 	if s.apply(w, r, body, fsm.EditRealServer{RealServer: rs}) {
@@ -194,15 +195,15 @@ func pathKey(r *http.Request) (fsm.RSKey, error) {
 
 // batch: POST /v1/batch, one atomic fsm.Batch.
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
-	var req BatchRequest
-	body, err := decodeRequest(r, MaxBatchBodyBytes, &req)
+	var req api.BatchRequest
+	body, err := decodeRequest(r, api.MaxBatchBodyBytes, &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	var b fsm.Batch
 	s.store.View(func(st *fsm.State) {
-		b, err = req.batch(func(k fsm.RSKey) fsm.Health {
+		b, err = req.Batch(func(k fsm.RSKey) fsm.Health {
 			rs, _ := st.RealServer(k)
 			return rs.Health
 		})
@@ -212,7 +213,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.applyBatch(w, r, body, b) {
-		res := BatchResult{Applied: len(b.Commands)}
+		res := api.BatchResult{Applied: len(b.Commands)}
 		s.store.View(func(st *fsm.State) { res.Version = st.Version() })
 		writeJSON(w, http.StatusOK, res)
 	}

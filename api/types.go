@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/netip"
 
 	"github.com/raftlvs/raftlvs/fsm"
@@ -35,14 +34,34 @@ type StatusResponse struct {
 	Version   uint64         `json:"version"`
 	Directors []fsm.Director `json:"directors"`
 	Services  []ServiceInfo  `json:"services"`
-	// DataPlane is absent when the server has no data plane (Server.DataPlane is nil).
+	// DataPlane is absent on a director without a data plane (a witness).
 	DataPlane *DataPlane `json:"dataplane,omitempty"`
-	// Agents is whatever Server.Agents returns, passed through as JSON.
-	Agents json.RawMessage `json:"agents,omitempty"`
+	// Agents are the real-server agents the answering director sees in the gossip pool.
+	Agents []Agent `json:"agents,omitempty"`
 }
 
-// DataPlane is what a director reports of its kernel: the VIPs it holds, its sync daemons
-// and the IPVS counters. The director fills it in; the CLI renders it.
+// Agent is a real-server agent as the answering director sees it in the gossip pool.
+type Agent struct {
+	ID       string         `json:"id"`
+	Gossip   netip.AddrPort `json:"gossip"`
+	State    string         `json:"state"` // alive, suspect, dead, left
+	Addr     netip.Addr     `json:"addr,omitzero"`
+	Services []AgentService `json:"services,omitempty"`
+	Draining bool           `json:"draining,omitempty"`
+	// Error says why the agent's metadata could not be read (a newer agent?).
+	Error string `json:"error,omitempty"`
+}
+
+// AgentService is a service an agent announces: its name, the port it serves (0: the
+// service's) and its weight.
+type AgentService struct {
+	Service string `json:"service"`
+	Port    uint16 `json:"port,omitempty"`
+	Weight  int    `json:"weight"`
+}
+
+// DataPlane is what the answering director reports of its kernel: the VIPs it holds, its
+// sync daemons and, when asked for, the IPVS counters.
 type DataPlane struct {
 	VIPs        []VIP             `json:"vips"`
 	SyncDaemons []SyncDaemon      `json:"sync_daemons"`
@@ -113,6 +132,6 @@ type ErrorBody struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
 	// Code names the error class (invalid, not_found, exists, conflict, unavailable,
-	// internal) so a client can tell 409 exists from 409 conflict.
+	// outcome_unknown, internal) so a client can tell 409 exists from 409 conflict.
 	Code string `json:"code"`
 }

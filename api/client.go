@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,24 +19,55 @@ import (
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
-// DefaultClientTimeout bounds one request, a leadership transfer included.
+// DefaultClientTimeout bounds one call, its retries included.
 const DefaultClientTimeout = 30 * time.Second
+
+// dialTimeout bounds each connection attempt, so that one director that drops packets
+// does not spend the whole call's time before the next is tried.
+const dialTimeout = 2 * time.Second
+
+// Retry pacing: a write no leader took, or a read no director could serve, is sent again
+// after these pauses (doubling) until the call's timeout.
+const (
+	retryMin = 100 * time.Millisecond
+	retryMax = 2 * time.Second
+)
 
 // maxResponseBytes bounds what the client reads of an answer (a full state dump fits).
 const maxResponseBytes = 64 << 20
 
-// Client talks to the API of any director. It tries Addrs in order and moves to the next
-// only when a director cannot be reached, never on an answer (a 4xx is the cluster's verdict).
+// HopHeader counts how many times a write was forwarded. A director that is not the
+// leader forwards a request only while the count is below MaxForwardHops, so a stale view
+// of the leader (two directors each naming the other) ends in a 503 rather than a loop.
+const HopHeader = "X-Raftlvs-Forwarded"
+
+// MaxForwardHops allows one forward, plus one more when leadership moved meanwhile.
+const MaxForwardHops = 2
+
+// BatchTimeout bounds the commit of one batch on the leader: a restore of thousands of
+// services is one large log entry that every director must store and apply.
+const BatchTimeout = 2 * time.Minute
+
+// Client talks to the API of any director. It tries Addrs in order and moves on only
+// when a director could not take the request: it was unreachable (the request never
+// left), or answered 503 (it has not caught up, or no leader took the write: nothing
+// was logged). It goes round the list again, with back-off, until Timeout. An answer
+// (a 4xx, or a 504 "outcome unknown") ends the call: a write that may have been applied
+// is never sent twice blindly.
 type Client struct {
 	Addrs []string // host:port or http://host:port
-	HTTP  *http.Client
-
-	hops int // sent as HopHeader when set: how far the request counts as forwarded already
+	// HTTP carries the requests; its own Timeout, if set, bounds each attempt.
+	HTTP *http.Client
+	// Timeout bounds a whole call, retries included (DefaultClientTimeout when 0). A
+	// sooner ctx deadline wins.
+	Timeout time.Duration
 }
 
 // NewClient returns a client for these director addresses.
 func NewClient(addrs ...string) *Client {
-	return &Client{Addrs: addrs, HTTP: &http.Client{Timeout: DefaultClientTimeout}}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	return &Client{Addrs: addrs, HTTP: &http.Client{Transport: t}}
 }
 
 // Status returns GET /v1/status.
@@ -143,19 +175,77 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if len(c.Addrs) == 0 {
 		return errors.New("no director API address given")
 	}
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultClientTimeout))
+	defer cancel()
+	write := method != http.MethodGet
 	var errs []error
-	for _, addr := range c.Addrs {
-		err := c.try(ctx, baseURL(addr)+path, method, body, out)
-		if err == nil {
-			return nil
+	unavailable := false // some director answered 503 in some round
+	for wait := retryMin; ; wait = min(2*wait, retryMax) {
+		errs = errs[:0]
+		round503 := false
+		for _, addr := range c.Addrs {
+			err := c.try(ctx, baseURL(addr)+path, method, body, out)
+			switch next, why := nextStep(write, err); next {
+			case done:
+				return err
+			case unknownOutcome:
+				return fmt.Errorf("%s %s: %w: %w", method, path, ErrOutcomeUnknown, why)
+			case tryUnavailable:
+				unavailable, round503 = true, true
+			}
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
 		}
-		var apiErr *Error
-		if ctx.Err() != nil || !retryable(method, err) || errors.As(err, &apiErr) && !errors.Is(err, ErrUnavailable) {
-			return err
+		// A read that found every director unreachable fails at once; what may recover
+		// (no leader yet, a director catching up, a write no director could take) is
+		// tried again until the timeout.
+		if !write && !round503 && ctx.Err() == nil {
+			return fmt.Errorf("%w: %w", ErrUnreachable, errors.Join(errs...))
 		}
-		errs = append(errs, err)
+		select {
+		case <-ctx.Done():
+			kind := ErrUnreachable
+			if unavailable {
+				kind = ErrUnavailable
+			}
+			return fmt.Errorf("%w (gave up: %w): %w", kind, ctx.Err(), errors.Join(errs...))
+		case <-time.After(wait):
+		}
 	}
-	return fmt.Errorf("%w: %w", ErrUnreachable, errors.Join(errs...))
+}
+
+// step is what the client does after one attempt.
+type step int
+
+const (
+	done           step = iota // success, or an answer that ends the call
+	tryNext                    // the request never left: the next director, then again
+	tryUnavailable             // a 503: nothing was done; the next director, then again
+	unknownOutcome             // a write that may have been applied
+)
+
+func nextStep(write bool, err error) (step, error) {
+	if err == nil {
+		return done, nil
+	}
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		if errors.Is(err, ErrUnavailable) {
+			return tryUnavailable, err
+		}
+		return done, err // the cluster's verdict, including a 504 outcome unknown
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return tryNext, err
+	}
+	if write {
+		// Sent, and no answer (a reset, a timeout): it may have been committed.
+		return unknownOutcome, err
+	}
+	return tryNext, err
 }
 
 func (c *Client) try(ctx context.Context, url, method string, body []byte, out any) error {
@@ -167,12 +257,9 @@ func (c *Client) try(ctx context.Context, url, method string, body []byte, out a
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.hops > 0 {
-		req.Header.Set(HopHeader, strconv.Itoa(c.hops))
-	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: DefaultClientTimeout}
+		hc = http.DefaultClient
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -193,20 +280,6 @@ func (c *Client) try(ctx context.Context, url, method string, body []byte, out a
 		return fmt.Errorf("%s %s: decode answer: %w", method, url, err)
 	}
 	return nil
-}
-
-// retryable says whether another director may be tried after err. A read may always be
-// retried; a write only when it surely never left (the connection was refused), since a
-// write that timed out may have been committed.
-func retryable(method string, err error) bool {
-	if method == http.MethodGet {
-		return true // including a 503 from a director that has not caught up
-	}
-	if errors.Is(err, ErrUnavailable) {
-		return false // the write may have been forwarded: its fate is the leader's
-	}
-	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
 func baseURL(addr string) string {

@@ -1,19 +1,19 @@
-package api
+package apiserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
 // join: POST /v1/join {"id","raft_addr","api_addr","gossip_addr"} adds a director as a voter.
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	var d fsm.Director
-	body, err := decodeRequest(r, MaxBodyBytes, &d)
+	body, err := decodeRequest(r, api.MaxBodyBytes, &d)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -36,8 +36,8 @@ const LeaderHandoverTimeout = 10 * time.Second
 // leave: POST /v1/leave {"id"} removes a director. A leader removing itself would drop out
 // mid-commit, so it first hands leadership over and forwards the request to its successor.
 func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
-	var req LeaveRequest
-	body, err := decodeRequest(r, MaxBodyBytes, &req)
+	var req api.LeaveRequest
+	body, err := decodeRequest(r, api.MaxBodyBytes, &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -76,7 +76,7 @@ func (s *Server) handOver(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("no new leader after transferring leadership: %w", ErrUnavailable)
+			return fmt.Errorf("no new leader after transferring leadership: %w", api.ErrUnavailable)
 		case <-tick.C:
 		}
 	}
@@ -84,12 +84,12 @@ func (s *Server) handOver(ctx context.Context) error {
 
 // transfer: POST /v1/leadership/transfer {"id"}; no body or no id lets Raft choose.
 func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r, MaxBodyBytes, true)
+	body, err := readBody(r, api.MaxBodyBytes, true)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	var req TransferRequest
+	var req api.TransferRequest
 	if len(body) > 0 {
 		if err := decodeJSON(body, &req); err != nil {
 			s.writeError(w, r, err)
@@ -100,5 +100,3 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
-
-func isNotLeader(err error) bool { return errors.Is(err, errNotLeader) }

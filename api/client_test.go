@@ -1,0 +1,140 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// answers replies to the n-th request (from 0) with the n-th handler, and with the last
+// one after that, counting the requests.
+type answers struct {
+	n        atomic.Int32
+	handlers []http.HandlerFunc
+}
+
+func (a *answers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	i := int(a.n.Add(1)) - 1
+	a.handlers[min(i, len(a.handlers)-1)](w, r)
+}
+
+func replyError(status int, code string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(ErrorBody{Error: "said so", Code: code})
+	}
+}
+
+func replyService(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(ServiceInfo{Service: fsm.Service{Name: "web"}})
+}
+
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func client(t *testing.T, timeout time.Duration, addrs ...string) *Client {
+	c := NewClient(addrs...)
+	c.Timeout = timeout
+	return c
+}
+
+func TestWriteNoLeaderTookIsSentAgainUntilALeaderTakesIt(t *testing.T) {
+	a := &answers{handlers: []http.HandlerFunc{replyError(503, CodeUnavailable), replyError(503, CodeUnavailable), replyService}}
+	hs := httptest.NewServer(a)
+	defer hs.Close()
+	got, err := client(t, 10*time.Second, hs.URL).AddService(context.Background(), fsm.Service{})
+	if err != nil || got.Name != "web" || a.n.Load() != 3 {
+		t.Fatalf("got %+v, %v after %d requests; want the third attempt's answer", got, err, a.n.Load())
+	}
+}
+
+func TestWriteToUnreachableDirectorsIsSentAgainUntilTheTimeout(t *testing.T) {
+	start := time.Now()
+	_, err := client(t, 400*time.Millisecond, deadAddr(t), deadAddr(t)).AddService(context.Background(), fsm.Service{})
+	if !errors.Is(err, ErrUnreachable) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err %v, want ErrUnreachable and not an unknown outcome", err)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("gave up after %v, before the timeout", time.Since(start))
+	}
+}
+
+func TestAWriteWhoseOutcomeIsUnknownIsNeverSentTwice(t *testing.T) {
+	t.Run("the server says so (504)", func(t *testing.T) {
+		a := &answers{handlers: []http.HandlerFunc{replyError(504, CodeOutcomeUnknown), replyService}}
+		hs := httptest.NewServer(a)
+		defer hs.Close()
+		other := &answers{handlers: []http.HandlerFunc{replyService}}
+		hs2 := httptest.NewServer(other)
+		defer hs2.Close()
+		_, err := client(t, 5*time.Second, hs.URL, hs2.URL).AddService(context.Background(), fsm.Service{})
+		if !errors.Is(err, ErrOutcomeUnknown) || a.n.Load() != 1 || other.n.Load() != 0 {
+			t.Fatalf("err %v after %d+%d requests; want ErrOutcomeUnknown after one", err, a.n.Load(), other.n.Load())
+		}
+	})
+	t.Run("no answer came back", func(t *testing.T) {
+		// The call ends (its ctx) while the director holds the request: as a commit that
+		// takes longer than the client waits.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		a := &answers{handlers: []http.HandlerFunc{func(w http.ResponseWriter, r *http.Request) {
+			io.ReadAll(r.Body) // read whole, the server notices the client hanging up
+			cancel()
+			<-r.Context().Done()
+		}}}
+		hs := httptest.NewServer(a)
+		defer hs.Close()
+		_, err := client(t, time.Hour, hs.URL).AddService(ctx, fsm.Service{})
+		if !errors.Is(err, ErrOutcomeUnknown) || a.n.Load() != 1 {
+			t.Fatalf("err %v after %d requests; want ErrOutcomeUnknown after one", err, a.n.Load())
+		}
+	})
+}
+
+func TestAnswersEndTheCall(t *testing.T) {
+	a := &answers{handlers: []http.HandlerFunc{replyError(409, CodeExists)}}
+	hs := httptest.NewServer(a)
+	defer hs.Close()
+	_, err := client(t, 5*time.Second, hs.URL).AddService(context.Background(), fsm.Service{})
+	var apiErr *Error
+	if !errors.Is(err, fsm.ErrExists) || !errors.As(err, &apiErr) || a.n.Load() != 1 {
+		t.Fatalf("err %v after %d requests", err, a.n.Load())
+	}
+}
+
+func TestReadsFailAtOnceWhenNoDirectorAnswersAndWaitOutA503(t *testing.T) {
+	// An hour's timeout: a read that tried again would hang the test.
+	if _, err := client(t, time.Hour, deadAddr(t)).Services(context.Background()); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("err %v, want ErrUnreachable", err)
+	}
+	a := &answers{handlers: []http.HandlerFunc{replyError(503, CodeUnavailable), func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(ServiceList{Services: []ServiceInfo{{Service: fsm.Service{Name: "web"}}}})
+	}}}
+	hs := httptest.NewServer(a)
+	defer hs.Close()
+	svcs, err := client(t, 10*time.Second, hs.URL).Services(context.Background())
+	if err != nil || len(svcs) != 1 || a.n.Load() != 2 {
+		t.Fatalf("got %v, %v after %d requests", svcs, err, a.n.Load())
+	}
+}

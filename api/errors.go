@@ -1,0 +1,90 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+var (
+	// ErrUnreachable means no director API answered at all (every address refused or
+	// timed out before a request could be sent).
+	ErrUnreachable = errors.New("no director reachable")
+	// ErrUnavailable means no leader could take the write now, and nothing was logged:
+	// the write may be sent again (the client does, until its timeout). HTTP 503.
+	ErrUnavailable = errors.New("no leader available")
+	// ErrOutcomeUnknown means the write reached a leader but no verdict came back in
+	// time (the leader lost its leadership, or the commit timed out): it may or may not
+	// take effect. Read the state before sending it again. HTTP 504.
+	ErrOutcomeUnknown = errors.New("outcome unknown: the write may or may not have been applied; read before retrying")
+)
+
+// Error codes of ErrorBody.Code.
+const (
+	CodeInvalid        = "invalid"
+	CodeNotFound       = "not_found"
+	CodeExists         = "exists"
+	CodeConflict       = "conflict"
+	CodeUnavailable    = "unavailable"
+	CodeOutcomeUnknown = "outcome_unknown"
+	CodeInternal       = "internal"
+)
+
+// CodeKinds maps each error code to the sentinel errors.Is recognises.
+var CodeKinds = map[string]error{
+	CodeInvalid:        fsm.ErrInvalid,
+	CodeNotFound:       fsm.ErrNotFound,
+	CodeExists:         fsm.ErrExists,
+	CodeConflict:       fsm.ErrConflict,
+	CodeUnavailable:    ErrUnavailable,
+	CodeOutcomeUnknown: ErrOutcomeUnknown,
+}
+
+// Error is an error answer of the API, seen by the client. It wraps the sentinel of its
+// class (fsm.ErrInvalid, ErrNotFound, ErrExists, ErrConflict, ErrUnavailable or
+// ErrOutcomeUnknown), so errors.Is works across HTTP as it does in process.
+type Error struct {
+	StatusCode int
+	Message    string // the server's message
+	Field      string
+	Code       string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the error class, from the code or, failing that, the status.
+func (e *Error) Unwrap() error {
+	if k, ok := CodeKinds[e.Code]; ok {
+		return k
+	}
+	switch e.StatusCode {
+	case http.StatusBadRequest:
+		return fsm.ErrInvalid
+	case http.StatusNotFound:
+		return fsm.ErrNotFound
+	case http.StatusConflict:
+		return fsm.ErrConflict
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
+	case http.StatusGatewayTimeout:
+		return ErrOutcomeUnknown
+	}
+	return nil
+}
+
+// errorFromResponse builds an *Error from a non-2xx answer whose body was read.
+func errorFromResponse(status int, body []byte) *Error {
+	var eb ErrorBody
+	if err := json.Unmarshal(body, &eb); err != nil || eb.Error == "" {
+		// Not ours (a proxy in the way?): keep what it said, bounded.
+		msg := string(body)
+		if len(msg) > 200 {
+			msg = msg[:200] + "…"
+		}
+		return &Error{StatusCode: status, Message: fmt.Sprintf("HTTP %d: %s", status, msg)}
+	}
+	return &Error{StatusCode: status, Message: eb.Error, Field: eb.Field, Code: eb.Code}
+}

@@ -1,0 +1,326 @@
+// Package daemon assembles a whole director from one Options: its data plane (IPVS
+// reconciler, VIPs, sync daemons), its Raft node with the ordered list of leader duties,
+// the gossip pool it shares with the agents, and the HTTP API. cmd/raftlvs only turns
+// flags and a config file into Options. See DESIGN.md.
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/raftlvs/raftlvs/api"
+	"github.com/raftlvs/raftlvs/cluster"
+	"github.com/raftlvs/raftlvs/cluster/apiserver"
+	"github.com/raftlvs/raftlvs/cluster/gossip"
+	"github.com/raftlvs/raftlvs/director"
+	"github.com/raftlvs/raftlvs/director/ipvs"
+	"github.com/raftlvs/raftlvs/director/registrar"
+	"github.com/raftlvs/raftlvs/director/syncd"
+	"github.com/raftlvs/raftlvs/director/vip"
+)
+
+// ErrBadOptions classifies Options that cannot work; the error is an *OptionError.
+var ErrBadOptions = errors.New("bad director options")
+
+// OptionError names the option that is wrong (a field of Options) and why.
+type OptionError struct {
+	Option string
+	Reason string
+}
+
+func (e *OptionError) Error() string { return e.Option + ": " + e.Reason }
+func (e *OptionError) Unwrap() error { return ErrBadOptions }
+
+func badOption(option, format string, args ...any) error {
+	return &OptionError{Option: option, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Options is everything a director is made of. Zero values take the defaults of the
+// packages that own them.
+type Options struct {
+	ID      string // unique and stable
+	DataDir string // Raft log, snapshots, IPVS ownership
+
+	RaftBind      string // HOST:PORT; port 0 picks one
+	RaftAdvertise string // what peers dial; "" is the bound address
+	APIBind       string // HOST:PORT of the HTTP API; port 0 picks one
+	APIAdvertise  string // what other directors and agents dial; "" is the bound address
+	GossipBind    string // HOST:PORT; "" is the Raft host on gossip.DefaultPort
+	GossipKey     []byte // the pool's encryption key (16, 24 or 32 bytes)
+
+	Bootstrap bool     // form a new cluster (ignored once DataDir has state)
+	Join      []string // API addresses of directors to join through
+	ClusterID string   // recorded at bootstrap
+
+	// Witness runs Raft only: no IPVS, no VIPs, and it hands leadership away.
+	Witness bool
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+
+	VIP vip.Config
+	// Sync, if set, runs the IPVS connection-sync daemons (backup everywhere, master on
+	// the leader).
+	Sync *syncd.Config
+
+	DrainMax  time.Duration // longest a leaving agent's real servers stay draining
+	ReapDelay time.Duration // how long a failed agent's real servers stay before removal
+
+	// Kernel, if set, replaces this namespace's kernel (tests give an in-memory IPVS).
+	Kernel *director.Kernel
+	Logger *slog.Logger
+}
+
+// Director is one running director.
+type Director struct {
+	opts   Options
+	log    *slog.Logger
+	api    net.Listener
+	plane  *director.Director // nil on a witness
+	pool   *gossip.Pool
+	node   *cluster.Node
+	server *http.Server
+	close  []func()
+}
+
+// New opens everything in the order that keeps a misconfigured director out of the
+// cluster: the API port first (a port in use stops it before it joins), then the data
+// plane (a director that cannot program IPVS says so before it becomes a voter that
+// could lead), the gossip pool, and last the Raft node with its leader duties.
+func New(opts Options) (_ *Director, err error) {
+	opts.Logger = cmp.Or(opts.Logger, slog.Default())
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	d := &Director{opts: opts, log: opts.Logger}
+	defer func() {
+		if err != nil {
+			d.shutdown()
+		}
+	}()
+	if d.api, err = net.Listen("tcp", opts.APIBind); err != nil {
+		return nil, fmt.Errorf("listen on the API address: %w", err)
+	}
+	d.close = append(d.close, func() { d.api.Close() })
+	if !opts.Witness {
+		if d.plane, err = newDataPlane(opts); err != nil {
+			return nil, err
+		}
+		d.close = append(d.close, d.plane.Close)
+	}
+	if d.pool, err = d.openPool(); err != nil {
+		return nil, err
+	}
+	d.close = append(d.close, func() { d.pool.Shutdown() })
+	d.node, err = cluster.Open(cluster.Config{
+		NodeID:             opts.ID,
+		DataDir:            opts.DataDir,
+		RaftBind:           opts.RaftBind,
+		RaftAdvertise:      opts.RaftAdvertise,
+		APIAddr:            d.APIAddr(),
+		GossipAddr:         d.pool.LocalAddr().String(),
+		Bootstrap:          opts.Bootstrap,
+		ClusterID:          opts.ClusterID,
+		Witness:            opts.Witness,
+		HeartbeatTimeout:   opts.HeartbeatTimeout,
+		ElectionTimeout:    opts.ElectionTimeout,
+		LeaderLeaseTimeout: opts.LeaderLeaseTimeout,
+		Logger:             opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.close = append(d.close, func() { d.node.Stop() })
+	d.node.Lead(d.duties()...)
+	d.server = &http.Server{Handler: d.apiServer(), ReadHeaderTimeout: 10 * time.Second}
+	return d, nil
+}
+
+// duties is what this director does while it leads, in order: the VIPs first in and
+// first out, then the master sync daemon, then agent registration. A witness only hands
+// leadership away.
+func (d *Director) duties() []cluster.Duty {
+	if d.plane == nil {
+		return []cluster.Duty{d.node.WitnessDuty()}
+	}
+	return []cluster.Duty{
+		{Name: "VIPs", Run: d.plane.HoldVIPs},
+		{Name: "master sync daemon", Run: d.plane.RunSyncMaster},
+		{Name: "agent registrar", Run: registrar.Lead(registrar.Config{
+			Members:   d.pool,
+			State:     d.node,
+			Writer:    d.node,
+			Conns:     d.plane,
+			MaxDrain:  d.opts.DrainMax,
+			ReapDelay: d.opts.ReapDelay,
+			Logger:    d.log,
+		}, d.node)},
+	}
+}
+
+// Run serves until ctx ends or the node is removed from the cluster, then stops as
+// planned: a leader hands leadership over first, so that clients see a transfer rather
+// than an election. It closes everything New opened.
+func (d *Director) Run(ctx context.Context) error {
+	defer d.shutdown()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-d.node.Done():
+			d.log.Warn("raft stopped (this director was removed from the cluster?): exiting")
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+	go func() {
+		if err := d.server.Serve(d.api); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("API server stopped", "err", err)
+			stop()
+		}
+	}()
+	go keepDirectorsInGossip(ctx, d.pool, d.node, d.log)
+	if len(d.opts.Join) > 0 {
+		go func() {
+			if err := d.node.JoinThrough(ctx, api.NewClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
+				d.log.Error("join the cluster", "err", err)
+			}
+		}()
+	}
+	d.log.Info("director running", "id", d.opts.ID, "raft", d.node.Self().RaftAddr, "api", d.APIAddr(),
+		"gossip", d.pool.LocalAddr(), "witness", d.opts.Witness)
+	var err error
+	if d.plane != nil {
+		err = d.plane.Run(ctx, d.node)
+	} else {
+		<-ctx.Done()
+	}
+	if serr := d.node.Stop(); serr != nil {
+		d.log.Warn("close the raft node", "err", serr)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.server.Shutdown(shutdownCtx)
+	d.log.Info("director stopped")
+	return err
+}
+
+// Node is this director's Raft node.
+func (d *Director) Node() *cluster.Node { return d.node }
+
+// APIAddr is the API address other directors and agents dial.
+func (d *Director) APIAddr() string {
+	return cmp.Or(d.opts.APIAdvertise, d.api.Addr().String())
+}
+
+// GossipAddr is where this director's gossip listens.
+func (d *Director) GossipAddr() netip.AddrPort { return d.pool.LocalAddr() }
+
+func (d *Director) shutdown() {
+	for i := len(d.close) - 1; i >= 0; i-- {
+		d.close[i]()
+	}
+	d.close = nil
+}
+
+// apiServer is the API with the hooks that report this director's data plane and agents.
+func (d *Director) apiServer() *apiserver.Server {
+	srv := apiserver.New(d.node, d.log)
+	if d.plane != nil {
+		srv.DataPlane = func(counters bool) *api.DataPlane { return dataPlaneStatus(d.plane.Status(counters)) }
+	}
+	srv.Agents = func() []api.Agent { return agentsOf(d.pool) }
+	return srv
+}
+
+// openPool joins this director to the gossip pool it shares with the agents. The other
+// directors' gossip addresses come from the replicated state (keepDirectorsInGossip), so
+// a director needs no gossip join list of its own. The pool is told apart from other
+// clusters' by its key, not by a label: a label that one director forgot would cut it
+// off from every agent.
+func (d *Director) openPool() (*gossip.Pool, error) {
+	bind := d.opts.GossipBind
+	if bind == "" {
+		host, _, err := net.SplitHostPort(d.opts.RaftBind)
+		if err != nil {
+			return nil, badOption("RaftBind", "%q: %v", d.opts.RaftBind, err)
+		}
+		bind = net.JoinHostPort(host, strconv.Itoa(gossip.DefaultPort))
+	}
+	host, port, err := splitHostPort(bind)
+	if err != nil {
+		return nil, badOption("GossipBind", "%v", err)
+	}
+	pool, err := gossip.New(gossip.Config{
+		NodeName: d.opts.ID, BindAddr: host, BindPort: port, SecretKey: d.opts.GossipKey, Logger: d.log,
+	}, gossip.Meta{Role: gossip.RoleDirector, ID: d.opts.ID, APIAddr: d.APIAddr()})
+	if err != nil {
+		return nil, fmt.Errorf("join the gossip pool: %w", err)
+	}
+	return pool, nil
+}
+
+// newDataPlane opens the kernel (unless Options gave one) and prepares the director over it.
+func newDataPlane(opts Options) (*director.Director, error) {
+	kernel := opts.Kernel
+	if kernel == nil {
+		var err error
+		kernel, err = director.NewLinuxKernel(opts.Sync != nil)
+		if errors.Is(err, ipvs.ErrNoIPVS) {
+			return nil, fmt.Errorf("%w (or run as a witness for a Raft-only voter)", err)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	cfg := director.Config{VIP: opts.VIP, StateDir: opts.DataDir, Logger: opts.Logger}
+	if opts.Sync != nil {
+		cfg.SyncEnabled, cfg.Sync = true, *opts.Sync
+	}
+	dir, err := director.New(cfg, kernel)
+	if err != nil {
+		kernel.Close()
+		return nil, err
+	}
+	return dir, nil
+}
+
+// check refuses options that cannot work, before anything starts.
+func (o Options) check() error {
+	if o.Bootstrap && len(o.Join) > 0 {
+		return badOption("Bootstrap", "a director that bootstraps joins no one: bootstrap the first director only, join the others")
+	}
+	if o.APIAdvertise == "" {
+		host, _, err := net.SplitHostPort(o.APIBind)
+		if err != nil {
+			return badOption("APIBind", "%q: %v", o.APIBind, err)
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+			return badOption("APIAdvertise", "required when the API listens on every address (%s): the address other directors and agents dial", o.APIBind)
+		}
+	} else if _, _, err := net.SplitHostPort(o.APIAdvertise); err != nil {
+		return badOption("APIAdvertise", "%q: %v", o.APIAdvertise, err)
+	}
+	return nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return host, port, nil
+}

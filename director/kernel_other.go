@@ -1,0 +1,18 @@
+//go:build !linux
+
+package director
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+// ErrUnsupportedOS: IPVS, VIP ownership and the sync daemons are Linux's; the operator
+// commands build everywhere, a director runs on Linux only.
+var ErrUnsupportedOS = errors.New("not supported on this OS")
+
+// NewLinuxKernel fails off Linux.
+func NewLinuxKernel(bool) (*Kernel, error) {
+	return nil, fmt.Errorf("open the kernel's IPVS on %s: %w", runtime.GOOS, ErrUnsupportedOS)
+}
