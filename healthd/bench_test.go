@@ -15,8 +15,8 @@ import (
 
 // Benchmarks print figures; nothing asserts on them. The figures in DESIGN.md come from
 //
-//	go test -run '^$' -bench 'SchedulerTCP/offered=(10000|20000)/' -benchtime 100000x ./healthd/
-//	go test -run '^$' -bench 'TCPCheck|Memory|Aggregate' -benchtime 5s ./healthd/
+//	go test -run '^$' -bench 'SchedulerTCP' -benchtime 100000x ./healthd/
+//	go test -run '^$' -bench 'TCPCheck|Memory|SetUnchanged|Aggregate' -benchtime 5s ./healthd/
 
 // farmTargets returns n distinct tcp probes over the farm's ports: a port's probes differ
 // by their timeout (40..49 % of the interval), which a successful check never reaches.
@@ -133,6 +133,25 @@ func BenchmarkSchedulerMemory(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MiB/10k-probes")
 	runtime.KeepAlive(keep)
+}
+
+// BenchmarkSchedulerSetUnchanged is the Set the director calls after each state change,
+// when the 10,000 targets are what they were.
+func BenchmarkSchedulerSetUnchanged(b *testing.B) {
+	ports := make([]netip.AddrPort, 10000)
+	for i := range ports {
+		ports[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 80)
+	}
+	targets := farmTargets(ports, 10000, 2*time.Second)
+	s, err := NewScheduler(SchedulerConfig{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Set(targets)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Set(targets)
+	}
 }
 
 // BenchmarkAggregate is one leader decision over 10,000 real servers and three views.

@@ -30,7 +30,11 @@ func keyOf(t Target) probeKey {
 		// A HealthCheck always marshals; should it not, no two targets share the probe.
 		js = []byte(t.Key.Service + "/" + t.Key.Addr.String())
 	}
-	return probeKey{to: netip.AddrPortFrom(t.To.Addr().Unmap(), t.To.Port()), spec: string(js)}
+	return probeKey{to: unmapped(t.To), spec: string(js)}
+}
+
+func unmapped(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // hash spreads probes: the same target lands at the same offset on every director and

@@ -136,7 +136,14 @@ func (s *Scheduler) Set(targets []Target) {
 		if _, dup := servers[t.Key]; dup || t.Check == nil {
 			continue
 		}
-		k := keyOf(t)
+		srv := s.servers[t.Key]
+		same := srv != nil && srv.spec.Equal(t.Check) && srv.probe.key.to == unmapped(t.To)
+		var k probeKey
+		if same {
+			k = srv.probe.key // the usual case after a state change: no need to encode the spec
+		} else {
+			k = keyOf(t)
+		}
 		p := probes[k]
 		if p == nil {
 			p = s.probes[k]
@@ -146,11 +153,10 @@ func (s *Scheduler) Set(targets []Target) {
 			p.subs = p.subs[:0]
 			probes[k] = p
 		}
-		srv := s.servers[t.Key]
 		switch {
 		case srv == nil:
 			srv = &server{key: t.Key, tracker: NewTracker(t.Check, t.Health, s.damping, now)}
-		case !srv.spec.Equal(t.Check):
+		case !same:
 			srv.tracker.Reconfigure(t.Check)
 		}
 		srv.spec, srv.probe = t.Check, p
