@@ -83,7 +83,7 @@ func TestDNSCheck(t *testing.T) {
 		}
 		t.Run("no answer is a timeout", func(t *testing.T) {
 			r := run(t, spec(t, fsm.CheckDNS, short, func(c *fsm.HealthCheck) { c.Query = "drop.example" }), CheckerConfig{}, to)
-			wantDown(t, r, ErrTimeout, "timeout after 300ms (wait for the answer)")
+			wantDown(t, r, ErrTimeout, "timeout after "+short.String()+" (wait for the answer)")
 			<-asked
 		})
 	})

@@ -22,7 +22,7 @@ import (
 
 const (
 	generous = 10 * time.Second
-	short    = 300 * time.Millisecond
+	short    = time.Second
 )
 
 var (
@@ -30,10 +30,13 @@ var (
 	lo6 = netip.MustParseAddr("::1")
 )
 
-// families runs a test over IPv4 and IPv6 loopback.
+// families runs a test over IPv4 and IPv6 loopback, side by side: each has its own servers.
 func families(t *testing.T, fn func(t *testing.T, lo netip.Addr)) {
 	for _, lo := range []netip.Addr{lo4, lo6} {
-		t.Run(string(fsm.FamilyOf(lo)), func(t *testing.T) { fn(t, lo) })
+		t.Run(string(fsm.FamilyOf(lo)), func(t *testing.T) {
+			t.Parallel()
+			fn(t, lo)
+		})
 	}
 }
 

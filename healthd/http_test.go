@@ -174,13 +174,13 @@ func TestHTTPCheckFailsADribblingResponseAtItsTotalDeadline(t *testing.T) {
 	t.Run("body", func(t *testing.T) {
 		to := dribble(t, fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", n), n, 20*time.Millisecond)
 		r := run(t, spec(t, fsm.CheckHTTP, short, func(c *fsm.HealthCheck) { c.BodyRegex = "x" }), CheckerConfig{}, to)
-		wantDown(t, r, ErrTimeout, "timeout after 300ms (read the body)")
+		wantDown(t, r, ErrTimeout, "timeout after "+short.String()+" (read the body)")
 	})
 	t.Run("headers", func(t *testing.T) {
 		// A header line that never ends: the status is never complete.
 		to := dribble(t, "HTTP/1.1 200 OK\r\nX-Slow: ", n, 20*time.Millisecond)
 		r := run(t, spec(t, fsm.CheckHTTP, short, nil), CheckerConfig{}, to)
-		wantDown(t, r, ErrTimeout, "timeout after 300ms (wait for the response)")
+		wantDown(t, r, ErrTimeout, "timeout after "+short.String()+" (wait for the response)")
 	})
 }
 

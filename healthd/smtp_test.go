@@ -63,7 +63,7 @@ func TestSMTPCheck(t *testing.T) {
 		})
 		t.Run("no greeting is a timeout", func(t *testing.T) {
 			to := listen(t, lo, func(c net.Conn) { io.Copy(io.Discard, c) })
-			wantDown(t, run(t, spec(t, fsm.CheckSMTP, short, nil), cfg, to), ErrTimeout, "timeout after 300ms (wait for the greeting reply)")
+			wantDown(t, run(t, spec(t, fsm.CheckSMTP, short, nil), cfg, to), ErrTimeout, "timeout after "+short.String()+" (wait for the greeting reply)")
 		})
 	})
 }

@@ -59,7 +59,7 @@ func TestUDPCheck(t *testing.T) {
 			wantDown(t, run(t, spec(t, fsm.CheckUDP, generous, expect), CheckerConfig{}, wrong), ErrContent, "reply does not match expect")
 		})
 		t.Run("silence with expect is a timeout", func(t *testing.T) {
-			wantDown(t, run(t, spec(t, fsm.CheckUDP, short, expect), CheckerConfig{}, silent), ErrTimeout, "timeout after 300ms (wait for the reply)")
+			wantDown(t, run(t, spec(t, fsm.CheckUDP, short, expect), CheckerConfig{}, silent), ErrTimeout, "timeout after "+short.String()+" (wait for the reply)")
 			<-heard
 		})
 		t.Run("silence without expect is up", func(t *testing.T) {
