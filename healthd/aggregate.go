@@ -125,22 +125,16 @@ func Aggregate(in Aggregation) Decision {
 	}
 	j := judge{leader: in.Leader, multi: multi, votes: votes, agents: agents, blocked: blocked}
 
-	type pending struct {
-		svc     *fsm.Service
-		servers []*fsm.RealServer
-	}
-	var services []pending
+	var failOpen []Warning
 	in.State.Walk(func(svc *fsm.Service, servers []*fsm.RealServer) {
-		services = append(services, pending{svc: svc, servers: slices.Clone(servers)})
-	})
-	slices.SortFunc(services, func(a, b pending) int { return cmp.Compare(a.svc.Name, b.svc.Name) })
-	for _, p := range services {
-		updates, w := j.service(p.svc, p.servers, in.Now)
+		updates, w := j.service(svc, servers, in.Now)
 		d.Command.Updates = append(d.Command.Updates, updates...)
 		if w != nil {
-			d.Warnings = append(d.Warnings, *w)
+			failOpen = append(failOpen, *w)
 		}
-	}
+	})
+	slices.SortFunc(failOpen, func(a, b Warning) int { return cmp.Compare(a.Service, b.Service) })
+	d.Warnings = append(d.Warnings, failOpen...)
 	slices.SortFunc(d.Command.Updates, func(a, b fsm.SetHealth) int { return compareKeys(a.Key, b.Key) })
 	return d
 }
