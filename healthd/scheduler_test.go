@@ -518,7 +518,7 @@ func TestSchedulerStepsTrackersAndSignalsChanges(t *testing.T) {
 	})
 }
 
-func TestSchedulerReportsAChecksThatCannotRun(t *testing.T) {
+func TestSchedulerReportsACheckThatCannotRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf lockedBuffer
 		dir := t.TempDir()
