@@ -52,7 +52,8 @@ const (
 // empty. Times are milliseconds, as the JSON names say.
 type HealthCheck struct {
 	Type CheckType `json:"type"`
-	// Port overrides the port probed (keepalived's connect_port); 0 is the real server's.
+	// Port overrides the port probed (keepalived's connect_port); 0 is the real server's,
+	// and for a real server of port 0 the protocol's (http 80, https 443, dns 53, smtp 25).
 	Port uint16 `json:"port,omitempty"`
 	// Source is the address probes are sent from (keepalived's bindto); unset: the
 	// kernel's choice.
@@ -85,8 +86,9 @@ type HealthCheck struct {
 	// hex (keepalived's digest). The body read is bounded to 1 MiB.
 	BodyRegex string `json:"body_regex,omitempty"`
 	Digest    string `json:"digest,omitempty"`
-	// TLSVerify checks the real server's certificate against the system roots and SNI/Host;
-	// off by default, as keepalived's SSL_GET (real servers are probed by address).
+	// TLSVerify checks the real server's certificate against the director's roots (the
+	// system's unless it names others) and SNI/Host, else the address probed; off by
+	// default, as keepalived's SSL_GET (real servers are probed by address).
 	TLSVerify bool `json:"tls_verify,omitempty"`
 
 	// udp: PayloadHex is sent (hex; default an empty datagram); Expect, a regular
@@ -108,7 +110,9 @@ type HealthCheck struct {
 	// exec: Command runs on every director with the real server's address and port as
 	// its last two arguments and in RAFTLVS_RS_ADDR/RAFTLVS_RS_PORT; exit 0 is up. With
 	// DynamicWeight (keepalived's misc_dynamic) exit 2..255 is up with weight code−2, and
-	// 1 is down. A director runs only commands under its --exec-check-dir.
+	// 1 is down; the weight is reported in the directors' health views, but the state has
+	// no field for it yet, so it does not change the IPVS weight. A director runs only
+	// commands under its --exec-check-dir.
 	Command       []string `json:"command,omitempty"`
 	DynamicWeight bool     `json:"dynamic_weight,omitempty"`
 }
