@@ -2,7 +2,9 @@ package keepalived
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -68,7 +70,11 @@ func (t *translator) matchesOf(vs *vsConf) []match {
 		g.used = true
 		total := uint64(0)
 		for _, e := range g.entries {
-			total += min(e.count, uint64(t.lim.Services)+1)
+			sum := total + e.count // saturating: an IPv6 /64 counts too
+			if sum < total {
+				sum = math.MaxUint64
+			}
+			total = sum
 		}
 		if total+uint64(t.count) > uint64(t.lim.Services) {
 			t.fail(errorAt(vs.group.Pos, ErrLimit, "virtual_server group %s makes %d services, beyond the limit of %d", g.name, total, t.lim.Services))
@@ -322,19 +328,26 @@ func (t *translator) sharedSettings(servers []server) (fsm.DownAction, *fsm.Heal
 				map[bool]string{true: "kept at weight 0", false: "removed"}[onDown == fsm.DownInhibit], onDown)
 		}
 	}
+	// The most common check, first seen wins a tie; keyed by its JSON so that a virtual
+	// server of thousands of real servers is settled in one pass.
+	counts := map[string]int{}
 	best, bestN := 0, 0
 	for i, s := range servers {
-		n := 0
-		for _, o := range servers {
-			if s.check.Equal(o.check) {
-				n++
-			}
-		}
-		if n > bestN {
-			best, bestN = i, n
+		key := specKey(s.check)
+		counts[key]++
+		if counts[key] > bestN {
+			best, bestN = i, counts[key]
 		}
 	}
 	return onDown, servers[best].check.Clone()
+}
+
+func specKey(c *fsm.HealthCheck) string {
+	if c == nil {
+		return ""
+	}
+	js, _ := json.Marshal(c)
+	return string(js)
 }
 
 // addServers adds the real servers of vs to one of its services.
@@ -367,6 +380,10 @@ func (t *translator) addServers(plan *Plan, svc *fsm.Service, servers []server, 
 			port = svc.Port
 		case method != fsm.NAT && port != svc.Port:
 			t.fail(errorAt(rs.node.Args[1].Pos, ErrValue, "a %s real server receives the service port %d, not %d (keepalived resets it with a warning)", strings.ToUpper(string(method)), svc.Port, port))
+			return false
+		}
+		if len(plan.RealServers) >= t.lim.RealServers {
+			t.fail(errorAt(at, ErrLimit, "more than %d real servers in all (group services times their real servers)", t.lim.RealServers))
 			return false
 		}
 		ap := netip.AddrPortFrom(rs.addr, port)

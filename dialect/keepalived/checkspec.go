@@ -20,15 +20,23 @@ var unmappedCheckers = map[string]string{
 // keepalived's did. ok is false when an error was recorded.
 func (t *translator) checkSpec(vs *vsConf, rs *rsConf) (*fsm.HealthCheck, bool) {
 	var c *checkConf
+	var left []*checkConf
 	for _, k := range rs.checkers {
 		switch {
 		case k.typ == "":
-			t.report(k.node.Pos(), Unmapped, k.kind, "%s", unmappedCheckers[k.kind])
+			left = append(left, k)
 		case c == nil:
 			c = k
 		default:
 			t.report(k.node.Pos(), Differs, k.kind, "raftlvs runs one check per real server: only the %s at %s is imported (keepalived wants every checker of a real server up)", c.kind, c.node.Pos())
 		}
+	}
+	for _, k := range left {
+		why := unmappedCheckers[k.kind]
+		if c == nil {
+			why += ": the real server is imported without a check (always up)"
+		}
+		t.report(k.node.Pos(), Unmapped, k.kind, "%s", why)
 	}
 	if c == nil {
 		return nil, true

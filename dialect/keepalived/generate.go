@@ -204,6 +204,9 @@ func (p *preprocessor) parseLst(t text) ([]string, func(func([]string) bool), ui
 		if c.peek() == endChar {
 			break
 		}
+		if c.peek() == ')' || c.peek() == 0 {
+			return bad("no values")
+		}
 		if c.peek() != ',' {
 			return bad("the variable names are not separated by commas")
 		}

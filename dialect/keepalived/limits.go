@@ -15,6 +15,7 @@ type Limits struct {
 	TotalBytes     int64 // bytes of logical lines in all (default 64 MiB)
 	BlockDepth     int   // nested { } blocks (default 32)
 	Services       int   // services one plan may create, group ranges expanded (default 100,000)
+	RealServers    int   // real servers one plan may create, in all its services (default 1,000,000)
 	Errors         int   // errors Translate collects before it stops (default 50)
 }
 
@@ -31,6 +32,7 @@ var DefaultLimits = Limits{
 	TotalBytes:     64 << 20,
 	BlockDepth:     32,
 	Services:       100_000,
+	RealServers:    1_000_000,
 	Errors:         50,
 }
 
@@ -56,6 +58,7 @@ func (l Limits) withDefaults() Limits {
 	}
 	l.BlockDepth = pick(l.BlockDepth, d.BlockDepth)
 	l.Services = pick(l.Services, d.Services)
+	l.RealServers = pick(l.RealServers, d.RealServers)
 	l.Errors = pick(l.Errors, d.Errors)
 	return l
 }

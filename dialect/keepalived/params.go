@@ -59,6 +59,9 @@ func environment(p *preprocessor, _ *source, params []string, at Pos) (string, e
 	return "", nil
 }
 
+// lineWorkFactor bounds the bytes copied while expanding one line, in lines' worth.
+const lineWorkFactor = 64
+
 // reference is a parameter found in a line: the definition and where the reference ends.
 type reference struct {
 	def    *definition
@@ -124,7 +127,7 @@ func (p *preprocessor) lookup(t text, j int) (reference, bool, error) {
 // refer to other parameters, defined by the time of use). A multi-line definition at the
 // end of the line yields further lines, returned in tail.
 func (p *preprocessor) expand(src *source, t text) (first text, tail []text, changed bool, err error) {
-	n := 0
+	n, work := 0, 0
 	for i := 0; ; {
 		j := bytes.IndexByte(t.b[i:], '$')
 		if j < 0 {
@@ -173,8 +176,11 @@ func (p *preprocessor) expand(src *source, t text) (first text, tail []text, cha
 			t = t.splice(j, ref.end, value, t.locAt(j))
 		}
 		changed = true
-		if t.len() > p.lim.LineBytes {
-			return text{}, nil, false, errorAt(at, ErrLimit, "expanding $%s makes a line longer than %d bytes", ref.def.name, p.lim.LineBytes)
+		// Each replacement copies the line: bound the copying too, or a parameter that
+		// grows a line byte by byte costs the square of its length.
+		work += t.len()
+		if t.len() > p.lim.LineBytes || work > lineWorkFactor*p.lim.LineBytes {
+			return text{}, nil, false, errorAt(at, ErrLimit, "expanding $%s makes a line longer than %d bytes, or copies it too often", ref.def.name, p.lim.LineBytes)
 		}
 		if v := bytes.TrimLeft(value, " \t"); len(v) > 0 && v[0] == '~' {
 			break // a generator: keepalived stops replacing here, and so do we
