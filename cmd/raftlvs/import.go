@@ -49,7 +49,7 @@ would list it, to compare with keepalived's own table.`,
 				return usagef("--apply needs the cluster: drop --offline")
 			}
 			if !cmd.Flags().Changed("config-id") {
-				configID = shortHostname()
+				configID = keepalived.DefaultConfigID()
 			}
 			cfg, err := keepalived.ParseFile(args[0], keepalived.Options{ConfigID: configID, LookupEnv: os.LookupEnv})
 			if err != nil {
@@ -96,13 +96,6 @@ would list it, to compare with keepalived's own table.`,
 	cmd.Flags().BoolVar(&offline, "offline", false, "compare with an empty cluster instead of reading it")
 	cmd.Flags().BoolVar(&save, "save", false, "print the plan as ipvsadm -Sn would, and nothing else")
 	return cmd
-}
-
-// shortHostname is keepalived's default config id: the node name up to its first dot.
-func shortHostname() string {
-	h, _ := os.Hostname()
-	name, _, _ := strings.Cut(h, ".")
-	return name
 }
 
 func writeChanges(w io.Writer, c *keepalived.Changes) {

@@ -220,8 +220,6 @@ func (t *translator) buildService(plan *Plan, vs *vsConf) {
 		return
 	}
 	tmpl.OnDown, tmpl.HealthCheck = t.sharedSettings(servers)
-	noted := map[*rsConf]bool{}
-	protocolNoted := false
 
 	for _, m := range matches {
 		svc := *tmpl.Clone()
@@ -236,10 +234,7 @@ func (t *translator) buildService(plan *Plan, vs *vsConf) {
 			svc.Protocol = vs.protocol.v
 			if !vs.protocol.set {
 				svc.Protocol = fsm.UDP
-				if !protocolNoted {
-					protocolNoted = true
-					t.report(at, Note, "protocol", "no protocol given: UDP, as keepalived chooses (with a warning); say protocol TCP if that was meant")
-				}
+				t.report(at, Note, "protocol", "no protocol given: UDP, as keepalived chooses (with a warning); say protocol TCP if that was meant")
 			}
 			if svc.OnePacket && svc.Protocol != fsm.UDP {
 				t.fail(errorAt(vs.onePacket.at, ErrValue, "ops (one-packet scheduling) applies to UDP services only (keepalived would turn it off)"))
@@ -275,7 +270,7 @@ func (t *translator) buildService(plan *Plan, vs *vsConf) {
 		t.matches[key] = m.at
 		t.count++
 		plan.Services = append(plan.Services, svc)
-		if !t.addServers(plan, &svc, servers, noted) {
+		if !t.addServers(plan, &svc, servers) {
 			return
 		}
 	}
@@ -351,9 +346,7 @@ func specKey(c *fsm.HealthCheck) string {
 }
 
 // addServers adds the real servers of vs to one of its services.
-// noted holds the real servers already reported, so that a group's many services report
-// each once.
-func (t *translator) addServers(plan *Plan, svc *fsm.Service, servers []server, noted map[*rsConf]bool) bool {
+func (t *translator) addServers(plan *Plan, svc *fsm.Service, servers []server) bool {
 	seen := map[netip.AddrPort]Pos{}
 	for _, s := range servers {
 		rs := s.conf
@@ -370,10 +363,7 @@ func (t *translator) addServers(plan *Plan, svc *fsm.Service, servers []server, 
 		port := rs.port
 		switch {
 		case svc.IsFWMark() && method != fsm.NAT && port != 0:
-			if !noted[rs] {
-				noted[rs] = true
-				t.report(at, Note, "real_server", "the port is not used by a %s real server of a fwmark service: cleared, as keepalived does", strings.ToUpper(string(method)))
-			}
+			t.report(at, Note, "real_server", "the port is not used by a %s real server of a fwmark service: cleared, as keepalived does", strings.ToUpper(string(method)))
 			port = 0
 		case svc.IsFWMark():
 		case port == 0:

@@ -49,15 +49,18 @@ func (t *translator) checkSpec(vs *vsConf, rs *rsConf) (*fsm.HealthCheck, bool) 
 		interval.v, interval.at = defaultDelayLoop, at
 	}
 	var timeout optional[time.Duration]
+	what := "connect_timeout"
 	if c.typ == fsm.CheckExec {
 		// keepalived bounds a MISC_CHECK by misc_timeout, else by the virtual server's
 		// delay_loop.
-		timeout = c.miscTimeout
+		timeout, what = c.miscTimeout, "misc_timeout"
 		if !timeout.set {
 			timeout = first(vs.delayLoop, optional[time.Duration]{v: defaultDelayLoop, at: at, set: true})
+			timeout.at, what = at, "the timeout keepalived gives a MISC_CHECK without misc_timeout (the virtual server's delay_loop)"
 		}
-	} else {
-		timeout = first(c.connectTimeout, rs.connectTimeout, vs.connectTimeout, optional[time.Duration]{v: defaultConnectTimeout, at: at, set: true})
+	} else if timeout = first(c.connectTimeout, rs.connectTimeout, vs.connectTimeout); !timeout.set {
+		timeout = optional[time.Duration]{v: defaultConnectTimeout, at: at}
+		what = "keepalived's default connect_timeout"
 	}
 	iv, exactIv := ms(interval.v)
 	to, exactTo := ms(timeout.v)
@@ -73,7 +76,7 @@ func (t *translator) checkSpec(vs *vsConf, rs *rsConf) (*fsm.HealthCheck, bool) 
 		t.report(at, Differs, c.kind, "raftlvs keeps times in milliseconds: rounded up to an interval of %d ms and a timeout of %d ms", iv, to)
 	}
 	if to > iv {
-		t.report(timeout.at, Differs, c.kind, "the timeout %s is longer than the interval %s: raftlvs ends a check before the next one starts, so it gives it %s", fmtDur(timeout.v), fmtDur(interval.v), fmtDur(interval.v))
+		t.report(timeout.at, Differs, c.kind, "%s, %s, is longer than the interval %s: raftlvs ends a check before the next one starts, so it gives it %s", what, fmtDur(timeout.v), fmtDur(interval.v), fmtDur(interval.v))
 		to = iv
 	}
 	h.IntervalMS, h.TimeoutMS = iv, to

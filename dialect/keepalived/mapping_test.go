@@ -71,7 +71,7 @@ func TestTimeoutLongerThanTheIntervalIsClampedAndReported(t *testing.T) {
 	if h := plan.Services[0].HealthCheck; h.TimeoutMS != 2000 || h.IntervalMS != 2000 {
 		t.Errorf("check %s", checkJSON(h))
 	}
-	if r := reportText(plan); !strings.Contains(r, ":6:9: differs: TCP_CHECK: the timeout 5s is longer than the interval 2s") {
+	if r := reportText(plan); !strings.Contains(r, ":6:9: differs: TCP_CHECK: keepalived's default connect_timeout, 5s, is longer than the interval 2s") {
 		t.Errorf("report:\n%s", r)
 	}
 }

@@ -1,6 +1,7 @@
 package keepalived
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -196,7 +197,8 @@ func statement(n *Node) string {
 }
 
 // sortFindings orders the report as the files were read, then by line and column, so
-// that it reads alongside the configuration.
+// that it reads alongside the configuration; a finding made several times (a template
+// stamped out, a group's many services) is listed once.
 func sortFindings(fs []Finding, files []string) []Finding {
 	order := make(map[string]int, len(files))
 	for i, f := range files {
@@ -209,7 +211,8 @@ func sortFindings(fs []Finding, files []string) []Finding {
 		if c := a.Pos.Line - b.Pos.Line; c != 0 {
 			return c
 		}
-		return a.Pos.Col - b.Pos.Col
+		return cmp.Or(a.Pos.Col-b.Pos.Col, strings.Compare(string(a.Kind), string(b.Kind)),
+			strings.Compare(a.Keyword, b.Keyword), strings.Compare(a.Message, b.Message))
 	})
-	return fs
+	return slices.Compact(fs)
 }

@@ -37,10 +37,18 @@ type Config struct {
 	Findings []Finding
 }
 
+// DefaultConfigID is keepalived's config id when -i is not given: the host name up to its
+// first dot.
+func DefaultConfigID() string {
+	h, _ := os.Hostname()
+	name, _, _ := strings.Cut(h, ".")
+	return name
+}
+
 // Options steer the preprocessor.
 type Options struct {
-	// ConfigID is matched by @id and @^id lines (keepalived's -i; it defaults to the host
-	// name's first label there — the caller supplies it). Empty matches no @id line.
+	// ConfigID is matched by @id and @^id lines (keepalived's -i). Empty matches no @id
+	// line; keepalived's own default is DefaultConfigID().
 	ConfigID string
 	// LookupEnv serves ${_ENV NAME}; nil treats every variable as unset.
 	LookupEnv func(string) (string, bool)
