@@ -3,6 +3,7 @@ package keepalived
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -126,5 +127,20 @@ func TestSplitCommandAsKeepalived(t *testing.T) {
 		if _, ok := splitCommand(bad); ok {
 			t.Errorf("splitCommand(%q) accepted", bad)
 		}
+	}
+}
+
+func TestParseFileReadsTheMachinesFiles(t *testing.T) {
+	cfg, err := ParseFile(filepath.Join("testdata", "golden", "web", "etc", "keepalived", "keepalived.conf"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The main file, services/http.conf, https.conf, mail.conf, conf.d/10-dns.conf,
+	// 20-app.conf; not conf.d/README.
+	if len(cfg.Files) != 6 || !filepath.IsAbs(cfg.Files[0]) || !strings.HasSuffix(cfg.Files[5], "/conf.d/20-app.conf") {
+		t.Errorf("files read: %q", cfg.Files)
+	}
+	if p := cfg.Nodes[0].Pos(); p.File != cfg.Files[0] || p.Line != 3 || p.Col != 1 {
+		t.Errorf("global_defs at %s", p)
 	}
 }
