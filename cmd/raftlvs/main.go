@@ -63,6 +63,7 @@ func newRootCmd() *cobra.Command {
 		newTransferCmd(),
 		newSaveCmd(),
 		newRestoreCmd(),
+		newImportCmd(),
 		newDirectorCmd(),
 		newAgentCmd(),
 	)

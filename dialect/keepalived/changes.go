@@ -1,0 +1,213 @@
+package keepalived
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// StepOp is what applying a plan does to one service or real server of a cluster.
+type StepOp string
+
+const (
+	OpCreate StepOp = "create"
+	OpChange StepOp = "change"
+	OpRemove StepOp = "remove"
+)
+
+// Step is one step of applying a plan to a cluster, and the command that makes it.
+type Step struct {
+	Op         StepOp
+	Service    *fsm.Service    // a service created or changed
+	RealServer *fsm.RealServer // a real server created, changed or removed
+	Fields     []string        // for a change: the settings that differ
+	Command    fsm.Command
+}
+
+// Changes is a plan measured against a cluster's state.
+type Changes struct {
+	Steps []Step
+	// Unchanged counts the plan's services and real servers the cluster already has as is.
+	UnchangedServices, UnchangedServers int
+	// Untouched are the cluster's services the configuration does not mention: the import
+	// leaves them alone.
+	Untouched []string
+	// AgentServers are real servers registered by agents in the imported services: the
+	// import leaves them to their agents.
+	AgentServers []fsm.RealServer
+}
+
+// Commands returns the steps' commands, in an order that applies: services before their
+// real servers, removals before additions.
+func (c *Changes) Commands() []fsm.Command {
+	out := make([]fsm.Command, 0, len(c.Steps))
+	for _, s := range c.Steps {
+		out = append(out, s.Command)
+	}
+	return out
+}
+
+// Against measures the plan against a cluster's services and real servers (as the state
+// API returns them). A service is identified by what it matches (protocol, address and
+// port, or fwmark): if the cluster has it under another name, that name is kept. The
+// real servers of an imported service become those of the configuration: missing ones
+// are created, different ones changed (their admin state kept: a drain in progress
+// stays), extra ones an operator added are removed. Services the configuration does not
+// mention are untouched.
+func (p *Plan) Against(services []fsm.Service, servers []fsm.RealServer) *Changes {
+	c := &Changes{}
+	byMatch := make(map[string]*fsm.Service, len(services))
+	for i := range services {
+		byMatch[matchKey(&services[i])] = &services[i]
+	}
+	current := map[string]map[netip.AddrPort]fsm.RealServer{}
+	for _, rs := range servers {
+		if current[rs.Service] == nil {
+			current[rs.Service] = map[netip.AddrPort]fsm.RealServer{}
+		}
+		current[rs.Service][netip.AddrPortFrom(rs.Addr, rs.Port)] = rs
+	}
+	planned := map[string][]fsm.RealServer{}
+	for _, rs := range p.RealServers {
+		planned[rs.Service] = append(planned[rs.Service], rs)
+	}
+	imported := map[string]bool{}
+	for i := range p.Services {
+		want := *p.Services[i].Clone()
+		planName := want.Name
+		old := byMatch[matchKey(&want)]
+		var have map[netip.AddrPort]fsm.RealServer
+		if old == nil {
+			c.Steps = append(c.Steps, Step{Op: OpCreate, Service: &want, Command: fsm.AddService{Service: *want.Clone()}})
+		} else {
+			want.Name = old.Name
+			imported[old.Name] = true
+			have = current[old.Name]
+			if diff := serviceDiff(old, &want); len(diff) > 0 {
+				c.Steps = append(c.Steps, Step{Op: OpChange, Service: &want, Fields: diff, Command: fsm.EditService{Service: *want.Clone()}})
+			} else {
+				c.UnchangedServices++
+			}
+		}
+		seen := map[netip.AddrPort]bool{}
+		for _, rs := range planned[planName] {
+			rs.Service = want.Name
+			rs.HealthCheck = rs.HealthCheck.Clone()
+			ap := netip.AddrPortFrom(rs.Addr, rs.Port)
+			seen[ap] = true
+			prev, ok := have[ap]
+			switch {
+			case !ok:
+				c.Steps = append(c.Steps, Step{Op: OpCreate, RealServer: &rs, Command: fsm.AddRealServer{RealServer: rs}})
+			case prev.IsAgent():
+				c.AgentServers = append(c.AgentServers, prev)
+			default:
+				rs.Admin = prev.Admin
+				if diff := serverDiff(&prev, &rs); len(diff) > 0 {
+					c.Steps = append(c.Steps, Step{Op: OpChange, RealServer: &rs, Fields: diff, Command: fsm.EditRealServer{RealServer: rs}})
+				} else {
+					c.UnchangedServers++
+				}
+			}
+		}
+		for ap, prev := range have {
+			if seen[ap] {
+				continue
+			}
+			if prev.IsAgent() {
+				c.AgentServers = append(c.AgentServers, prev)
+				continue
+			}
+			c.Steps = append(c.Steps, Step{Op: OpRemove, RealServer: &prev, Command: fsm.RemoveRealServer{Key: prev.Key()}})
+		}
+	}
+	for _, s := range services {
+		if !imported[s.Name] {
+			c.Untouched = append(c.Untouched, s.Name)
+		}
+	}
+	c.order()
+	return c
+}
+
+// order puts removals of real servers first (a changed service may no longer take
+// them), then services, then the real servers added or changed; within each, plan order.
+func (c *Changes) order() {
+	rank := func(s Step) int {
+		switch {
+		case s.Op == OpRemove:
+			return 0
+		case s.Service != nil:
+			return 1
+		}
+		return 2
+	}
+	var out []Step
+	for r := 0; r < 3; r++ {
+		for _, s := range c.Steps {
+			if rank(s) == r {
+				out = append(out, s)
+			}
+		}
+	}
+	c.Steps = out
+}
+
+// serviceDiff names the settings of two services that differ.
+func serviceDiff(old, want *fsm.Service) []string {
+	return fieldDiff(old, want, "name", "vip", "port", "protocol", "fwmark", "family")
+}
+
+// serverDiff names the settings an import sets on a real server that differ; health and
+// the agents' fields are not the import's.
+func serverDiff(old, want *fsm.RealServer) []string {
+	return fieldDiff(old, want, "service", "addr", "port", "origin", "admin", "health", "health_reason", "health_since")
+}
+
+// fieldDiff compares two values through their JSON form, field by field.
+func fieldDiff(a, b any, skip ...string) []string {
+	fields := func(v any) map[string]string {
+		js, _ := json.Marshal(v)
+		var m map[string]json.RawMessage
+		_ = json.Unmarshal(js, &m)
+		out := make(map[string]string, len(m))
+		for k, v := range m {
+			out[k] = string(v)
+		}
+		return out
+	}
+	fa, fb := fields(a), fields(b)
+	for _, s := range skip {
+		delete(fa, s)
+		delete(fb, s)
+	}
+	var diff []string
+	for k, va := range fa {
+		if fb[k] != va {
+			diff = append(diff, k)
+		}
+	}
+	for k := range fb {
+		if _, ok := fa[k]; !ok {
+			diff = append(diff, k)
+		}
+	}
+	slices.Sort(diff)
+	return diff
+}
+
+// String describes a step for a listing.
+func (s Step) String() string {
+	switch {
+	case s.Service != nil && s.Op == OpChange:
+		return fmt.Sprintf("change service %s: %v", s.Service.Name, s.Fields)
+	case s.Service != nil:
+		return fmt.Sprintf("%s service %s (%s)", s.Op, s.Service.Name, describe(s.Service))
+	case s.Op == OpChange:
+		return fmt.Sprintf("change real server %s of %s: %v", netip.AddrPortFrom(s.RealServer.Addr, s.RealServer.Port), s.RealServer.Service, s.Fields)
+	}
+	return fmt.Sprintf("%s real server %s of %s", s.Op, netip.AddrPortFrom(s.RealServer.Addr, s.RealServer.Port), s.RealServer.Service)
+}
