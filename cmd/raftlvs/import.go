@@ -11,10 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/raftlvs/raftlvs/cluster/api"
+	"github.com/raftlvs/raftlvs/api"
+	"github.com/raftlvs/raftlvs/dialect/ipvsadm"
 	"github.com/raftlvs/raftlvs/dialect/keepalived"
-	"github.com/raftlvs/raftlvs/fsm"
-	"github.com/raftlvs/raftlvs/fsm/ipvsadm"
 )
 
 func newImportCmd() *cobra.Command {
@@ -138,15 +137,10 @@ func writeReport(w io.Writer, report []keepalived.Finding) {
 	}
 }
 
-// applyChanges sends the steps as one batch. The API's real-server requests carry no health
-// check of their own yet, so a plan that needs one is refused rather than cut short.
+// applyChanges sends the steps as one batch: all of it applies, or none.
 func applyChanges(cmd *cobra.Command, changes *keepalived.Changes) (int, error) {
 	var cmds []api.BatchCommand
 	for _, s := range changes.Steps {
-		if rs := s.RealServer; rs != nil && s.Op != keepalived.OpRemove && rs.HealthCheck != nil {
-			return 0, fmt.Errorf("real server %s of %s has a health check of its own, which the API cannot carry yet: %w",
-				netip.AddrPortFrom(rs.Addr, rs.Port), rs.Service, fsm.ErrInvalid)
-		}
 		bc, err := api.BatchCommandFor(s.Command)
 		if err != nil {
 			return 0, err
@@ -157,7 +151,7 @@ func applyChanges(cmd *cobra.Command, changes *keepalived.Changes) (int, error) 
 		return 0, nil
 	}
 	c := clientFor(cmd)
-	c.HTTP.Timeout = max(c.HTTP.Timeout, api.BatchTimeout+10*time.Second)
+	c.Timeout = max(c.Timeout, api.BatchTimeout+10*time.Second)
 	res, err := c.Batch(ctxOf(cmd), cmds)
 	if err != nil {
 		return 0, err

@@ -10,8 +10,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/raftlvs/raftlvs/dialect/ipvsadm"
 	"github.com/raftlvs/raftlvs/fsm"
-	"github.com/raftlvs/raftlvs/fsm/ipvsadm"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
