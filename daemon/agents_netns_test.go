@@ -45,7 +45,7 @@ func (td *testDirector) node() *cluster.Node { return td.d.Node() }
 
 // startDirector runs a director of the test's cluster: the first bootstraps, the others
 // join through its API.
-func startDirector(t *testing.T, id string, key []byte, join string) *testDirector {
+func startDirector(t *testing.T, id string, key []byte, join string, options ...func(*Options)) *testDirector {
 	t.Helper()
 	links := vip.NewFakeLinks()
 	links.AddLink("eth0", net.HardwareAddr{2, 0, 0, 0, 0, byte(len(id))}, netip.MustParsePrefix("10.0.0.1/24"))
@@ -63,6 +63,9 @@ func startDirector(t *testing.T, id string, key []byte, join string) *testDirect
 	}
 	if join != "" {
 		opts.Join = []string{join}
+	}
+	for _, o := range options {
+		o(&opts)
 	}
 	d, err := New(opts)
 	if err != nil {

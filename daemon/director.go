@@ -75,6 +75,13 @@ type Options struct {
 	DrainMax  time.Duration // longest a leaving agent's real servers stay draining
 	ReapDelay time.Duration // how long a failed agent's real servers stay before removal
 
+	// ExecCheckDir is where exec health checks' commands must live; "" refuses them
+	// (a command in the replicated state runs on every director).
+	ExecCheckDir string
+	// HealthDial, if set, opens the health checks' connections (the namespace tests
+	// probe from a director's own network namespace).
+	HealthDial func(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error)
+
 	// Kernel, if set, replaces this namespace's kernel (tests give an in-memory IPVS).
 	Kernel *director.Kernel
 	Logger *slog.Logger
@@ -86,6 +93,7 @@ type Director struct {
 	log    *slog.Logger
 	api    net.Listener
 	plane  *director.Director // nil on a witness
+	health *health            // nil on a witness
 	pool   *gossip.Pool
 	node   *cluster.Node
 	server *http.Server
@@ -140,14 +148,19 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	d.close = append(d.close, func() { d.node.Stop() })
+	if d.plane != nil {
+		if d.health, err = newHealth(opts, d.node, agentVerdicts(d.pool, d.node)); err != nil {
+			return nil, err
+		}
+	}
 	d.node.Lead(d.duties()...)
 	d.server = &http.Server{Handler: d.apiServer(), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
 
 // duties is what this director does while it leads, in order: the VIPs first in and
-// first out, then the master sync daemon, then agent registration. A witness only hands
-// leadership away.
+// first out, then the master sync daemon, agent registration, and the health checks'
+// aggregation. A witness only hands leadership away.
 func (d *Director) duties() []cluster.Duty {
 	if d.plane == nil {
 		return []cluster.Duty{d.node.WitnessDuty()}
@@ -164,6 +177,7 @@ func (d *Director) duties() []cluster.Duty {
 			ReapDelay: d.opts.ReapDelay,
 			Logger:    d.log,
 		}, d.node)},
+		d.health.duty(),
 	}
 }
 
@@ -189,6 +203,9 @@ func (d *Director) Run(ctx context.Context) error {
 		}
 	}()
 	go keepDirectorsInGossip(ctx, d.pool, d.node, d.log)
+	if d.health != nil {
+		go d.health.run(ctx)
+	}
 	if len(d.opts.Join) > 0 {
 		go func() {
 			if err := d.node.JoinThrough(ctx, api.NewClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
@@ -239,6 +256,9 @@ func (d *Director) apiServer() *apiserver.Server {
 		srv.DataPlane = func(counters bool) *api.DataPlane { return dataPlaneStatus(d.plane.Status(counters)) }
 	}
 	srv.Agents = func() []api.Agent { return agentsOf(d.pool) }
+	if d.health != nil {
+		srv.Health = d.health.hooks()
+	}
 	return srv
 }
 

@@ -255,6 +255,7 @@ func (c SetHealth) checkValue(field string) error {
 func (c SetHealth) mutate(s *State) {
 	rs := s.servers[c.Key.Service][c.Key]
 	rs.Health, rs.HealthReason, rs.HealthSince = c.Health, c.Reason, c.Since
+	updateQuorum(s, c.Key.Service)
 }
 
 // SetHealths checks only its values: a real server removed since the leader decided is

@@ -40,6 +40,13 @@ func (g commandGen) service() Service {
 	if s.Scheduler == "sh" && g.r.IntN(2) == 0 {
 		s.SchedFlags = []string{FlagSHPort}
 	}
+	if g.r.IntN(3) == 0 { // quorum with hysteresis: the state remembers whether it held
+		s.Quorum, s.Hysteresis = 1+g.r.IntN(6), g.r.IntN(2)
+		if s.Hysteresis >= s.Quorum {
+			s.Hysteresis = 0
+		}
+		s.QuorumDown = g.r.IntN(2) == 0 // a command's word on it is ignored
+	}
 	return s
 }
 

@@ -50,13 +50,13 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 		if err := (AddService{Service: svc}).check(s); err != nil {
 			return nil, fmt.Errorf("state snapshot service %s: %w", svc.Name, err)
 		}
-		putService(s, svc.Clone())
+		setService(s, svc.Clone())
 	}
 	for _, rs := range snap.RealServers {
 		if err := (AddRealServer{RealServer: rs}).check(s); err != nil {
 			return nil, fmt.Errorf("state snapshot real server %s %s:%d: %w", rs.Service, rs.Addr, rs.Port, err)
 		}
-		putServer(s, rs)
+		setServer(s, rs)
 	}
 	for _, d := range snap.Directors {
 		if err := (RegisterDirector{Director: d}).check(s); err != nil {

@@ -36,12 +36,52 @@ func matchOf(s *Service) matchKey {
 	return matchKey{protocol: s.Protocol, vip: s.VIP, port: s.Port}
 }
 
+// putService adds or replaces a service as a command does: its quorum verdict is the
+// state's, carried over and brought up to date.
 func putService(s *State, svc *Service) {
+	svc.QuorumDown = false // the state's to decide, never a command's
+	if old, ok := s.services[svc.Name]; ok {
+		svc.QuorumDown = old.QuorumDown
+	}
+	setService(s, svc)
+	updateQuorum(s, svc.Name)
+}
+
+// setService stores a service as it is (a copy or a snapshot being rebuilt).
+func setService(s *State, svc *Service) {
 	if old, ok := s.services[svc.Name]; ok {
 		delete(s.matches, matchOf(old))
 	}
 	s.services[svc.Name] = svc
 	s.matches[matchOf(svc)] = svc.Name
+}
+
+// updateQuorum decides whether a service has lost its quorum, with keepalived's
+// hysteresis: a service whose in-rotation weight falls below Quorum-Hysteresis loses it,
+// and gets it back at Quorum+Hysteresis. It depends on the past, so it is part of the
+// state: every director applies the same log and reaches the same answer, which a
+// director's own memory would not after a restart.
+func updateQuorum(s *State, name string) {
+	svc, ok := s.services[name]
+	if !ok {
+		return
+	}
+	if svc.Quorum <= 0 {
+		svc.QuorumDown = false
+		return
+	}
+	sum := 0
+	for _, rs := range s.servers[name] {
+		if rs.InRotation() {
+			sum += rs.Weight
+		}
+	}
+	switch {
+	case !svc.QuorumDown && sum < svc.Quorum-svc.Hysteresis:
+		svc.QuorumDown = true
+	case svc.QuorumDown && sum >= svc.Quorum+svc.Hysteresis:
+		svc.QuorumDown = false
+	}
 }
 
 func deleteService(s *State, name string) {
@@ -143,7 +183,16 @@ func (s *State) server(k RSKey) (*RealServer, bool) {
 	return rs, ok
 }
 
+// putServer adds or replaces a real server as a command does, and brings its service's
+// quorum verdict up to date.
 func putServer(s *State, rs RealServer) {
+	setServer(s, rs)
+	updateQuorum(s, rs.Service)
+}
+
+// setServer stores a real server as it is (a copy or a snapshot being rebuilt: the
+// quorum verdicts come with the services).
+func setServer(s *State, rs RealServer) {
 	servers := s.servers[rs.Service]
 	if servers == nil {
 		servers = map[RSKey]*RealServer{}
@@ -159,6 +208,7 @@ func deleteServer(s *State, k RSKey) {
 	if len(s.servers[k.Service]) == 0 {
 		delete(s.servers, k.Service)
 	}
+	updateQuorum(s, k.Service)
 }
 
 // Clone returns a deep copy.
@@ -176,7 +226,7 @@ func (s *State) Clone() *State {
 	}
 	for _, servers := range s.servers {
 		for _, rs := range servers {
-			putServer(c, *rs)
+			setServer(c, *rs)
 		}
 	}
 	return c

@@ -30,6 +30,8 @@ type Server struct {
 	DataPlane func(counters bool) *api.DataPlane
 	// Agents, if set, reports the real-server agents under "agents" in /v1/status.
 	Agents func() []api.Agent
+	// Health, if set, connects the health-check endpoints (/v1/health…).
+	Health *HealthHooks
 }
 
 // ForwardTimeout bounds one forwarded write, leader commit included (a batch may take
@@ -65,6 +67,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/join", s.join)
 	s.mux.HandleFunc("POST /v1/leave", s.leave)
 	s.mux.HandleFunc("POST /v1/leadership/transfer", s.transfer)
+	s.healthRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fieldErr("path", fsm.ErrNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})

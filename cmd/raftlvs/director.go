@@ -48,12 +48,13 @@ type directorConfig struct {
 	SyncPort      uint16   `json:"sync_port"`
 	SyncTTL       uint8    `json:"sync_ttl"`
 
-	Heartbeat   duration `json:"heartbeat"`
-	Election    duration `json:"election"`
-	LeaderLease duration `json:"leader_lease"`
-	DrainMax    duration `json:"drain_max"`
-	ReapDelay   duration `json:"reap_delay"`
-	LogLevel    string   `json:"log_level"`
+	Heartbeat    duration `json:"heartbeat"`
+	Election     duration `json:"election"`
+	LeaderLease  duration `json:"leader_lease"`
+	DrainMax     duration `json:"drain_max"`
+	ReapDelay    duration `json:"reap_delay"`
+	ExecCheckDir string   `json:"exec_check_dir"`
+	LogLevel     string   `json:"log_level"`
 }
 
 func newDirectorCmd() *cobra.Command { return directorCmd(&directorConfig{}, runDirector) }
@@ -101,6 +102,7 @@ without IPVS. Flags override the --config file (YAML; keys are the flag names wi
 	durationFlag(f, &cfg.LeaderLease, "leader-lease", cluster.DefaultLeaderLeaseTimeout, "Raft leader lease (at most --heartbeat)")
 	durationFlag(f, &cfg.DrainMax, "drain-max", registrar.DefaultMaxDrain, "longest a leaving agent's real servers stay draining")
 	durationFlag(f, &cfg.ReapDelay, "reap-delay", registrar.DefaultReapDelay, "how long a failed agent's real servers stay (at weight 0) before removal")
+	f.StringVar(&cfg.ExecCheckDir, "exec-check-dir", "", "directory exec health checks' commands must live in (unset: exec checks are refused: a command in the replicated state runs on every director)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -155,10 +157,11 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 		LeaderLeaseTimeout: time.Duration(c.LeaderLease),
 		VIP: vip.Config{Interface: c.VIPInterface, Burst: c.GARPBurst,
 			BurstInterval: time.Duration(c.GARPInterval), Refresh: time.Duration(c.GARPRefresh)},
-		Sync:      sync,
-		DrainMax:  time.Duration(c.DrainMax),
-		ReapDelay: time.Duration(c.ReapDelay),
-		Logger:    log,
+		Sync:         sync,
+		DrainMax:     time.Duration(c.DrainMax),
+		ReapDelay:    time.Duration(c.ReapDelay),
+		ExecCheckDir: c.ExecCheckDir,
+		Logger:       log,
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/cluster"
@@ -248,8 +249,10 @@ func TestStatusRendering(t *testing.T) {
 					{Service: "web", Addr: netip.MustParseAddr("198.51.100.21"), Port: 80, Weight: 10, Admin: fsm.Active, Health: fsm.HealthUp},
 					{Service: "web", Addr: netip.MustParseAddr("198.51.100.22"), Port: 80, Weight: 5, Admin: fsm.Draining, Health: fsm.HealthUp},
 				}},
-			{Service: fsm.Service{Name: "hash", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.11"), Port: 443, Family: fsm.IPv4, Scheduler: "sh", SchedFlags: []string{"sh-fallback", "sh-port"}, PersistMask: 32, Forwarding: fsm.TUN},
-				RealServers: []fsm.RealServer{{Service: "hash", Addr: netip.MustParseAddr("198.51.100.41"), Port: 443, Weight: 1, Admin: fsm.Active, Health: fsm.HealthDown}}},
+			{Service: fsm.Service{Name: "hash", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.11"), Port: 443, Family: fsm.IPv4, Scheduler: "sh", SchedFlags: []string{"sh-fallback", "sh-port"}, PersistMask: 32, Forwarding: fsm.TUN,
+				HealthCheck: &fsm.HealthCheck{Type: fsm.CheckHTTPS, Path: "/healthz"}, OnDown: fsm.DownInhibit, Quorum: 2, Hysteresis: 1, QuorumDown: true, SorryServer: netip.MustParseAddrPort("198.51.100.99:443")},
+				RealServers: []fsm.RealServer{{Service: "hash", Addr: netip.MustParseAddr("198.51.100.41"), Port: 443, Weight: 1, Admin: fsm.Active, Health: fsm.HealthDown,
+					HealthReason: "HTTP 503", HealthSince: time.Date(2026, 12, 1, 10, 0, 3, 0, time.UTC)}}},
 			{Service: fsm.Service{Name: "fwm-100", FWMark: 100, Family: fsm.IPv4, Scheduler: "wrr", Persistence: 360, PersistMask: 24, Forwarding: fsm.NAT},
 				RealServers: []fsm.RealServer{{Service: "fwm-100", Addr: netip.MustParseAddr("198.51.100.51"), Weight: 1, Admin: fsm.Active, Health: fsm.HealthUnknown}}},
 		},
@@ -284,10 +287,11 @@ Prot LocalAddress:Port Scheduler Flags
 TCP  192.0.2.10:80 wlc persistent 300  [web]
   -> 198.51.100.21:80             Route   10     3          12         up
   -> 198.51.100.22:80             Route   5      -          -          draining
-TCP  192.0.2.11:443 sh (sh-fallback,sh-port)  [hash]
-  -> 198.51.100.41:443            Tunnel  1      -          -          down
+TCP  192.0.2.11:443 sh (sh-fallback,sh-port)  [hash, check https:/healthz, on-down inhibit, quorum 2±1 lost: sorry server 198.51.100.99:443]
+  -> 198.51.100.41:443            Tunnel  1      -          -          down since 2026-12-01 10:00:03Z (HTTP 503)
 FWM  100 wrr persistent 360 mask 255.255.255.0  [fwm-100]
   -> 198.51.100.51:0              Masq    1      -          -          unknown
+State: up or down is the health checks' verdict (since when, and why); unknown: not checked (yet); draining: no new connections
 
 VIPs held:
   192.0.2.10 on eth0
