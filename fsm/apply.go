@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"cmp"
 	"fmt"
 )
 
@@ -70,14 +69,10 @@ func (s *State) normalize(c Command) (Command, error) {
 	case AddService:
 		c.Service = *c.Service.Clone()
 		NormalizeService(&c.Service)
-		normalizeCheck(c.Service.HealthCheck)
-		c.Service.OnDown = cmp.Or(c.Service.OnDown, DefaultDownAction)
 		return c, nil
 	case EditService:
 		c.Service = *c.Service.Clone()
 		NormalizeService(&c.Service)
-		normalizeCheck(c.Service.HealthCheck)
-		c.Service.OnDown = cmp.Or(c.Service.OnDown, DefaultDownAction)
 		return c, nil
 	case AddRealServer:
 		s.normalizeNewRealServer(&c.RealServer)

@@ -125,6 +125,28 @@ func TestFlagsBecomeRequests(t *testing.T) {
 				rs := st.RealServers("web")
 				return expect(len(rs) == 1 && rs[0].Weight == 5 && rs[0].Admin == fsm.Draining, "%+v", rs)
 			}},
+		{"service add with a check and its policies", nil,
+			[]string{"service", "add", "-t", "192.0.2.10:80", "--name", "web", "--check", "http:/healthz,status=200-299,fall=2",
+				"--on-down", "inhibit", "--quorum", "3", "--hysteresis", "1", "--sorry", "198.51.100.99:8080", "--fail-open", "50"},
+			func(st *fsm.State) error {
+				s, _ := st.Service("web")
+				hc := s.HealthCheck
+				return expect(hc != nil && hc.Type == fsm.CheckHTTP && hc.Path == "/healthz" && hc.Fall == 2 && s.OnDown == fsm.DownInhibit &&
+					s.Quorum == 3 && s.Hysteresis == 1 && s.SorryServer == netip.MustParseAddrPort("198.51.100.99:8080") && s.FailOpenPercent == 50, "%+v %+v", s, hc)
+			}},
+		{"service edit --check off removes it", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web", "--check", "tcp"}},
+			[]string{"service", "edit", "web", "--check", "off"},
+			func(st *fsm.State) error {
+				s, _ := st.Service("web")
+				return expect(s.HealthCheck == nil, "%+v", s.HealthCheck)
+			}},
+		{"server add with its own check; edit --check inherit clears it", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web", "--check", "tcp"},
+			{"server", "add", "web", "198.51.100.21", "--check", "http:/status"}},
+			[]string{"server", "edit", "web", "198.51.100.21", "-w", "4", "--check", "inherit"},
+			func(st *fsm.State) error {
+				rs := st.RealServers("web")
+				return expect(len(rs) == 1 && rs[0].HealthCheck == nil && rs[0].Weight == 4, "%+v", rs)
+			}},
 		{"server rm without port", [][]string{{"service", "add", "-t", "[2001:db8::10]:80", "--name", "web6"}, {"server", "add", "web6", "[2001:db8::21]:80"}},
 			[]string{"server", "rm", "web6", "2001:db8::21"},
 			func(st *fsm.State) error {
@@ -171,6 +193,8 @@ func TestExitCodes(t *testing.T) {
 		{"duplicate service", []string{"service", "add", "-t", "192.0.2.10:81", "--name", "web"}, exitError, "already exists"},
 		{"invalid scheduler names the field", []string{"service", "add", "-t", "192.0.2.10:82", "-s", "best"}, exitError, "scheduler"},
 		{"missing service", []string{"service", "rm", "nope"}, exitError, "no service nope"},
+		{"a check whose timeout outlasts its interval names the field", []string{"service", "add", "-t", "192.0.2.10:83", "--check", "tcp,interval=1s,timeout=2s"}, exitError, "health_check.timeout_ms"},
+		{"a check that does not parse names the key", []string{"service", "add", "-t", "192.0.2.10:84", "--check", "http,colour=blue"}, exitUsage, "unknown key"},
 		{"missing real server", []string{"server", "rm", "web", "198.51.100.99"}, exitError, "no real server"},
 	}
 	for _, tt := range tests {
@@ -219,6 +243,28 @@ func TestSaveRestore(t *testing.T) {
 		store.View(func(st *fsm.State) {
 			if st.Version() != before {
 				t.Error("a rejected restore changed the state")
+			}
+		})
+	})
+
+	t.Run("replace keeps what ipvsadm cannot say of the services that stay", func(t *testing.T) {
+		mustRun(t, url, "service", "edit", "tcp-192.0.2.10-80", "--check", "http:/healthz,fall=2", "--on-down", "inhibit")
+		key := fsm.RSKey{Service: "tcp-192.0.2.10-80", Addr: netip.MustParseAddr("198.51.100.21"), Port: 80}
+		store.mu.Lock()
+		p, _ := store.state.Prepare(fsm.SetHealth{Key: key, Health: fsm.HealthDown, Reason: "HTTP 503"})
+		store.state.Execute(p)
+		store.mu.Unlock()
+		// The same table with one real server's weight changed and the UDP service gone.
+		next := "-A -t 192.0.2.10:80 -s wlc -p 300\n-a -t 192.0.2.10:80 -r 198.51.100.21:80 -g -w 7\n-a -t 192.0.2.10:80 -r 198.51.100.22:80 -g -w 0\n"
+		if code, _, stderr := raftlvs(t, url, next, "restore", "--replace"); code != exitOK {
+			t.Fatalf("restore --replace: %d %s", code, stderr)
+		}
+		store.View(func(st *fsm.State) {
+			svc, _ := st.Service("tcp-192.0.2.10-80")
+			rs, _ := st.RealServer(key)
+			_, udp := st.Service("udp-192.0.2.10-53")
+			if svc.HealthCheck == nil || svc.HealthCheck.Path != "/healthz" || svc.OnDown != fsm.DownInhibit || rs.Weight != 7 || rs.Health != fsm.HealthDown || udp {
+				t.Errorf("after replace: service %+v, real server %+v, udp service still there %v", svc, rs, udp)
 			}
 		})
 	})

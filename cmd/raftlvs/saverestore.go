@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/dialect/ipvsadm"
 	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/fsm/plan"
 )
 
 func newSaveCmd() *cobra.Command {
@@ -40,7 +42,10 @@ func newRestoreCmd() *cobra.Command {
 		Short: "Apply rules in `ipvsadm -Sn` format, all or nothing",
 		Long: `Apply rules in the format of ipvsadm -Sn (ipvsadm-save -n), read from FILE or
 standard input, as one atomic batch: a bad line rejects the whole input, with its line
-number, and nothing is applied. --replace removes every existing service in the same batch.`,
+number, and nothing is applied. --replace makes the cluster's table the input's, in the same
+batch: services the input lacks are removed, the others changed in place, and what the
+ipvsadm format cannot say (names, health checks, quorum and sorry servers, health verdicts,
+drains) is kept for the services that stay.`,
 		Args: rangeArgs(0, 1, "at most one FILE"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			in := cmd.InOrStdin()
@@ -61,7 +66,7 @@ number, and nothing is applied. --replace removes every existing service in the 
 			return nil
 		}),
 	}
-	cmd.Flags().BoolVar(&replace, "replace", false, "remove every existing service first, in the same batch")
+	cmd.Flags().BoolVar(&replace, "replace", false, "make the table the input's: remove what it lacks, keep the checks of what stays")
 	return cmd
 }
 
@@ -74,31 +79,81 @@ func restore(cmd *cobra.Command, in io.Reader, replace bool) (int, error) {
 	// One batch is one log entry every director stores and applies: give the leader the
 	// whole of its bound before giving up on the answer.
 	c.Timeout = max(c.Timeout, api.BatchTimeout+10*time.Second)
-	var cmds []api.BatchCommand
+	var cmds []fsm.Command
 	if replace {
-		// Read now, removed in the batch: a service added meanwhile survives, and one
-		// removed meanwhile fails the batch (not found) rather than anything half-done.
+		// Read now, changed in the batch: a service changed meanwhile fails the batch
+		// rather than anything half-done.
 		st, err := c.State(ctxOf(cmd))
 		if err != nil {
 			return 0, err
 		}
-		for _, s := range st.Services {
-			cmds = append(cmds, api.BatchCommand{Op: api.OpRemoveService, Name: s.Name})
+		changes := plan.Against(keepRaftlvsSettings(rules, st), st.Services, st.RealServers, plan.Options{Prune: true})
+		cmds = changes.Commands()
+		if len(cmds) == 0 {
+			return 0, nil
 		}
-	}
-	for _, fc := range rules.Commands() {
-		bc, err := api.BatchCommandFor(fc)
-		if err != nil {
-			return 0, err
-		}
-		cmds = append(cmds, bc)
+	} else {
+		cmds = rules.Commands()
 	}
 	if len(cmds) == 0 {
 		return 0, fmt.Errorf("no rules in the input: %w", fsm.ErrInvalid)
 	}
-	res, err := c.Batch(ctxOf(cmd), cmds)
+	batch := make([]api.BatchCommand, 0, len(cmds))
+	for _, fc := range cmds {
+		bc, err := api.BatchCommandFor(fc)
+		if err != nil {
+			return 0, err
+		}
+		batch = append(batch, bc)
+	}
+	res, err := c.Batch(ctxOf(cmd), batch)
 	if err != nil {
 		return 0, err
 	}
 	return res.Applied, nil
+}
+
+// keepRaftlvsSettings is the rule set as the table a replace should leave, with what the
+// ipvsadm format cannot say kept from the cluster: a service that stays keeps its name,
+// health check and policies (on-down, quorum, sorry server, fail-open), a real server
+// that stays its own check. Health verdicts and drains stay too (plan.Against).
+func keepRaftlvsSettings(rules *ipvsadm.Rules, st *api.StateDump) plan.Table {
+	type match struct {
+		fwmark uint32
+		family fsm.Family
+		proto  fsm.Protocol
+		vip    netip.AddrPort
+	}
+	matchOf := func(s *fsm.Service) match {
+		if s.IsFWMark() {
+			return match{fwmark: s.FWMark, family: s.Family}
+		}
+		return match{proto: s.Protocol, vip: netip.AddrPortFrom(s.VIP.Unmap(), s.Port)}
+	}
+	current := map[match]fsm.Service{}
+	for _, s := range st.Services {
+		current[matchOf(&s)] = s
+	}
+	checks := map[fsm.RSKey]*fsm.HealthCheck{}
+	for _, rs := range st.RealServers {
+		checks[rs.Key()] = rs.HealthCheck
+	}
+	t := plan.Table{RealServers: make([]fsm.RealServer, 0, len(rules.RealServers))}
+	renamed := map[string]string{}
+	for _, s := range rules.Services {
+		if old, ok := current[matchOf(&s)]; ok {
+			renamed[s.Name] = old.Name
+			s.Name, s.HealthCheck, s.OnDown, s.FailOpenPercent = old.Name, old.HealthCheck, old.OnDown, old.FailOpenPercent
+			s.Quorum, s.Hysteresis, s.SorryServer = old.Quorum, old.Hysteresis, old.SorryServer
+		}
+		t.Services = append(t.Services, s)
+	}
+	for _, rs := range rules.RealServers {
+		if name, ok := renamed[rs.Service]; ok {
+			rs.Service = name
+		}
+		rs.HealthCheck = checks[rs.Key()]
+		t.RealServers = append(t.RealServers, rs)
+	}
+	return t
 }
