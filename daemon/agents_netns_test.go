@@ -45,7 +45,7 @@ func (td *testDirector) node() *cluster.Node { return td.d.Node() }
 
 // startDirector runs a director of the test's cluster: the first bootstraps, the others
 // join through its API.
-func startDirector(t *testing.T, id string, key []byte, join string, options ...func(*Options)) *testDirector {
+func startDirector(t testing.TB, id string, key []byte, join string, options ...func(*Options)) *testDirector {
 	t.Helper()
 	links := vip.NewFakeLinks()
 	links.AddLink("eth0", net.HardwareAddr{2, 0, 0, 0, 0, byte(len(id))}, netip.MustParsePrefix("10.0.0.1/24"))
@@ -161,7 +161,7 @@ func newTestNetns(t *testing.T, addr netip.Addr) string {
 	return name
 }
 
-func runIn(t *testing.T, name string, args ...string) string {
+func runIn(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -182,7 +182,7 @@ func nsView(t *testing.T, ns string) string {
 	return b.String()
 }
 
-func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
+func waitUntil(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -34,7 +34,7 @@ type healthLab struct {
 	addr   map[string]netip.Addr
 }
 
-func newHealthLab(t *testing.T, hosts ...string) *healthLab {
+func newHealthLab(t testing.TB, hosts ...string) *healthLab {
 	t.Helper()
 	l := &healthLab{prefix: fmt.Sprintf("rlhc%d", os.Getpid()), ns: map[string]string{}, addr: map[string]netip.Addr{}}
 	sw := l.prefix + "-sw"
@@ -97,7 +97,7 @@ func dialFrom(name string) func(context.Context, *net.Dialer, string, string) (n
 // webServer is an HTTP server on port 80 of a host's namespace, that can be stopped and
 // started again.
 type webServer struct {
-	t   *testing.T
+	t   testing.TB
 	ns  string
 	srv *http.Server
 }
@@ -114,7 +114,18 @@ func (w *webServer) start() {
 
 func (w *webServer) stop() { w.srv.Close() }
 
-func TestHealthChecksTakeAFailedServerOutEverywhereAndBringItBack(t *testing.T) {
+// healthCluster is three directors, each probing from its own namespace, and two HTTP
+// real servers in theirs, serving one service on 192.0.2.80:80 checked with check.
+type healthCluster struct {
+	lab       *healthLab
+	webs      map[string]*webServer
+	directors []*testDirector
+	client    *api.Client
+	vip       netip.Addr
+}
+
+func newHealthCluster(t testing.TB, check *fsm.HealthCheck) *healthCluster {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
@@ -123,12 +134,12 @@ func TestHealthChecksTakeAFailedServerOutEverywhereAndBringItBack(t *testing.T) 
 			t.Skipf("needs %s", tool)
 		}
 	}
-	lab := newHealthLab(t, "d1", "d2", "d3", "rs1", "rs2")
-	webs := map[string]*webServer{}
+	hc := &healthCluster{lab: newHealthLab(t, "d1", "d2", "d3", "rs1", "rs2"), webs: map[string]*webServer{}, vip: netip.MustParseAddr("192.0.2.80")}
+	lab := hc.lab
 	for _, rs := range []string{"rs1", "rs2"} {
-		webs[rs] = &webServer{t: t, ns: lab.ns[rs]}
-		webs[rs].start()
-		t.Cleanup(webs[rs].stop)
+		hc.webs[rs] = &webServer{t: t, ns: lab.ns[rs]}
+		hc.webs[rs].start()
+		t.Cleanup(hc.webs[rs].stop)
 	}
 	key := []byte("0123456789abcdef0123456789abcdef")
 	probeFrom := func(id string) func(*Options) {
@@ -138,42 +149,50 @@ func TestHealthChecksTakeAFailedServerOutEverywhereAndBringItBack(t *testing.T) 
 	waitUntil(t, "d1 leads", 20*time.Second, d1.node().IsLeader)
 	d2 := startDirector(t, "d2", key, d1.d.APIAddr(), probeFrom("d2"))
 	d3 := startDirector(t, "d3", key, d1.d.APIAddr(), probeFrom("d3"))
-	directors := []*testDirector{d1, d2, d3}
-	for _, d := range directors {
+	hc.directors = []*testDirector{d1, d2, d3}
+	for _, d := range hc.directors {
 		waitUntil(t, d.id+" a voter that knows its leader", 30*time.Second, func() bool {
 			st := d.node().Status()
 			return st.LeaderID != "" && len(st.Voters) == 3
 		})
 	}
-	vipAddr := netip.MustParseAddr("192.0.2.80")
-	c := api.NewClient(d1.d.APIAddr(), d2.d.APIAddr(), d3.d.APIAddr())
+	hc.client = api.NewClient(d1.d.APIAddr(), d2.d.APIAddr(), d3.d.APIAddr())
 	ctx := context.Background()
-	check := &fsm.HealthCheck{Type: fsm.CheckHTTP, Path: "/", IntervalMS: 300, TimeoutMS: 200, Rise: 1, Fall: 2}
-	if _, err := c.AddService(ctx, fsm.Service{Name: "web", Protocol: fsm.TCP, VIP: vipAddr, Port: 80, Scheduler: "wrr", HealthCheck: check}); err != nil {
+	if _, err := hc.client.AddService(ctx, fsm.Service{Name: "web", Protocol: fsm.TCP, VIP: hc.vip, Port: 80, Scheduler: "wrr", HealthCheck: check}); err != nil {
 		t.Fatalf("add service: %v", err)
 	}
 	for _, rs := range []string{"rs1", "rs2"} {
-		if _, err := c.AddRealServer(ctx, "web", api.RealServerRequest{Addr: lab.addr[rs]}); err != nil {
+		if _, err := hc.client.AddRealServer(ctx, "web", api.RealServerRequest{Addr: lab.addr[rs]}); err != nil {
 			t.Fatalf("add %s: %v", rs, err)
 		}
 	}
-	inRotation := func(want int) func() bool {
-		return func() bool {
-			for _, d := range directors {
-				if programmedDests(d.table, vipAddr) != want {
-					return false
-				}
-			}
-			return true
+	waitUntil(t, "both real servers checked up and programmed everywhere", 30*time.Second, func() bool {
+		return hc.health("rs1") == fsm.HealthUp && hc.health("rs2") == fsm.HealthUp && hc.inRotation(2)
+	})
+	return hc
+}
+
+// inRotation reports whether every director's table has want real servers in rotation.
+func (hc *healthCluster) inRotation(want int) bool {
+	for _, d := range hc.directors {
+		if programmedDests(d.table, hc.vip) != want {
+			return false
 		}
 	}
-	health := func(rs string) fsm.Health {
-		h, _ := realServerOf(d1, "web", lab.addr[rs])
-		return h.Health
-	}
-	waitUntil(t, "both real servers checked up and programmed everywhere", 30*time.Second, func() bool {
-		return health("rs1") == fsm.HealthUp && health("rs2") == fsm.HealthUp && inRotation(2)()
-	})
+	return true
+}
+
+func (hc *healthCluster) health(rs string) fsm.Health {
+	h, _ := realServerOf(hc.directors[0], "web", hc.lab.addr[rs])
+	return h.Health
+}
+
+func TestHealthChecksTakeAFailedServerOutEverywhereAndBringItBack(t *testing.T) {
+	hc := newHealthCluster(t, &fsm.HealthCheck{Type: fsm.CheckHTTP, Path: "/", IntervalMS: 300, TimeoutMS: 200, Rise: 1, Fall: 2})
+	lab, webs, c, ctx := hc.lab, hc.webs, hc.client, context.Background()
+	d1, d2, d3 := hc.directors[0], hc.directors[1], hc.directors[2]
+	health, inRotation := hc.health, func(n int) func() bool { return func() bool { return hc.inRotation(n) } }
+	_ = d1
 
 	// rs1's service dies: every director sees it, the leader takes it out everywhere.
 	failed := time.Now()
@@ -234,5 +253,38 @@ func TestHealthChecksTakeAFailedServerOutEverywhereAndBringItBack(t *testing.T) 
 	}
 	if _, err := api.NewClient(d3.d.APIAddr()).HealthViews(ctx); errors.Is(err, fsm.ErrNotFound) {
 		t.Errorf("a follower does not forward the views to the leader: %v", err)
+	}
+}
+
+// BenchmarkHealthDetection measures the time from a real server's failure (its HTTP
+// server stopped) until every director's table has taken it out, with raftlvs's default
+// check (every 2 s, 1 s timeout, three failures) and a fast one. Run as root:
+//
+//	go test -run '^$' -bench HealthDetection -benchtime 5x ./daemon
+func BenchmarkHealthDetection(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		check fsm.HealthCheck
+	}{
+		{"default_2s_fall3", fsm.HealthCheck{Type: fsm.CheckHTTP}},
+		{"fast_1s_fall2", fsm.HealthCheck{Type: fsm.CheckHTTP, IntervalMS: 1000, TimeoutMS: 500, Fall: 2}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			check := tc.check
+			hc := newHealthCluster(b, &check)
+			var total time.Duration
+			for b.Loop() {
+				failed := time.Now()
+				hc.webs["rs1"].stop()
+				waitUntil(b, "rs1 out everywhere", time.Minute, func() bool { return hc.inRotation(1) })
+				total += time.Since(failed)
+				b.StopTimer()
+				hc.webs["rs1"].start()
+				waitUntil(b, "rs1 back everywhere", time.Minute, func() bool { return hc.inRotation(2) })
+				time.Sleep(time.Minute) // let the flap penalty decay: damping would hold it
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-out-everywhere")
+		})
 	}
 }

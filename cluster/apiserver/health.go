@@ -42,7 +42,8 @@ func (s *Server) reportHealth(w http.ResponseWriter, r *http.Request) {
 	case !s.store.IsLeader():
 		s.forward(w, r, body)
 	case s.Health == nil || !s.Health.Report(rep):
-		s.writeError(w, r, fmt.Errorf("this leader does not aggregate health yet: %w", api.ErrUnavailable))
+		// Not worth a warning: the sender tries again within a report interval.
+		writeJSON(w, http.StatusServiceUnavailable, api.ErrorBody{Error: "this leader does not aggregate health yet", Code: api.CodeUnavailable})
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
