@@ -25,6 +25,7 @@ import (
 	"github.com/raftlvs/raftlvs/director/registrar"
 	"github.com/raftlvs/raftlvs/director/syncd"
 	"github.com/raftlvs/raftlvs/director/vip"
+	"github.com/raftlvs/raftlvs/pki"
 )
 
 // ErrBadOptions classifies Options that cannot work; the error is an *OptionError.
@@ -72,6 +73,10 @@ type Options struct {
 	// the leader).
 	Sync *syncd.Config
 
+	// Security: TLS between directors, HTTPS and authentication on the API; the zero
+	// value is the secure default (see tls.go).
+	Security Security
+
 	DrainMax  time.Duration // longest a leaving agent's real servers stay draining
 	ReapDelay time.Duration // how long a failed agent's real servers stay before removal
 
@@ -88,6 +93,7 @@ type Director struct {
 	plane  *director.Director // nil on a witness
 	pool   *gossip.Pool
 	node   *cluster.Node
+	tls    *pki.Reloader // nil when insecure
 	server *http.Server
 	close  []func()
 }
@@ -111,6 +117,9 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, fmt.Errorf("listen on the API address: %w", err)
 	}
 	d.close = append(d.close, func() { d.api.Close() })
+	if d.tls, err = d.openTLS(); err != nil {
+		return nil, err
+	}
 	if !opts.Witness {
 		if d.plane, err = newDataPlane(opts); err != nil {
 			return nil, err
@@ -129,7 +138,8 @@ func New(opts Options) (_ *Director, err error) {
 		APIAddr:            d.APIAddr(),
 		GossipAddr:         d.pool.LocalAddr().String(),
 		Bootstrap:          opts.Bootstrap,
-		ClusterID:          opts.ClusterID,
+		ClusterID:          d.opts.ClusterID,
+		TLS:                d.tlsSource(),
 		Witness:            opts.Witness,
 		HeartbeatTimeout:   opts.HeartbeatTimeout,
 		ElectionTimeout:    opts.ElectionTimeout,
@@ -140,7 +150,7 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	d.close = append(d.close, func() { d.node.Stop() })
-	d.node.Lead(d.duties()...)
+	d.node.Lead(append(d.duties(), d.trustDuty())...)
 	d.server = &http.Server{Handler: d.apiServer(), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
@@ -162,6 +172,7 @@ func (d *Director) duties() []cluster.Duty {
 			Conns:     d.plane,
 			MaxDrain:  d.opts.DrainMax,
 			ReapDelay: d.opts.ReapDelay,
+			Admit:     d.agentAdmission(),
 			Logger:    d.log,
 		}, d.node)},
 	}
@@ -189,9 +200,10 @@ func (d *Director) Run(ctx context.Context) error {
 		}
 	}()
 	go keepDirectorsInGossip(ctx, d.pool, d.node, d.log)
+	d.watchTLS(ctx)
 	if len(d.opts.Join) > 0 {
 		go func() {
-			if err := d.node.JoinThrough(ctx, api.NewClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
+			if err := d.node.JoinThrough(ctx, d.apiClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
 				d.log.Error("join the cluster", "err", err)
 			}
 		}()
@@ -239,6 +251,7 @@ func (d *Director) apiServer() *apiserver.Server {
 		srv.DataPlane = func(counters bool) *api.DataPlane { return dataPlaneStatus(d.plane.Status(counters)) }
 	}
 	srv.Agents = func() []api.Agent { return agentsOf(d.pool) }
+	d.secureAPI(srv)
 	return srv
 }
 
