@@ -60,6 +60,8 @@ func startDirector(t *testing.T, id string, key []byte, join string) *testDirect
 		DrainMax: 5 * time.Second, ReapDelay: time.Minute,
 		Kernel: &director.Kernel{IPVS: td.table, Stats: td.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)},
 		Logger: testLog,
+		// This test is about agents and their namespaces; security_test.go is about TLS.
+		Security: Security{Insecure: true},
 	}
 	if join != "" {
 		opts.Join = []string{join}
@@ -118,7 +120,7 @@ func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join [
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := realserver.NewDaemon(realserver.DaemonConfig{Agent: cfg, Host: host, Pool: a.pool})
+	d, err := realserver.NewDaemon(realserver.DaemonConfig{Agent: cfg, Host: host, Pool: a.pool, Security: realserver.Security{Insecure: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,12 @@ type agentConfig struct {
 	DrainTimeout duration `json:"drain_timeout"`
 	NATGateway   string   `json:"nat_gateway"`
 	LogLevel     string   `json:"log_level"`
+	Insecure     bool     `json:"insecure"`
+	Token        string   `json:"token"`
+	TLSDir       string   `json:"tls_dir"`
+	TLSCert      string   `json:"tls_cert"`
+	TLSKey       string   `json:"tls_key"`
+	TLSCA        string   `json:"tls_ca"`
 }
 
 func newAgentCmd() *cobra.Command { return agentCmd(&agentConfig{}, runAgent) }
@@ -44,8 +50,9 @@ learns each service's VIP and forwarding method from the directors, and configur
 host: for DR, arp_ignore=1 and arp_announce=2 before the VIP goes on lo; for TUN, tunl0 with
 the VIP and rp_filter relaxed; for NAT, nothing. On SIGTERM it drains, leaves the pool and
 undoes exactly what it changed. Flags override the --config file (YAML).`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: runE(configured(cfg, run)),
+		Args:        exactArgs(0, "no arguments"),
+		RunE:        runE(configured(cfg, run)),
+		Annotations: map[string]string{"credentials": "none"},
 	}
 	f := cmd.Flags()
 	f.String("config", "", "config file (YAML)")
@@ -61,6 +68,7 @@ undoes exactly what it changed. Flags override the --config file (YAML).`,
 	durationFlag(f, &cfg.DrainTimeout, "drain-timeout", realserver.DefaultDrainTimeout, "longest wait, on stop, for the directors to finish draining this server (its connections ending)")
 	f.StringVar(&cfg.NATGateway, "nat-gateway", "", "for NAT services, route replies back to clients via this address (a director or the NAT VIP), replacing the default route while serving; restored on stop")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	agentTLSFlags(cmd, cfg)
 	return cmd
 }
 
@@ -98,6 +106,7 @@ func runAgent(ctx context.Context, cfg *agentConfig) error {
 			NATRoute: natRoute, PollInterval: time.Duration(cfg.Poll), DrainTimeout: time.Duration(cfg.DrainTimeout), Logger: log,
 		},
 		Join: cfg.Join, GossipBind: cfg.GossipAddr, GossipKey: key,
+		Security: cfg.security(),
 	})
 	if errors.Is(err, realserver.ErrBadSpec) {
 		return usageError{err}
