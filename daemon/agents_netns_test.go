@@ -47,11 +47,17 @@ func (td *testDirector) node() *cluster.Node { return td.d.Node() }
 // join through its API.
 func startDirector(t *testing.T, id string, key []byte, join string) *testDirector {
 	t.Helper()
+	// This test is about agents and their namespaces; security_test.go is about TLS.
+	return startDirectorWith(t, id, key, join, Security{Insecure: true})
+}
+
+func startDirectorWith(t *testing.T, id string, key []byte, join string, sec Security) *testDirector {
+	t.Helper()
 	links := vip.NewFakeLinks()
 	links.AddLink("eth0", net.HardwareAddr{2, 0, 0, 0, 0, byte(len(id))}, netip.MustParsePrefix("10.0.0.1/24"))
 	td := &testDirector{id: id, table: ipvs.NewFake()}
 	opts := Options{
-		ID: id, DataDir: t.TempDir(),
+		ID: id, DataDir: filepath.Join(t.TempDir(), id),
 		RaftBind: "127.0.0.1:0", APIBind: "127.0.0.1:0", GossipBind: "127.0.0.1:0", GossipKey: key,
 		Bootstrap: join == "",
 		// raft's own (slower) timings: the race detector on two shared cores stalls.
@@ -60,8 +66,7 @@ func startDirector(t *testing.T, id string, key []byte, join string) *testDirect
 		DrainMax: 5 * time.Second, ReapDelay: time.Minute,
 		Kernel: &director.Kernel{IPVS: td.table, Stats: td.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)},
 		Logger: testLog,
-		// This test is about agents and their namespaces; security_test.go is about TLS.
-		Security: Security{Insecure: true},
+		Security: sec,
 	}
 	if join != "" {
 		opts.Join = []string{join}
