@@ -226,7 +226,7 @@ func (s *Server) signCertificate(w http.ResponseWriter, r *http.Request) {
 	batch := fsm.Batch{Commands: []fsm.Command{fsm.RecordCertificate{Certificate: fsm.Certificate{
 		Serial: cert.SerialNumber.Text(16), Role: string(grant.Role), ID: grant.ID, IPs: grant.IPs, NotAfter: cert.NotAfter.UTC(),
 	}}}}
-	if tok != nil && tok.SingleUse {
+	if tok != nil && tok.SingleUse && tok.Used.IsZero() {
 		batch.Commands = append(batch.Commands, fsm.RevokeToken{ID: tok.ID, At: now.UTC().Round(0), Used: true, UsedBy: grant.ID})
 	}
 	if !s.applyBatch(w, r, body, batch) {
@@ -262,11 +262,17 @@ func (s *Server) grantFor(r *http.Request, req api.CertificateRequest) (pki.Gran
 		var rec fsm.Token
 		var found bool
 		s.store.View(func(st *fsm.State) { rec, found = st.Token(cred.ID) })
-		if found && !rec.Used.IsZero() {
-			return pki.Grant{}, nil, fmt.Errorf("%w: token %s was used at %s to certify %s; director tokens are single-use: create another with raftlvs token create --role director",
+		if found && !rec.Used.IsZero() && rec.UsedBy != req.ID {
+			return pki.Grant{}, nil, fmt.Errorf("%w: token %s was used at %s to certify %s; director tokens are single-use (the same id may ask again): create another with raftlvs token create --role director",
 				pki.ErrTokenRevoked, rec.ID, rec.Used.UTC().Format(time.RFC3339), rec.UsedBy)
 		}
-		t, err := pki.VerifyToken(cred, s.lookupToken, s.sec.Now())
+		lookup := s.lookupToken
+		if found && !rec.Used.IsZero() {
+			// The same joiner asking again (its answer was lost): a single-use token
+			// stays bound to the id it was used for.
+			lookup = func(string) (pki.Token, bool) { rec := rec; rec.Used = time.Time{}; return pkiToken(rec), true }
+		}
+		t, err := pki.VerifyToken(cred, lookup, s.sec.Now())
 		if err != nil {
 			return pki.Grant{}, nil, err
 		}

@@ -116,6 +116,10 @@ func retryable(err error) bool {
 		return false // a CA mismatch, plain HTTP…: asking again changes nothing
 	case errors.Is(err, api.ErrUnreachable), errors.Is(err, api.ErrUnavailable):
 		return true
+	case errors.Is(err, api.ErrOutcomeUnknown):
+		// The leader may have logged the certificate (and a director token's use): the
+		// cluster lets the same id ask again with the same token.
+		return true
 	case errors.Is(err, fsm.ErrConflict):
 		return true // no cluster CA installed yet: the new leader is about to
 	}
