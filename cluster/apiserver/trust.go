@@ -198,6 +198,12 @@ func (s *Server) signCertificate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if !s.store.IsLeader() {
+		// The leader checks the token (a follower may not have its record yet), signs,
+		// and logs what it signed.
+		s.forward(w, r, body)
+		return
+	}
 	csr, err := pki.ParseCSR([]byte(req.CSR))
 	if err != nil {
 		s.writeError(w, r, fieldErr("csr", fsm.ErrInvalid, "%v", err))
@@ -211,10 +217,6 @@ func (s *Server) signCertificate(w http.ResponseWriter, r *http.Request) {
 	ca, err := s.clusterCA()
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	if !s.store.IsLeader() {
-		s.forward(w, r, body) // the leader signs, and logs what it signed
 		return
 	}
 	now := s.sec.Now()
