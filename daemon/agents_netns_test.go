@@ -64,8 +64,8 @@ func startDirectorWith(t *testing.T, id string, key []byte, join string, sec Sec
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
 		VIP:      vip.Config{Interface: "eth0", Burst: 1, Refresh: -1},
 		DrainMax: 5 * time.Second, ReapDelay: time.Minute,
-		Kernel: &director.Kernel{IPVS: td.table, Stats: td.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)},
-		Logger: testLog,
+		Kernel:   &director.Kernel{IPVS: td.table, Stats: td.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)},
+		Logger:   testLog,
 		Security: sec,
 	}
 	if join != "" {
