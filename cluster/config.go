@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/pki"
 )
 
 // Timing defaults for a LAN trio of directors (see DESIGN.md): a failover of about one
@@ -66,6 +67,10 @@ type Config struct {
 	// Witness marks this director, in its Director entry, as a Raft-only voter: a
 	// planned leadership transfer never picks it (see TransferLeadership).
 	Witness bool
+	// TLS, if set, is this director's TLS material (a *pki.Reloader): the Raft transport
+	// is then mutual TLS between directors only, and a joiner must prove its Raft address
+	// with its own director certificate. Nil is plain TCP (--insecure).
+	TLS pki.Source
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration

@@ -52,6 +52,7 @@ type Node struct {
 	raft  *raft.Raft
 	store *raftboltdb.BoltStore
 	trans *leaderCommitTransport
+	layer *TLSStreamLayer // nil in plain mode
 	sm    *stateMachine
 	self  fsm.Director // this node's entry in the Director table
 
@@ -134,7 +135,7 @@ func (n *Node) start() (err error) {
 			return &ConfigError{Field: "RaftAdvertise", Reason: err.Error(), Err: err}
 		}
 	}
-	tcp, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, transportPool, transportTimeout, hlog.Named("transport"))
+	tcp, err := n.openTransport(advertise, hlog)
 	if err != nil {
 		// A wildcard bind without RaftAdvertise is the usual cause: peers cannot dial 0.0.0.0.
 		return fmt.Errorf("raft transport on %s (advertise %q): %w", cfg.RaftBind, cfg.RaftAdvertise, err)

@@ -47,19 +47,26 @@ func (td *testDirector) node() *cluster.Node { return td.d.Node() }
 // join through its API.
 func startDirector(t testing.TB, id string, key []byte, join string, options ...func(*Options)) *testDirector {
 	t.Helper()
+	// This test is about agents and their namespaces; security_test.go is about TLS.
+	return startDirectorWith(t, id, key, join, Security{Insecure: true}, options...)
+}
+
+func startDirectorWith(t testing.TB, id string, key []byte, join string, sec Security, options ...func(*Options)) *testDirector {
+	t.Helper()
 	links := vip.NewFakeLinks()
 	links.AddLink("eth0", net.HardwareAddr{2, 0, 0, 0, 0, byte(len(id))}, netip.MustParsePrefix("10.0.0.1/24"))
 	td := &testDirector{id: id, table: ipvs.NewFake()}
 	opts := Options{
-		ID: id, DataDir: t.TempDir(),
+		ID: id, DataDir: filepath.Join(t.TempDir(), id),
 		RaftBind: "127.0.0.1:0", APIBind: "127.0.0.1:0", GossipBind: "127.0.0.1:0", GossipKey: key,
 		Bootstrap: join == "",
 		// raft's own (slower) timings: the race detector on two shared cores stalls.
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
 		VIP:      vip.Config{Interface: "eth0", Burst: 1, Refresh: -1},
 		DrainMax: 5 * time.Second, ReapDelay: time.Minute,
-		Kernel: &director.Kernel{IPVS: td.table, Stats: td.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)},
-		Logger: testLog,
+		Kernel:   &director.Kernel{IPVS: td.table, Stats: td.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)},
+		Logger:   testLog,
+		Security: sec,
 	}
 	if join != "" {
 		opts.Join = []string{join}
@@ -121,7 +128,7 @@ func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join [
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := realserver.NewDaemon(realserver.DaemonConfig{Agent: cfg, Host: host, Pool: a.pool})
+	d, err := realserver.NewDaemon(realserver.DaemonConfig{Agent: cfg, Host: host, Pool: a.pool, Security: realserver.Security{Insecure: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/raftlvs/raftlvs/director/registrar"
 	"github.com/raftlvs/raftlvs/director/syncd"
 	"github.com/raftlvs/raftlvs/director/vip"
+	"github.com/raftlvs/raftlvs/pki"
 )
 
 // ErrBadOptions classifies Options that cannot work; the error is an *OptionError.
@@ -72,6 +73,10 @@ type Options struct {
 	// the leader).
 	Sync *syncd.Config
 
+	// Security: TLS between directors, HTTPS and authentication on the API; the zero
+	// value is the secure default (see tls.go).
+	Security Security
+
 	DrainMax  time.Duration // longest a leaving agent's real servers stay draining
 	ReapDelay time.Duration // how long a failed agent's real servers stay before removal
 
@@ -96,6 +101,7 @@ type Director struct {
 	health *health            // nil on a witness
 	pool   *gossip.Pool
 	node   *cluster.Node
+	tls    *pki.Reloader // nil when insecure
 	server *http.Server
 	close  []func()
 }
@@ -119,6 +125,9 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, fmt.Errorf("listen on the API address: %w", err)
 	}
 	d.close = append(d.close, func() { d.api.Close() })
+	if d.tls, err = d.openTLS(); err != nil {
+		return nil, err
+	}
 	if !opts.Witness {
 		if d.plane, err = newDataPlane(opts); err != nil {
 			return nil, err
@@ -137,7 +146,8 @@ func New(opts Options) (_ *Director, err error) {
 		APIAddr:            d.APIAddr(),
 		GossipAddr:         d.pool.LocalAddr().String(),
 		Bootstrap:          opts.Bootstrap,
-		ClusterID:          opts.ClusterID,
+		ClusterID:          d.opts.ClusterID,
+		TLS:                d.tlsSource(),
 		Witness:            opts.Witness,
 		HeartbeatTimeout:   opts.HeartbeatTimeout,
 		ElectionTimeout:    opts.ElectionTimeout,
@@ -149,11 +159,11 @@ func New(opts Options) (_ *Director, err error) {
 	}
 	d.close = append(d.close, func() { d.node.Stop() })
 	if d.plane != nil {
-		if d.health, err = newHealth(opts, d.node, agentVerdicts(d.pool, d.node)); err != nil {
+		if d.health, err = newHealth(opts, d.node, d.apiClient, agentVerdicts(d.pool, d.node)); err != nil {
 			return nil, err
 		}
 	}
-	d.node.Lead(d.duties()...)
+	d.node.Lead(append(d.duties(), d.trustDuty())...)
 	d.server = &http.Server{Handler: d.apiServer(), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
@@ -175,6 +185,7 @@ func (d *Director) duties() []cluster.Duty {
 			Conns:     d.plane,
 			MaxDrain:  d.opts.DrainMax,
 			ReapDelay: d.opts.ReapDelay,
+			Admit:     d.agentAdmission(),
 			Logger:    d.log,
 		}, d.node)},
 		d.health.duty(),
@@ -206,9 +217,10 @@ func (d *Director) Run(ctx context.Context) error {
 	if d.health != nil {
 		go d.health.run(ctx)
 	}
+	d.watchTLS(ctx)
 	if len(d.opts.Join) > 0 {
 		go func() {
-			if err := d.node.JoinThrough(ctx, api.NewClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
+			if err := d.node.JoinThrough(ctx, d.apiClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
 				d.log.Error("join the cluster", "err", err)
 			}
 		}()
@@ -259,6 +271,7 @@ func (d *Director) apiServer() *apiserver.Server {
 	if d.health != nil {
 		srv.Health = d.health.hooks()
 	}
+	d.secureAPI(srv)
 	return srv
 }
 

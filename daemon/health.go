@@ -20,12 +20,13 @@ import (
 type health struct {
 	self   string
 	node   *cluster.Node
+	client func(addrs ...string) *api.Client // to the leader's API, as a director
 	sched  *healthd.Scheduler
 	leader *healthd.Leader
 	log    *slog.Logger
 }
 
-func newHealth(opts Options, node *cluster.Node, agents func() []healthd.AgentVerdict) (*health, error) {
+func newHealth(opts Options, node *cluster.Node, client func(...string) *api.Client, agents func() []healthd.AgentVerdict) (*health, error) {
 	sched, err := healthd.NewScheduler(healthd.SchedulerConfig{
 		Logger:   opts.Logger.With("component", "health"),
 		Checkers: healthd.CheckerConfig{ExecPolicy: healthd.ExecPolicy{Dir: opts.ExecCheckDir}, Dial: opts.HealthDial},
@@ -33,7 +34,7 @@ func newHealth(opts Options, node *cluster.Node, agents func() []healthd.AgentVe
 	if err != nil {
 		return nil, fmt.Errorf("health checks: %w", err)
 	}
-	h := &health{self: opts.ID, node: node, sched: sched, log: opts.Logger}
+	h := &health{self: opts.ID, node: node, client: client, sched: sched, log: opts.Logger}
 	h.leader = healthd.NewLeader(healthd.LeaderConfig{
 		Self: opts.ID, State: node, Apply: node.Apply, Agents: agents, Logger: opts.Logger,
 	})
@@ -65,7 +66,7 @@ func (h *health) send(ctx context.Context, v healthd.View) error {
 	if err != nil {
 		return err
 	}
-	c := api.NewClient(addr)
+	c := h.client(addr)
 	c.Timeout = healthd.DefaultReportInterval
 	if err := c.ReportHealth(ctx, reportOf(v)); err != nil {
 		h.log.Debug("send health view to the leader", "leader", addr, "err", err)

@@ -177,6 +177,18 @@ func decode(entry []byte, depth int) (Command, error) {
 		c, err = decodeBody[RegisterDirector](body)
 	case TypeRemoveDirector:
 		c, err = decodeBody[RemoveDirector](body)
+	case TypePutToken:
+		c, err = decodeBody[PutToken](body)
+	case TypeRevokeToken:
+		c, err = decodeBody[RevokeToken](body)
+	case TypeDeleteToken:
+		c, err = decodeBody[DeleteToken](body)
+	case TypeSetCA:
+		c, err = decodeBody[SetCA](body)
+	case TypeRecordCertificate:
+		c, err = decodeBody[RecordCertificate](body)
+	case TypeRevokeCertificate:
+		c, err = decodeBody[RevokeCertificate](body)
 	case TypeBatch:
 		c, err = decodeBatch(body, depth)
 	default:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,7 +68,42 @@ func (g commandGen) realServer() RealServer {
 	return rs
 }
 
+// trust makes a token, CA or certificate command over a few ids and serials.
+func (g commandGen) trust() Command {
+	at := time.Unix(int64(1e9+g.r.IntN(1e6)), 0).UTC()
+	id := []string{"aaaaaaaa", "bbbbbbbb", "cccccccc"}[g.r.IntN(3)]
+	serial := []string{"1f", "2e", "3d", "4c"}[g.r.IntN(4)]
+	switch g.r.IntN(6) {
+	case 0:
+		role := []string{RoleDirector, RoleAgent, RoleOperator}[g.r.IntN(3)]
+		t := Token{ID: id, Role: role, Hash: "sha256:" + strings.Repeat("ab", 32), Created: at, Expires: at.Add(time.Hour),
+			SingleUse: role == RoleDirector}
+		if role == RoleOperator {
+			t.Access = []string{"read", "operate", "admin"}[g.r.IntN(3)]
+		}
+		if role == RoleAgent && g.r.IntN(2) == 0 {
+			t.Networks = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}
+		}
+		return PutToken{Token: t}
+	case 1:
+		return RevokeToken{ID: id, At: at, Used: g.r.IntN(2) == 0, UsedBy: ""}
+	case 2:
+		return DeleteToken{ID: id}
+	case 3:
+		return SetCA{CA: ClusterCA{CertPEM: fmt.Sprintf("-----BEGIN CERTIFICATE-----\n%d\n", g.r.IntN(3)),
+			KeyPEM: "-----BEGIN PRIVATE KEY-----\nx\n"}}
+	case 4:
+		return RecordCertificate{Certificate: Certificate{Serial: serial, Role: []string{RoleDirector, RoleAgent}[g.r.IntN(2)],
+			ID: fmt.Sprintf("a%d", g.r.IntN(2)), IPs: []netip.Addr{g.addr(IPv4)}, NotAfter: at.Add(time.Hour)}}
+	default:
+		return RevokeCertificate{Serial: serial, At: at}
+	}
+}
+
 func (g commandGen) command(depth int) Command {
+	if g.r.IntN(6) == 0 {
+		return g.trust()
+	}
 	switch n := g.r.IntN(11); {
 	case n < 3:
 		return AddService{Service: g.service()}

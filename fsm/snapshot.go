@@ -16,6 +16,7 @@ type snapshot struct {
 	Services    []Service    `json:"services"`
 	RealServers []RealServer `json:"real_servers"`
 	Directors   []Director   `json:"directors"`
+	trustSnapshot
 }
 
 // WriteSnapshot writes the whole state. Take it from a Clone when the state may change
@@ -28,6 +29,8 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		Services:    s.Services(),
 		RealServers: s.AllRealServers(),
 		Directors:   s.Directors(),
+		// The CA key is in here: a snapshot is Raft's, kept in the data dir (0700).
+		trustSnapshot: s.trustSnapshot(),
 	}
 	if err := json.NewEncoder(w).Encode(snap); err != nil {
 		return fmt.Errorf("write state snapshot: %w", err)
@@ -63,6 +66,9 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			return nil, fmt.Errorf("state snapshot director %s: %w", d.ID, err)
 		}
 		s.directors[d.ID] = d
+	}
+	if err := s.restoreTrust(snap.trustSnapshot); err != nil {
+		return nil, fmt.Errorf("state snapshot trust: %w", err)
 	}
 	s.version = snap.Version
 	return s, nil

@@ -17,6 +17,7 @@ type State struct {
 	servers   map[string]map[RSKey]*RealServer // by service name, then key
 	directors map[string]Director
 	matches   map[matchKey]string // what each service matches → its name
+	trust     trustState          // tokens, the CA, issued certificates (trust.go)
 }
 
 // matchKey is what a service matches packets by: protocol, VIP and port, or fwmark and
@@ -93,7 +94,7 @@ func deleteService(s *State, name string) {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{}, matches: map[matchKey]string{}}
+	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{}, matches: map[matchKey]string{}, trust: newTrustState()}
 }
 
 // ClusterID is the id set when the cluster was bootstrapped.
@@ -220,6 +221,7 @@ func (s *State) Clone() *State {
 		servers:   make(map[string]map[RSKey]*RealServer, len(s.servers)),
 		directors: maps.Clone(s.directors),
 		matches:   maps.Clone(s.matches),
+		trust:     s.trust.clone(),
 	}
 	for k, v := range s.services {
 		c.services[k] = v.Clone()
@@ -236,7 +238,7 @@ func (s *State) Clone() *State {
 func (s *State) Equal(o *State) bool {
 	return s.clusterID == o.clusterID && s.version == o.version &&
 		reflect.DeepEqual(s.services, o.services) && reflect.DeepEqual(s.servers, o.servers) &&
-		maps.Equal(s.directors, o.directors)
+		maps.Equal(s.directors, o.directors) && s.trust.equal(o.trust)
 }
 
 // CompareServices orders services as ipvsadm lists them: fwmark services after the others

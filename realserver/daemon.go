@@ -33,6 +33,9 @@ type DaemonConfig struct {
 	// (the namespace tests crash an agent by shutting its pool down); Join, GossipBind
 	// and GossipKey are then unused.
 	Pool *gossip.Pool
+	// Security is how the agent authenticates to the directors' API (tls.go); the zero
+	// value is the secure default.
+	Security Security
 }
 
 // Daemon is one real server's agent, assembled: the gossip pool it announces itself in,
@@ -74,6 +77,9 @@ func NewDaemon(cfg DaemonConfig) (_ *Daemon, err error) {
 		h = nh
 	}
 	directors := &PoolDirectors{Pool: d.pool}
+	if directors.Client, err = d.secure(cfg, directors); err != nil {
+		return nil, err
+	}
 	members := NewPoolMembership(d.pool, meta)
 	deps := Deps{Host: h, Services: directors, Registrations: directors, Members: members}
 	if cfg.Check != nil {

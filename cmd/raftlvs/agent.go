@@ -32,6 +32,12 @@ type agentConfig struct {
 	Check        string   `json:"check"`
 	ExecCheckDir string   `json:"exec_check_dir"`
 	LogLevel     string   `json:"log_level"`
+	Insecure     bool     `json:"insecure"`
+	Token        string   `json:"token"`
+	TLSDir       string   `json:"tls_dir"`
+	TLSCert      string   `json:"tls_cert"`
+	TLSKey       string   `json:"tls_key"`
+	TLSCA        string   `json:"tls_ca"`
 }
 
 func newAgentCmd() *cobra.Command { return agentCmd(&agentConfig{}, runAgent) }
@@ -47,8 +53,9 @@ learns each service's VIP and forwarding method from the directors, and configur
 host: for DR, arp_ignore=1 and arp_announce=2 before the VIP goes on lo; for TUN, tunl0 with
 the VIP and rp_filter relaxed; for NAT, nothing. On SIGTERM it drains, leaves the pool and
 undoes exactly what it changed. Flags override the --config file (YAML).`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: runE(configured(cfg, run)),
+		Args:        exactArgs(0, "no arguments"),
+		RunE:        runE(configured(cfg, run)),
+		Annotations: map[string]string{"credentials": "none"},
 	}
 	f := cmd.Flags()
 	f.String("config", "", "config file (YAML)")
@@ -66,6 +73,7 @@ undoes exactly what it changed. Flags override the --config file (YAML).`,
 	f.StringVar(&cfg.Check, "check", "", "check the services served here locally and publish the verdict ("+checkSyntax+"); a down takes this real server out")
 	f.StringVar(&cfg.ExecCheckDir, "exec-check-dir", "", "directory an exec --check's command must live in")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	agentTLSFlags(cmd, cfg)
 	return cmd
 }
 
@@ -110,6 +118,7 @@ func runAgent(ctx context.Context, cfg *agentConfig) error {
 		},
 		Join: cfg.Join, GossipBind: cfg.GossipAddr, GossipKey: key,
 		Check: check, ExecCheckDir: cfg.ExecCheckDir,
+		Security: cfg.security(),
 	})
 	if errors.Is(err, realserver.ErrBadSpec) {
 		return usageError{err}

@@ -36,6 +36,13 @@ type directorConfig struct {
 	Join          addrList `json:"join"`
 	ClusterID     string   `json:"cluster_id"`
 	Witness       bool     `json:"witness"`
+	Insecure      bool     `json:"insecure"`
+	Token         string   `json:"token"`
+	TLSCert       string   `json:"tls_cert"`
+	TLSKey        string   `json:"tls_key"`
+	TLSCA         string   `json:"tls_ca"`
+	CACert        string   `json:"ca_cert"`
+	CAKey         string   `json:"ca_key"`
 
 	VIPInterface  string   `json:"vip_interface"`
 	GARPBurst     int      `json:"garp_burst"`
@@ -70,8 +77,9 @@ table; the Raft leader holds the VIPs on --vip-interface and runs the sync daemo
 With --witness the director runs Raft only (no IPVS, no VIPs): a small third voter that
 keeps a majority for a site with two load balancers, and the way to run on a kernel
 without IPVS. Flags override the --config file (YAML; keys are the flag names with _).`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: runE(configured(cfg, run)),
+		Args:        exactArgs(0, "no arguments"),
+		RunE:        runE(configured(cfg, run)),
+		Annotations: map[string]string{"credentials": "none"},
 	}
 	f := cmd.Flags()
 	f.String("config", "", "config file (YAML)")
@@ -87,6 +95,7 @@ without IPVS. Flags override the --config file (YAML; keys are the flag names wi
 	f.Var(&cfg.Join, "join", "API address(es) of existing directors to join through")
 	f.StringVar(&cfg.ClusterID, "cluster-id", "", "cluster name, recorded at bootstrap (default: generated)")
 	f.BoolVar(&cfg.Witness, "witness", false, "Raft only: no IPVS, no VIPs, never stays leader")
+	directorTLSFlags(cmd, cfg)
 	f.StringVar(&cfg.VIPInterface, "vip-interface", "eth0", "interface that carries the VIPs")
 	f.IntVar(&cfg.GARPBurst, "garp-burst", vip.DefaultBurst, "gratuitous ARP / NA announcements when a VIP is claimed")
 	durationFlag(f, &cfg.GARPInterval, "garp-interval", vip.DefaultBurstInterval, "spacing of the announcement burst")
@@ -157,6 +166,7 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 		LeaderLeaseTimeout: time.Duration(c.LeaderLease),
 		VIP: vip.Config{Interface: c.VIPInterface, Burst: c.GARPBurst,
 			BurstInterval: time.Duration(c.GARPInterval), Refresh: time.Duration(c.GARPRefresh)},
+		Security:     c.security(),
 		Sync:         sync,
 		DrainMax:     time.Duration(c.DrainMax),
 		ReapDelay:    time.Duration(c.ReapDelay),
@@ -168,7 +178,7 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 // optionFlags names the flag of each daemon option a check may refuse.
 var optionFlags = map[string]string{
 	"Bootstrap": "--bootstrap", "APIBind": "--api-addr", "APIAdvertise": "--api-advertise",
-	"RaftBind": "--raft-addr", "GossipBind": "--gossip-addr",
+	"RaftBind": "--raft-addr", "GossipBind": "--gossip-addr", "Security": "--token", "ClusterID": "--cluster-id",
 }
 
 func runDirector(ctx context.Context, cfg *directorConfig) error {
@@ -190,5 +200,6 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 	if err != nil {
 		return err
 	}
+	reloadOnSIGHUP(ctx, d.ReloadTLS, log)
 	return d.Run(ctx)
 }

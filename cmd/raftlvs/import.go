@@ -34,6 +34,8 @@ func newImportKeepalivedCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keepalived FILE",
 		Short: "Turn keepalived.conf's virtual servers into services (a dry run unless --apply)",
+		// Offline it needs no API; with the API, a credential problem shows on the call.
+		Annotations: map[string]string{"credentials": "none"},
 		Long: `Read keepalived.conf and the files it includes, and print what importing its virtual
 servers would create, change and remove in the cluster, then the report of every setting
 not carried over as written (VRRP, scripts, checkers raftlvs runs differently), each with

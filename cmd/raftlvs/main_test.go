@@ -54,7 +54,7 @@ func testDirector(t *testing.T) (*leaderStore, string) {
 func raftlvs(t *testing.T, url, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(append([]string{"--api", url}, args...), strings.NewReader(stdin), &out, &errOut)
+	code = run(append([]string{"--insecure", "--api", url}, args...), strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
