@@ -94,6 +94,12 @@ func startDirectorWith(t testing.TB, id string, key []byte, join string, sec Sec
 	return td
 }
 
+// localCheck is an agent's own check and the directory its exec command lives in.
+type localCheck struct {
+	spec *fsm.HealthCheck
+	dir  string
+}
+
 // testAgent is an agent whose gossip runs on loopback and whose kernel side is a netns.
 type testAgent struct {
 	id, ns   string
@@ -104,7 +110,7 @@ type testAgent struct {
 	finished chan struct{} // closed once Run has returned
 }
 
-func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join []string, service string) *testAgent {
+func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join []string, service string, check ...localCheck) *testAgent {
 	t.Helper()
 	a := &testAgent{id: id, ns: ns, addr: addr, done: make(chan error, 1), finished: make(chan struct{})}
 	h, err := netns.GetFromName(a.ns)
@@ -128,7 +134,11 @@ func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join [
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := realserver.NewDaemon(realserver.DaemonConfig{Agent: cfg, Host: host, Pool: a.pool, Security: realserver.Security{Insecure: true}})
+	dc := realserver.DaemonConfig{Agent: cfg, Host: host, Pool: a.pool, Security: realserver.Security{Insecure: true}}
+	if len(check) > 0 {
+		dc.Check, dc.ExecCheckDir = check[0].spec, check[0].dir
+	}
+	d, err := realserver.NewDaemon(dc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +291,25 @@ func TestAgentsRegisterConfigureTheirNamespaceAndLeave(t *testing.T) {
 		waitUntil(t, d.id+" programmed both agents", 20*time.Second, func() bool {
 			return programmedDests(d.table, vipAddr) == 2
 		})
+	}
+
+	// An agent whose own check fails votes its real server down, and the leader takes it
+	// out everywhere.
+	checks := t.TempDir()
+	if err := os.WriteFile(filepath.Join(checks, "unwell"), []byte("#!/bin/sh\necho 'db: connection refused'\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addrC := netip.MustParseAddr("10.99.0.13")
+	startAgent(t, "rs-c", newTestNetns(t, addrC), addrC, key, seed, "web", localCheck{dir: checks,
+		spec: &fsm.HealthCheck{Type: fsm.CheckExec, Command: []string{filepath.Join(checks, "unwell")}, IntervalMS: 200, TimeoutMS: 150, Rise: 1, Fall: 1}})
+	for _, d := range directors {
+		waitUntil(t, "rs-c voted down on "+d.id, 30*time.Second, func() bool {
+			rs, ok := realServerOf(d, "web", addrC)
+			return ok && rs.Health == fsm.HealthDown && strings.Contains(rs.HealthReason, "agent: rs-c: ")
+		})
+		if n := programmedDests(d.table, vipAddr); n != 2 {
+			t.Errorf("%s programs %d real servers in rotation, want 2 (rs-c is down)", d.id, n)
+		}
 	}
 
 	// A crash (no leave: gossip just stops) takes rs-a out of rotation at once.

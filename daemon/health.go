@@ -155,7 +155,7 @@ func agentVerdicts(pool *gossip.Pool, node *cluster.Node) func() []healthd.Agent
 					}
 					out = append(out, healthd.AgentVerdict{
 						Key:    rs.Key(),
-						Health: h, Reason: "agent " + m.Meta.ID + ": " + reason, At: now,
+						Health: h, Reason: m.Meta.ID + ": " + reason, At: now,
 					})
 				}
 			}
