@@ -21,6 +21,8 @@ const (
 	TypeSetClusterID     CommandType = 9
 	TypeUpsertAgentRS    CommandType = 10
 	TypeSetHealths       CommandType = 13
+	// 11 and 12 are the director commands (director.go), 14 to 16 the staged
+	// transactions (staged.go).
 )
 
 // bodyVersion is the second byte of every log entry: the encoding of the body. A node
@@ -113,16 +115,19 @@ func (UpsertAgentRS) Type() CommandType    { return TypeUpsertAgentRS }
 // Encode turns a command into a log entry: type byte, body version byte, JSON body.
 func Encode(c Command) ([]byte, error) {
 	var body any = c
-	if b, ok := c.(Batch); ok {
-		entries := make([][]byte, len(b.Commands))
-		for i, sub := range b.Commands {
-			e, err := Encode(sub)
-			if err != nil {
-				return nil, fmt.Errorf("encode batch command %d: %w", i, err)
-			}
-			entries[i] = e
+	switch c := c.(type) {
+	case Batch:
+		entries, err := encodeEntries(c.Commands)
+		if err != nil {
+			return nil, fmt.Errorf("encode batch %w", err)
 		}
 		body = batchBody{Entries: entries}
+	case StageChunk:
+		entries, err := encodeEntries(c.Commands)
+		if err != nil {
+			return nil, fmt.Errorf("encode chunk %d of staged %s: %w", c.Seq, c.Tx, err)
+		}
+		body = stageBody{Tx: c.Tx, Seq: c.Seq, At: c.At, Entries: entries}
 	}
 	js, err := json.Marshal(body)
 	if err != nil {
@@ -131,8 +136,27 @@ func Encode(c Command) ([]byte, error) {
 	return append([]byte{byte(c.Type()), bodyVersion}, js...), nil
 }
 
+func encodeEntries(cmds []Command) ([][]byte, error) {
+	entries := make([][]byte, len(cmds))
+	for i, sub := range cmds {
+		e, err := Encode(sub)
+		if err != nil {
+			return nil, fmt.Errorf("command %d: %w", i, err)
+		}
+		entries[i] = e
+	}
+	return entries, nil
+}
+
 type batchBody struct {
 	Entries [][]byte `json:"entries"`
+}
+
+type stageBody struct {
+	Tx      string    `json:"tx"`
+	Seq     int       `json:"seq"`
+	At      time.Time `json:"at,omitzero"`
+	Entries [][]byte  `json:"entries"`
 }
 
 // MaxBatchDepth bounds nesting so a hostile entry cannot exhaust the stack.
@@ -179,6 +203,12 @@ func decode(entry []byte, depth int) (Command, error) {
 		c, err = decodeBody[RemoveDirector](body)
 	case TypeBatch:
 		c, err = decodeBatch(body, depth)
+	case TypeStageChunk:
+		c, err = decodeStage(body, depth)
+	case TypeCommitStaged:
+		c, err = decodeBody[CommitStaged](body)
+	case TypeAbortStaged:
+		c, err = decodeBody[AbortStaged](body)
 	default:
 		return nil, fmt.Errorf("command type %d: %w", t, ErrUnknownCommand)
 	}
@@ -197,20 +227,41 @@ func decodeBody[T Command](body []byte) (Command, error) {
 }
 
 func decodeBatch(body []byte, depth int) (Command, error) {
-	if depth >= MaxBatchDepth {
-		return nil, fmt.Errorf("batch nested deeper than %d: %w", MaxBatchDepth, ErrInvalid)
-	}
 	var bb batchBody
 	if err := json.Unmarshal(body, &bb); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	b := Batch{Commands: make([]Command, len(bb.Entries))}
-	for i, e := range bb.Entries {
+	cmds, err := decodeEntries(bb.Entries, depth)
+	if err != nil {
+		return nil, fmt.Errorf("batch %w", err)
+	}
+	return Batch{Commands: cmds}, nil
+}
+
+func decodeStage(body []byte, depth int) (Command, error) {
+	var sb stageBody
+	if err := json.Unmarshal(body, &sb); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	cmds, err := decodeEntries(sb.Entries, depth)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %d of staged %s: %w", sb.Seq, sb.Tx, err)
+	}
+	return StageChunk{Tx: sb.Tx, Seq: sb.Seq, At: sb.At, Commands: cmds}, nil
+}
+
+// decodeEntries decodes the commands a batch or a chunk carries, one level deeper.
+func decodeEntries(entries [][]byte, depth int) ([]Command, error) {
+	if depth >= MaxBatchDepth {
+		return nil, fmt.Errorf("commands nested deeper than %d: %w", MaxBatchDepth, ErrInvalid)
+	}
+	cmds := make([]Command, len(entries))
+	for i, e := range entries {
 		sub, err := decode(e, depth+1)
 		if err != nil {
-			return nil, fmt.Errorf("batch command %d: %w", i, err)
+			return nil, fmt.Errorf("command %d: %w", i, err)
 		}
-		b.Commands[i] = sub
+		cmds[i] = sub
 	}
-	return b, nil
+	return cmds, nil
 }
