@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestApplyRefusesUnknownCommands(t *testing.T) {
@@ -40,6 +41,7 @@ func FuzzApply(f *testing.F) {
 		AddService{Service: webService()},
 		Batch{Commands: []Command{AddService{Service: webService()}, RemoveService{Name: "web"}}},
 		SetHealth{Key: RSKey{Service: "web", Addr: rs4, Port: 80}, Health: HealthDown},
+		StageChunk{Tx: "tx", At: time.Unix(1e9, 0).UTC(), Commands: []Command{AddService{Service: webService()}, RemoveService{Name: "web"}}},
 	} {
 		e, err := Encode(c)
 		if err != nil {
@@ -64,4 +66,21 @@ func FuzzApply(f *testing.F) {
 			t.Fatal("snapshot round trip changed the state")
 		}
 	})
+}
+
+func TestTruncatedChunkIsRejectedNotFatal(t *testing.T) {
+	entry, err := Encode(StageChunk{Tx: "tx", At: time.Unix(1e9, 0).UTC(), Commands: []Command{AddService{Service: webService()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(entry); err != nil {
+		t.Fatalf("whole chunk: %v", err)
+	}
+	// Cut anywhere, it is refused: inside a frame by the decoder, after the header by
+	// Apply (a chunk of no commands).
+	for cut := 2; cut < len(entry); cut++ {
+		if err := NewState().Apply(entry[:cut]); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("chunk cut at %d of %d: %v, want ErrInvalid", cut, len(entry), err)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -123,11 +124,7 @@ func Encode(c Command) ([]byte, error) {
 		}
 		body = batchBody{Entries: entries}
 	case StageChunk:
-		entries, err := encodeEntries(c.Commands)
-		if err != nil {
-			return nil, fmt.Errorf("encode chunk %d of staged %s: %w", c.Seq, c.Tx, err)
-		}
-		body = stageBody{Tx: c.Tx, Seq: c.Seq, At: c.At, Entries: entries}
+		return encodeStage(c)
 	}
 	js, err := json.Marshal(body)
 	if err != nil {
@@ -152,11 +149,41 @@ type batchBody struct {
 	Entries [][]byte `json:"entries"`
 }
 
-type stageBody struct {
-	Tx      string    `json:"tx"`
-	Seq     int       `json:"seq"`
-	At      time.Time `json:"at,omitzero"`
-	Entries [][]byte  `json:"entries"`
+// A chunk's body is framed, not JSON: a header (uvarint length, then JSON), then each
+// command's entry (uvarint length, then the entry). A chunk is 20,000 commands, decoded on
+// every node; carrying them as base64 strings in JSON, as a batch does, cost a third of
+// the decoding.
+type stageHeader struct {
+	Tx  string    `json:"tx"`
+	Seq int       `json:"seq"`
+	At  time.Time `json:"at,omitzero"`
+}
+
+func encodeStage(c StageChunk) ([]byte, error) {
+	head, err := json.Marshal(stageHeader{Tx: c.Tx, Seq: c.Seq, At: c.At})
+	if err != nil {
+		return nil, fmt.Errorf("encode chunk %d of staged %s: %w", c.Seq, c.Tx, err)
+	}
+	out := append([]byte{byte(TypeStageChunk), bodyVersion}, binary.AppendUvarint(nil, uint64(len(head)))...)
+	out = append(out, head...)
+	for i, sub := range c.Commands {
+		e, err := Encode(sub)
+		if err != nil {
+			return nil, fmt.Errorf("encode chunk %d of staged %s: command %d: %w", c.Seq, c.Tx, i, err)
+		}
+		out = binary.AppendUvarint(out, uint64(len(e)))
+		out = append(out, e...)
+	}
+	return out, nil
+}
+
+// nextFrame splits one length-prefixed frame off b.
+func nextFrame(b []byte) (frame, rest []byte, err error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, nil, fmt.Errorf("truncated frame: %w", ErrInvalid)
+	}
+	return b[k : k+int(n)], b[k+int(n):], nil
 }
 
 // MaxBatchDepth bounds nesting so a hostile entry cannot exhaust the stack.
@@ -239,15 +266,27 @@ func decodeBatch(body []byte, depth int) (Command, error) {
 }
 
 func decodeStage(body []byte, depth int) (Command, error) {
-	var sb stageBody
-	if err := json.Unmarshal(body, &sb); err != nil {
+	head, rest, err := nextFrame(body)
+	if err != nil {
+		return nil, err
+	}
+	var h stageHeader
+	if err := json.Unmarshal(head, &h); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	cmds, err := decodeEntries(sb.Entries, depth)
-	if err != nil {
-		return nil, fmt.Errorf("chunk %d of staged %s: %w", sb.Seq, sb.Tx, err)
+	var entries [][]byte
+	for len(rest) > 0 {
+		var e []byte
+		if e, rest, err = nextFrame(rest); err != nil {
+			return nil, fmt.Errorf("chunk %d of staged %s: %w", h.Seq, h.Tx, err)
+		}
+		entries = append(entries, e)
 	}
-	return StageChunk{Tx: sb.Tx, Seq: sb.Seq, At: sb.At, Commands: cmds}, nil
+	cmds, err := decodeEntries(entries, depth)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %d of staged %s: %w", h.Seq, h.Tx, err)
+	}
+	return StageChunk{Tx: h.Tx, Seq: h.Seq, At: h.At, Commands: cmds}, nil
 }
 
 // decodeEntries decodes the commands a batch or a chunk carries, one level deeper.
