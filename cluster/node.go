@@ -218,7 +218,9 @@ func (n *Node) View(fn func(*fsm.State)) { n.sm.view(fn) }
 
 // Watch returns a channel signalled (coalesced, buffer 1) after every applied entry that
 // changed the state and after a snapshot restore, and a func that stops the signals. A
-// consumer reads the newest state with View after each signal.
+// consumer reads the newest state with View after each signal, and what changed since it
+// last looked with fsm.State.ChangesSince and the cursor it keeps (everything, after a
+// restore: the state is then another one).
 func (n *Node) Watch() (<-chan struct{}, func()) { return n.sm.watch() }
 
 // IsLeader reports whether this node is the Raft leader now.
@@ -267,9 +269,13 @@ func (n *Node) Apply(ctx context.Context, c fsm.Command) error {
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	var prepared fsm.Command
-	var err error
-	n.View(func(s *fsm.State) { prepared, err = s.Prepare(c) })
+	if sc, ok := c.(fsm.StageChunk); ok && sc.At.IsZero() {
+		// The fsm has no clock: the leader's time in the entry is what expires an
+		// abandoned transaction, alike on every node.
+		sc.At = time.Now()
+		c = sc
+	}
+	prepared, err := n.sm.prepare(c)
 	if err != nil {
 		return err
 	}

@@ -10,14 +10,22 @@ import (
 
 // State is the replicated state. The zero value is not usable: call NewState.
 // A State is not safe for concurrent use; its owner (the Raft FSM) serializes access.
+// Readers may share it (see NeedsExclusive for the one exception).
 type State struct {
 	clusterID string
 	version   uint64 // bumped by every command that changed the state
 	services  map[string]*Service
 	servers   map[string]map[RSKey]*RealServer // by service name, then key
 	directors map[string]Director
-	matches   map[matchKey]string // what each service matches → its name
-	trust     trustState          // tokens, the CA, issued certificates (trust.go)
+	matches   map[matchKey]string  // what each service matches → its name
+	trust     trustState           // tokens, the CA, issued certificates (trust.go)
+	staged    map[string]*stagedTx // open staged transactions by id
+	// stagedCommands counts the commands of every staged transaction (bounded by
+	// MaxStagedCommands).
+	stagedCommands int
+
+	undo    []undoEntry // what the entry being applied replaced so far (undo.go)
+	journal *journal    // what the last entries touched, for consumers (journal.go)
 }
 
 // matchKey is what a service matches packets by: protocol, VIP and port, or fwmark and
@@ -37,52 +45,12 @@ func matchOf(s *Service) matchKey {
 	return matchKey{protocol: s.Protocol, vip: s.VIP, port: s.Port}
 }
 
-// putService adds or replaces a service as a command does: its quorum verdict is the
-// state's, carried over and brought up to date.
 func putService(s *State, svc *Service) {
-	svc.QuorumDown = false // the state's to decide, never a command's
-	if old, ok := s.services[svc.Name]; ok {
-		svc.QuorumDown = old.QuorumDown
-	}
-	setService(s, svc)
-	updateQuorum(s, svc.Name)
-}
-
-// setService stores a service as it is (a copy or a snapshot being rebuilt).
-func setService(s *State, svc *Service) {
 	if old, ok := s.services[svc.Name]; ok {
 		delete(s.matches, matchOf(old))
 	}
 	s.services[svc.Name] = svc
 	s.matches[matchOf(svc)] = svc.Name
-}
-
-// updateQuorum decides whether a service has lost its quorum, with keepalived's
-// hysteresis: a service whose in-rotation weight falls below Quorum-Hysteresis loses it,
-// and gets it back at Quorum+Hysteresis. It depends on the past, so it is part of the
-// state: every director applies the same log and reaches the same answer, which a
-// director's own memory would not after a restart.
-func updateQuorum(s *State, name string) {
-	svc, ok := s.services[name]
-	if !ok {
-		return
-	}
-	if svc.Quorum <= 0 {
-		svc.QuorumDown = false
-		return
-	}
-	sum := 0
-	for _, rs := range s.servers[name] {
-		if rs.InRotation() {
-			sum += rs.Weight
-		}
-	}
-	switch {
-	case !svc.QuorumDown && sum < svc.Quorum-svc.Hysteresis:
-		svc.QuorumDown = true
-	case svc.QuorumDown && sum >= svc.Quorum+svc.Hysteresis:
-		svc.QuorumDown = false
-	}
 }
 
 func deleteService(s *State, name string) {
@@ -94,7 +62,8 @@ func deleteService(s *State, name string) {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{}, matches: map[matchKey]string{}, trust: newTrustState()}
+	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{},
+		matches: map[matchKey]string{}, trust: newTrustState(), staged: map[string]*stagedTx{}, journal: newJournal(0)}
 }
 
 // ClusterID is the id set when the cluster was bootstrapped.
@@ -171,12 +140,27 @@ func (s *State) FindService(svc *Service) (Service, bool) {
 func (s *State) Walk(fn func(svc *Service, servers []*RealServer)) {
 	var buf []*RealServer
 	for name, svc := range s.services {
-		buf = buf[:0]
-		for _, rs := range s.servers[name] {
-			buf = append(buf, rs)
-		}
+		buf = s.appendServers(buf[:0], name)
 		fn(svc, buf)
 	}
+}
+
+// WalkService is Walk for one service: it calls fn with the named service and its real
+// servers, unless there is no such service. The reconciler recomputes a changed service
+// with it.
+func (s *State) WalkService(name string, fn func(svc *Service, servers []*RealServer)) bool {
+	svc, ok := s.services[name]
+	if ok {
+		fn(svc, s.appendServers(nil, name))
+	}
+	return ok
+}
+
+func (s *State) appendServers(buf []*RealServer, service string) []*RealServer {
+	for _, rs := range s.servers[service] {
+		buf = append(buf, rs)
+	}
+	return buf
 }
 
 func (s *State) server(k RSKey) (*RealServer, bool) {
@@ -184,22 +168,14 @@ func (s *State) server(k RSKey) (*RealServer, bool) {
 	return rs, ok
 }
 
-// putServer adds or replaces a real server as a command does, and brings its service's
-// quorum verdict up to date.
-func putServer(s *State, rs RealServer) {
-	setServer(s, rs)
-	updateQuorum(s, rs.Service)
-}
-
-// setServer stores a real server as it is (a copy or a snapshot being rebuilt: the
-// quorum verdicts come with the services).
-func setServer(s *State, rs RealServer) {
+// putServer stores rs itself: the state owns it from then on and never changes it.
+func putServer(s *State, rs *RealServer) {
 	servers := s.servers[rs.Service]
 	if servers == nil {
 		servers = map[RSKey]*RealServer{}
 		s.servers[rs.Service] = servers
 	}
-	servers[rs.Key()] = &rs
+	servers[rs.Key()] = rs
 }
 
 // deleteServer removes one real server; an emptied service entry goes too, so that equal
@@ -209,27 +185,26 @@ func deleteServer(s *State, k RSKey) {
 	if len(s.servers[k.Service]) == 0 {
 		delete(s.servers, k.Service)
 	}
-	updateQuorum(s, k.Service)
 }
 
-// Clone returns a deep copy.
+// Clone returns an independent copy. Services, real servers and staged transactions are
+// shared: the state never changes them in place. The copy's journal starts afresh, so a
+// Cursor of s reads everything from it.
 func (s *State) Clone() *State {
 	c := &State{
-		clusterID: s.clusterID,
-		version:   s.version,
-		services:  make(map[string]*Service, len(s.services)),
-		servers:   make(map[string]map[RSKey]*RealServer, len(s.servers)),
-		directors: maps.Clone(s.directors),
-		matches:   maps.Clone(s.matches),
-		trust:     s.trust.clone(),
+		clusterID:      s.clusterID,
+		version:        s.version,
+		services:       maps.Clone(s.services),
+		servers:        make(map[string]map[RSKey]*RealServer, len(s.servers)),
+		directors:      maps.Clone(s.directors),
+		matches:        maps.Clone(s.matches),
+		trust:          s.trust.clone(),
+		staged:         maps.Clone(s.staged),
+		stagedCommands: s.stagedCommands,
+		journal:        newJournal(s.version),
 	}
-	for k, v := range s.services {
-		c.services[k] = v.Clone()
-	}
-	for _, servers := range s.servers {
-		for _, rs := range servers {
-			setServer(c, *rs)
-		}
+	for name, servers := range s.servers {
+		c.servers[name] = maps.Clone(servers)
 	}
 	return c
 }
@@ -238,7 +213,7 @@ func (s *State) Clone() *State {
 func (s *State) Equal(o *State) bool {
 	return s.clusterID == o.clusterID && s.version == o.version &&
 		reflect.DeepEqual(s.services, o.services) && reflect.DeepEqual(s.servers, o.servers) &&
-		maps.Equal(s.directors, o.directors) && s.trust.equal(o.trust)
+		maps.Equal(s.directors, o.directors) && reflect.DeepEqual(s.staged, o.staged) && s.trust.equal(o.trust)
 }
 
 // CompareServices orders services as ipvsadm lists them: fwmark services after the others

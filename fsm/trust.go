@@ -233,7 +233,7 @@ func (c PutToken) check(s *State) error {
 	return nil
 }
 
-func (c PutToken) mutate(s *State) { s.trust.tokens[c.Token.ID] = c.Token }
+func (c PutToken) mutate(s *State) { s.changeTrust(); s.trust.tokens[c.Token.ID] = c.Token }
 
 func (c RevokeToken) check(s *State) error {
 	t, ok := s.trust.tokens[c.ID]
@@ -253,6 +253,7 @@ func (c RevokeToken) check(s *State) error {
 }
 
 func (c RevokeToken) mutate(s *State) {
+	s.changeTrust()
 	t := s.trust.tokens[c.ID]
 	switch {
 	case c.Used:
@@ -270,7 +271,7 @@ func (c DeleteToken) check(s *State) error {
 	return nil
 }
 
-func (c DeleteToken) mutate(s *State) { delete(s.trust.tokens, c.ID) }
+func (c DeleteToken) mutate(s *State) { s.changeTrust(); delete(s.trust.tokens, c.ID) }
 
 func (c SetCA) check(*State) error {
 	switch {
@@ -282,7 +283,7 @@ func (c SetCA) check(*State) error {
 	return nil
 }
 
-func (c SetCA) mutate(s *State) { s.trust.ca = c.CA }
+func (c SetCA) mutate(s *State) { s.changeTrust(); s.trust.ca = c.CA }
 
 func (c RecordCertificate) check(s *State) error {
 	cert := c.Certificate
@@ -312,7 +313,10 @@ func (c RecordCertificate) check(s *State) error {
 	return nil
 }
 
-func (c RecordCertificate) mutate(s *State) { s.trust.certs[c.Certificate.Serial] = c.Certificate }
+func (c RecordCertificate) mutate(s *State) {
+	s.changeTrust()
+	s.trust.certs[c.Certificate.Serial] = c.Certificate
+}
 
 func (c RevokeCertificate) check(*State) error {
 	if err := checkSerial(c.Serial); err != nil {
@@ -325,6 +329,7 @@ func (c RevokeCertificate) check(*State) error {
 }
 
 func (c RevokeCertificate) mutate(s *State) {
+	s.changeTrust()
 	cert, ok := s.trust.certs[c.Serial]
 	if !ok {
 		cert = Certificate{Serial: c.Serial}
