@@ -18,7 +18,12 @@ const (
 	DefaultHeartbeatTimeout   = 500 * time.Millisecond
 	DefaultElectionTimeout    = 500 * time.Millisecond
 	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
-	DefaultCommitTimeout      = 50 * time.Millisecond
+	// DefaultCommitTimeout bounds how long an idle leader waits to tell the followers
+	// what is committed, and so how soon a write reaches their kernels: 10 ms gives a
+	// write programmed on every director within 37 ms (p99, BenchmarkWriteToProgrammed),
+	// where raft's 50 ms gives 104 ms; the cost is an empty AppendEntries every 10–20 ms
+	// to each follower of an idle cluster.
+	DefaultCommitTimeout = 10 * time.Millisecond
 	// The state is a few kilobytes, so snapshots are cheap; keeping the log short makes
 	// restarts quick, and the trailing logs let a briefly absent follower catch up from
 	// the log instead of a snapshot install.

@@ -37,6 +37,7 @@ var (
 )
 
 const (
+	logCacheEntries   = 16
 	snapshotsRetained = 2
 	transportPool     = 3
 	transportTimeout  = 10 * time.Second
@@ -193,7 +194,14 @@ func (n *Node) start() (err error) {
 		n.log.Info("no raft state; waiting to be joined by the leader")
 	}
 
-	n.raft, err = raft.NewRaft(rc, n.sm, n.store, n.store, snaps, trans)
+	// A small cache in front of bolt: without it raft reads each new entry back from bolt
+	// and decodes it again for every follower it replicates to (a restore's 1.6 MB
+	// chunks: 1.05 s → 0.80 s for 10,000 × 10). 16 entries bound what it holds.
+	logs, err := raft.NewLogCache(logCacheEntries, n.store)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.sm, logs, n.store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

@@ -189,6 +189,7 @@ func (d *Director) duties() []cluster.Duty {
 			Logger:    d.log,
 		}, d.node)},
 		d.health.duty(),
+		{Name: "staged restore sweep", Run: abortAbandoned(d.node, time.Now, stagedSweep, d.log)},
 	}
 }
 

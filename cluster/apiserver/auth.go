@@ -59,6 +59,10 @@ var routeRules = map[string]rule{
 	"POST /v1/health/views":                            {directors: true},
 	"GET /v1/health/views":                             {need: pki.AccessRead},
 	"GET /v1/health":                                   {need: pki.AccessRead},
+	"POST /v1/staged/{tx}/chunks/{seq}":                {need: pki.AccessOperate},
+	"POST /v1/staged/{tx}/commit":                      {need: pki.AccessOperate},
+	"DELETE /v1/staged/{tx}":                           {need: pki.AccessOperate},
+	"GET /v1/staged":                                   {need: pki.AccessRead},
 	// Anything else answers 404, to those who may read.
 	"/": {need: pki.AccessRead},
 }

@@ -78,6 +78,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("DELETE /v1/tokens/{id}", s.revokeToken)
 	s.mux.HandleFunc("POST /v1/certificates", s.signCertificate)
 	s.healthRoutes()
+	s.stagedRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fieldErr("path", fsm.ErrNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -110,7 +111,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, body []byte, c fs
 	return s.do(w, r, body, func(ctx context.Context) error { return s.store.Apply(ctx, c) })
 }
 
-func (s *Server) applyBatch(w http.ResponseWriter, r *http.Request, body []byte, c fsm.Batch) bool {
+// applyBatch commits a large command (a batch, a staged chunk or commit) with a batch's
+// bound: thousands of services are one large log entry every director stores and applies.
+func (s *Server) applyBatch(w http.ResponseWriter, r *http.Request, body []byte, c fsm.Command) bool {
 	return s.do(w, r, body, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, api.BatchTimeout)
 		defer cancel()

@@ -27,6 +27,10 @@ type leaderStore struct {
 func (s *leaderStore) Apply(_ context.Context, c fsm.Command) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if sc, ok := c.(fsm.StageChunk); ok {
+		sc.At = time.Now().UTC() // as cluster.Node.Apply stamps the leader's clock
+		c = sc
+	}
 	p, err := s.state.Prepare(c)
 	if err != nil {
 		return err
@@ -366,5 +370,41 @@ TCP  192.0.2.11:443                      0        0        0        0        0
 				t.Errorf("got:\n%s\nwant it to contain:\n%s", b.String(), tt.want)
 			}
 		})
+	}
+}
+
+func TestRestoreOfAnySizeIsStagedAndAllOrNothing(t *testing.T) {
+	// 1,200 services × 10 real servers: 13,200 commands, more than one chunk.
+	var b strings.Builder
+	for i := range 1200 {
+		vip := fmt.Sprintf("10.%d.%d.1:80", 20+i/250, i%250)
+		fmt.Fprintf(&b, "-A -t %s -s rr\n", vip)
+		for j := range 10 {
+			fmt.Fprintf(&b, "-a -t %s -r 192.0.%d.%d:80 -m -w 1\n", vip, i%250, 10+j)
+		}
+	}
+	rules := b.String()
+	store, url := testDirector(t)
+	code, out, stderr := raftlvs(t, url, rules, "restore")
+	if code != exitOK || !strings.Contains(out, "restored 13200 commands") {
+		t.Fatalf("restore: %d %q %s", code, out, stderr)
+	}
+	store.View(func(st *fsm.State) {
+		if len(st.Services()) != 1200 || len(st.AllRealServers()) != 12000 || len(st.Staged()) != 0 {
+			t.Fatalf("%d services, %d real servers, %d staged", len(st.Services()), len(st.AllRealServers()), len(st.Staged()))
+		}
+	})
+	// The same again fails on its first service (it exists): nothing is applied, and the
+	// transaction is aborted rather than left staged.
+	if code, _, stderr := raftlvs(t, url, rules, "restore"); code != exitError || !strings.Contains(stderr, "already exists") {
+		t.Fatalf("a restore of what exists: exit %d, %s", code, stderr)
+	}
+	store.View(func(st *fsm.State) {
+		if len(st.Staged()) != 0 || len(st.Services()) != 1200 {
+			t.Fatalf("after a failed staged restore: %d staged, %d services", len(st.Staged()), len(st.Services()))
+		}
+	})
+	if code, saved, _ := raftlvs(t, url, "", "save"); code != exitOK || strings.Count(saved, "\n") != 13200 {
+		t.Fatalf("save after the restores: %d lines", strings.Count(saved, "\n"))
 	}
 }
