@@ -125,7 +125,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp := api.StatusResponse{Node: nodeStatus(s.store.Status())}
+	resp := api.StatusResponse{At: time.Now(), Node: nodeStatus(s.store.Status())}
 	s.store.View(func(st *fsm.State) {
 		resp.ClusterID, resp.Version = st.ClusterID(), st.Version()
 		resp.Directors = st.Directors()
@@ -185,10 +185,12 @@ func nodeStatus(cs cluster.Status) api.NodeStatus {
 	ns := api.NodeStatus{
 		NodeID: cs.NodeID, State: cs.State, LeaderID: cs.LeaderID, LeaderAddr: cs.LeaderAddr,
 		Term: cs.Term, CommitIndex: cs.CommitIndex, AppliedIndex: cs.AppliedIndex, LastContact: cs.LastContact,
+		LeaderCommitIndex: cs.LeaderCommitIndex, Serving: cs.Serving,
 		ClusterID: cs.ClusterID, StateVersion: cs.StateVersion, Error: cs.Error,
 	}
 	for _, v := range cs.Voters {
-		ns.Voters = append(ns.Voters, api.Voter{ID: v.ID, RaftAddr: v.RaftAddr, APIAddr: v.APIAddr, Suffrage: v.Suffrage})
+		ns.Voters = append(ns.Voters, api.Voter{ID: v.ID, RaftAddr: v.RaftAddr, APIAddr: v.APIAddr, Suffrage: v.Suffrage,
+			Contact: string(v.Contact), LastContact: v.LastContact, FailingSince: v.FailingSince})
 	}
 	return ns
 }
