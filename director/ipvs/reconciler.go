@@ -73,13 +73,13 @@ type Reconciler struct {
 
 // Stats are the Reconciler's counters, for the director's status and metrics.
 type Stats struct {
-	Passes       int
-	Errors       int // operations that failed, over all passes
+	Passes int
+	Errors int // operations that failed, over all passes
 	// Repairs counts the drifts repaired (Repair): programmed services found deleted or
 	// edited in the kernel.
 	Repairs int
 	// PassTime is the time spent in passes, over all of them.
-	PassTime time.Duration
+	PassTime     time.Duration
 	Ops          OpCounts
 	LastPass     PassStats
 	LastError    string
