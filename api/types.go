@@ -97,7 +97,9 @@ type RealServerCounters struct {
 	Port          uint16     `json:"port"`
 	ActiveConns   uint32     `json:"active_conns"`
 	InactiveConns uint32     `json:"inactive_conns"`
-	Stats         Counters   `json:"stats"`
+	// Weight is the weight programmed in the kernel (0 while draining), when known.
+	Weight *int     `json:"weight,omitempty"`
+	Stats  Counters `json:"stats"`
 }
 
 // Counters are IPVS totals and rates (per second), as ipvsadm --stats and --rate show them.

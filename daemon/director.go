@@ -25,6 +25,7 @@ import (
 	"github.com/raftlvs/raftlvs/director/registrar"
 	"github.com/raftlvs/raftlvs/director/syncd"
 	"github.com/raftlvs/raftlvs/director/vip"
+	"github.com/raftlvs/raftlvs/events"
 )
 
 // ErrBadOptions classifies Options that cannot work; the error is an *OptionError.
@@ -89,6 +90,7 @@ type Director struct {
 	pool   *gossip.Pool
 	node   *cluster.Node
 	server *http.Server
+	obs    *observability
 	close  []func()
 }
 
@@ -101,7 +103,7 @@ func New(opts Options) (_ *Director, err error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	d := &Director{opts: opts, log: opts.Logger}
+	d := &Director{opts: opts, log: opts.Logger, obs: newObservability(opts.ID)}
 	defer func() {
 		if err != nil {
 			d.shutdown()
@@ -112,7 +114,7 @@ func New(opts Options) (_ *Director, err error) {
 	}
 	d.close = append(d.close, func() { d.api.Close() })
 	if !opts.Witness {
-		if d.plane, err = newDataPlane(opts); err != nil {
+		if d.plane, err = newDataPlane(opts, d.obs); err != nil {
 			return nil, err
 		}
 		d.close = append(d.close, d.plane.Close)
@@ -134,6 +136,7 @@ func New(opts Options) (_ *Director, err error) {
 		HeartbeatTimeout:   opts.HeartbeatTimeout,
 		ElectionTimeout:    opts.ElectionTimeout,
 		LeaderLeaseTimeout: opts.LeaderLeaseTimeout,
+		OnEvent:            d.obs.clusterEvent,
 		Logger:             opts.Logger,
 	})
 	if err != nil {
@@ -141,7 +144,7 @@ func New(opts Options) (_ *Director, err error) {
 	}
 	d.close = append(d.close, func() { d.node.Stop() })
 	d.node.Lead(d.duties()...)
-	d.server = &http.Server{Handler: d.apiServer(), ReadHeaderTimeout: 10 * time.Second}
+	d.server = &http.Server{Handler: d.mount(d.apiServer()), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
 
@@ -160,6 +163,7 @@ func (d *Director) duties() []cluster.Duty {
 			State:     d.node,
 			Writer:    d.node,
 			Conns:     d.plane,
+			Counters:  d.obs.registrar,
 			MaxDrain:  d.opts.DrainMax,
 			ReapDelay: d.opts.ReapDelay,
 			Logger:    d.log,
@@ -189,6 +193,7 @@ func (d *Director) Run(ctx context.Context) error {
 		}
 	}()
 	go keepDirectorsInGossip(ctx, d.pool, d.node, d.log)
+	go d.obs.watchState(ctx, d.node)
 	if len(d.opts.Join) > 0 {
 		go func() {
 			if err := d.node.JoinThrough(ctx, api.NewClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
@@ -213,6 +218,9 @@ func (d *Director) Run(ctx context.Context) error {
 	d.log.Info("director stopped")
 	return err
 }
+
+// Events is this director's timeline.
+func (d *Director) Events() *events.Log { return d.obs.events }
 
 // Node is this director's Raft node.
 func (d *Director) Node() *cluster.Node { return d.node }
@@ -269,8 +277,9 @@ func (d *Director) openPool() (*gossip.Pool, error) {
 	return pool, nil
 }
 
-// newDataPlane opens the kernel (unless Options gave one) and prepares the director over it.
-func newDataPlane(opts Options) (*director.Director, error) {
+// newDataPlane opens the kernel (unless Options gave one) and prepares the director over
+// it, its VIP and drift events going to the timeline.
+func newDataPlane(opts Options, obs *observability) (*director.Director, error) {
 	kernel := opts.Kernel
 	if kernel == nil {
 		var err error
@@ -282,7 +291,8 @@ func newDataPlane(opts Options) (*director.Director, error) {
 			return nil, err
 		}
 	}
-	cfg := director.Config{VIP: opts.VIP, StateDir: opts.DataDir, Logger: opts.Logger}
+	cfg := director.Config{VIP: opts.VIP, StateDir: opts.DataDir, OnRepair: obs.repairEvent, Logger: opts.Logger}
+	cfg.VIP.OnEvent = obs.vipEvent
 	if opts.Sync != nil {
 		cfg.SyncEnabled, cfg.Sync = true, *opts.Sync
 	}
