@@ -44,7 +44,7 @@ func (o *observability) clusterEvent(e cluster.Event) {
 		ev.Kind, ev.Subject, ev.To = api.EventLeader, e.Leader, e.Leader
 		ev.Message = fmt.Sprintf("%s is the leader (term %d)", e.Leader, e.Term)
 		if e.Leader == "" {
-			ev.Subject, ev.To, ev.Message = "", "none", "no leader known: an election is under way, or this director is cut off"
+			ev.Subject, ev.To, ev.Message = "", "none", "no leader known: an election or a transfer is under way, or this director is cut off"
 		}
 	case cluster.EventPeerUnreachable:
 		ev.Kind, ev.Subject, ev.To = api.EventPeer, e.Peer, api.ContactUnreachable

@@ -85,7 +85,10 @@ function role(st, id) {
   const d = (st.directors || []).find((x) => x.id === id);
   if (id === n.leader_id) return "leader";
   const v = (n.voters || []).find((x) => x.id === id);
-  const base = v && v.suffrage !== "Voter" ? v.suffrage.toLowerCase() : "follower";
+  // Its own state this director knows (a candidate says so); the others' only through a
+  // leader: without one they are just voters.
+  let base = id === n.node_id ? n.state.toLowerCase() : n.leader_id ? "follower" : "voter";
+  if (v && v.suffrage !== "Voter") base = v.suffrage.toLowerCase();
   return d && d.witness ? base + " (witness)" : base;
 }
 
@@ -298,7 +301,7 @@ function renderAgents(st) {
       el("td", { class: "mono" }, a.addr || ""),
       el("td", {}, (a.services || []).map((sp) => sp.service + (sp.port ? ":" + sp.port : "") + "@" + sp.weight).join(" ") + (a.error ? " (unreadable: " + a.error + ")" : "")));
   });
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 4 }, st.agents ? "no agents in the gossip pool" : "not reported by this director")));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 4 }, "no agents in " + st.node.node_id + "'s gossip pool")));
   $("agent-rows").replaceChildren(...rows);
 }
 
