@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newStatusCmd(),
+		newEventsCmd(),
 		newServiceCmd(),
 		newServerCmd(),
 		newJoinCmd(),

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/cluster"
@@ -236,10 +237,13 @@ func TestSaveRestore(t *testing.T) {
 
 func TestStatusRendering(t *testing.T) {
 	st := &api.StatusResponse{
+		At: time.Date(2026, 11, 21, 12, 0, 30, 0, time.UTC),
 		Node: api.NodeStatus{NodeID: "d1", State: "Leader", LeaderID: "d1", Term: 4, CommitIndex: 42, AppliedIndex: 42,
-			Voters: []api.Voter{
-				{ID: "d1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:7080", Suffrage: "Voter"},
-				{ID: "d2", RaftAddr: "10.0.0.2:7000", APIAddr: "10.0.0.2:7080", Suffrage: "Voter"},
+			Voters: []api.Voter{ // not sorted: the rendering sorts them
+				{ID: "d3", RaftAddr: "10.0.0.3:7000", APIAddr: "10.0.0.3:7080", Suffrage: "Voter", Contact: "unreachable",
+					FailingSince: time.Date(2026, 11, 21, 12, 0, 18, 0, time.UTC), LastContact: time.Date(2026, 11, 21, 12, 0, 17, 500e6, time.UTC)},
+				{ID: "d1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:7080", Suffrage: "Voter", Contact: "self"},
+				{ID: "d2", RaftAddr: "10.0.0.2:7000", APIAddr: "10.0.0.2:7080", Suffrage: "Voter", Contact: "reachable"},
 			}},
 		ClusterID: "lab", Version: 17,
 		Services: []api.ServiceInfo{
@@ -276,8 +280,11 @@ func TestStatusRendering(t *testing.T) {
 		{"plain like ipvsadm -Ln", ipvsadm.ListPlain, true, `Cluster lab, state version 17
 Node    d1: Leader, term 4, commit 42, applied 42
 Leader  d1
-Voters  d1           leader   raft 10.0.0.1:7000         api 10.0.0.1:7080
-        d2           voter    raft 10.0.0.2:7000         api 10.0.0.2:7080
+Voters  d1           leader   self                        raft 10.0.0.1:7000         api 10.0.0.1:7080
+        d2           follower reachable                   raft 10.0.0.2:7000         api 10.0.0.2:7080
+        d3           follower unreachable                 raft 10.0.0.3:7000         api 10.0.0.3:7080
+                     unreachable for 12s, last contact 12.5s ago
+        (contact: self, reachable, unreachable; unknown = only the leader knows)
 
 Prot LocalAddress:Port Scheduler Flags
   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn State
@@ -288,6 +295,8 @@ TCP  192.0.2.11:443 sh (sh-fallback,sh-port)  [hash]
   -> 198.51.100.41:443            Tunnel  1      -          -          down
 FWM  100 wrr persistent 360 mask 255.255.255.0  [fwm-100]
   -> 198.51.100.51:0              Masq    1      -          -          unknown
+State: up = checks pass; down = checks fail, out of rotation; unknown = not checked, in rotation;
+       draining = weight 0 in IPVS, its connections finish
 
 VIPs held:
   192.0.2.10 on eth0
