@@ -1,6 +1,10 @@
 package metrics
 
 import (
+	"context"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +80,34 @@ raftlvs_agent_services_resolved 1
 	}
 	if n, _ := testutil.GatherAndCount(reg, "raftlvs_build_info"); n != 1 {
 		t.Errorf("build info series: %d", n)
+	}
+}
+
+func TestServeAnswersMetricsOnItsOwnPortUntilCancelled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := NewAgent(AgentSources{Agent: agentStatus{Ready: true, Services: 1}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, reg) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "raftlvs_agent_ready 1") || !strings.Contains(string(body), `role="agent"`) {
+		t.Errorf("GET /metrics: %d\n%s", resp.StatusCode, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
 	}
 }

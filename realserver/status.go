@@ -3,6 +3,8 @@ package realserver
 import (
 	"sync"
 	"time"
+
+	"github.com/raftlvs/raftlvs/cluster/gossip"
 )
 
 // Status is what the agent has done so far, for its metrics.
@@ -43,3 +45,6 @@ func (a *Agent) Status() Status {
 
 // Status is the agent's Status.
 func (d *Daemon) Status() Status { return d.agent.Status() }
+
+// Members lists the gossip pool as the agent sees it.
+func (d *Daemon) Members() []gossip.Member { return d.pool.Members() }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/raftlvs/raftlvs/cluster/gossip"
+	"github.com/raftlvs/raftlvs/metrics"
 	"github.com/raftlvs/raftlvs/realserver"
 )
 
@@ -28,6 +30,7 @@ type agentConfig struct {
 	Poll         duration `json:"poll"`
 	DrainTimeout duration `json:"drain_timeout"`
 	NATGateway   string   `json:"nat_gateway"`
+	MetricsAddr  string   `json:"metrics_addr"`
 	LogLevel     string   `json:"log_level"`
 }
 
@@ -60,6 +63,7 @@ undoes exactly what it changed. Flags override the --config file (YAML).`,
 	durationFlag(f, &cfg.Poll, "poll", realserver.DefaultPollInterval, "how often services are re-read and the host re-checked")
 	durationFlag(f, &cfg.DrainTimeout, "drain-timeout", realserver.DefaultDrainTimeout, "longest wait, on stop, for the directors to finish draining this server (its connections ending)")
 	f.StringVar(&cfg.NATGateway, "nat-gateway", "", "for NAT services, route replies back to clients via this address (a director or the NAT VIP), replacing the default route while serving; restored on stop")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 0.0.0.0:9846 (off when empty)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -104,6 +108,22 @@ func runAgent(ctx context.Context, cfg *agentConfig) error {
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.MetricsAddr != "" {
+		// Opened before the agent runs, so that a port in use stops it at once.
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return usagef("--metrics-addr: %v", err)
+		}
+		mctx, stopMetrics := context.WithCancel(ctx)
+		defer stopMetrics()
+		reg := metrics.NewAgent(metrics.AgentSources{Agent: d, Members: d})
+		go func() {
+			if err := metrics.Serve(mctx, ln, reg); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
 	log.Info("agent running", "id", cfg.ID, "addr", addr, "gossip", d.GossipAddr(), "services", cfg.Services)
 	return d.Run(ctx)
