@@ -49,13 +49,13 @@ type contacts struct {
 	mu      sync.Mutex
 	failing map[string]peerFailure // voter id → since when its heartbeats fail
 	leader  string                 // the last leader observed, "" for none
+	since   time.Time              // when it was observed
 
 	leaderChanges atomic.Uint64
 }
 
 type peerFailure struct {
-	since       time.Time // first failure of this run
-	lastContact time.Time // the last successful contact raft knew then (zero: never)
+	since time.Time // first failure of this run
 }
 
 func (c *contacts) init() { c.failing = map[string]peerFailure{} }
@@ -70,7 +70,7 @@ func (c *contacts) observe(data any, now time.Time) (Event, bool) {
 		if id == c.leader {
 			return Event{}, false
 		}
-		c.leader = id
+		c.leader, c.since = id, now
 		// A new term, a new set of followers: what the last leader saw is not ours.
 		clear(c.failing)
 		if id != "" {
@@ -79,12 +79,10 @@ func (c *contacts) observe(data any, now time.Time) (Event, bool) {
 		return Event{At: now, Kind: EventLeader, Leader: id}, true
 	case raft.FailedHeartbeatObservation:
 		id := string(o.PeerID)
-		if f, ok := c.failing[id]; ok {
-			f.lastContact = o.LastContact
-			c.failing[id] = f
+		if _, ok := c.failing[id]; ok {
 			return Event{}, false
 		}
-		c.failing[id] = peerFailure{since: now, lastContact: o.LastContact}
+		c.failing[id] = peerFailure{since: now}
 		return Event{At: now, Kind: EventPeerUnreachable, Peer: id}, true
 	case raft.PeerObservation:
 		if o.Removed {
@@ -102,6 +100,13 @@ func (c *contacts) observe(data any, now time.Time) (Event, bool) {
 	return Event{}, false
 }
 
+// leaderSince is when the current leader was observed.
+func (c *contacts) leaderSince() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.since
+}
+
 // failure returns the heartbeat failure of a voter, as leader.
 func (c *contacts) failure(id string) (peerFailure, bool) {
 	c.mu.Lock()
@@ -117,10 +122,9 @@ func (n *Node) voterContact(v *Voter, leaderID string, leading bool) {
 	case v.ID == n.cfg.NodeID:
 		v.Contact = ContactSelf
 	case leading:
+		v.Contact, v.LastContact = n.peerContact(raft.ServerID(v.ID))
 		if f, ok := n.contacts.failure(v.ID); ok {
-			v.Contact, v.FailingSince, v.LastContact = ContactUnreachable, f.since, f.lastContact
-		} else {
-			v.Contact = ContactReachable
+			v.Contact, v.FailingSince = ContactUnreachable, f.since
 		}
 	case v.ID == leaderID:
 		v.LastContact = n.raft.LastContact()
@@ -131,6 +135,18 @@ func (n *Node) voterContact(v *Voter, leaderID string, leading bool) {
 	default:
 		v.Contact = ContactUnknown
 	}
+}
+
+// peerContact is how a peer is doing as the leader sees it: reachable while it answered a
+// heartbeat within two heartbeat timeouts (heartbeats go out ten times a timeout), and
+// for as long after this node took over; unreachable otherwise, with when it last answered.
+func (n *Node) peerContact(id raft.ServerID) (Contact, time.Time) {
+	last := n.trans.lastAnswer(id)
+	grace := 2 * n.cfg.HeartbeatTimeout
+	if time.Since(last) < grace || time.Since(n.contacts.leaderSince()) < grace {
+		return ContactReachable, last
+	}
+	return ContactUnreachable, last
 }
 
 // applyBuckets are the upper bounds of the apply-latency histogram: a commit on a LAN
@@ -227,7 +243,11 @@ func (n *Node) RaftStats() RaftStats {
 				continue
 			}
 			st.Voters++
-			if _, failing := n.contacts.failure(string(s.ID)); leading && failing {
+			if !leading || string(s.ID) == n.cfg.NodeID {
+				continue
+			}
+			_, failing := n.contacts.failure(string(s.ID))
+			if c, _ := n.peerContact(s.ID); failing || c == ContactUnreachable {
 				st.Unreachable++
 			}
 		}
