@@ -173,7 +173,7 @@ function renderDirectors(st) {
     let last = "—";
     if (contact === "self") last = "this director";
     else if (!isZeroTime(v.last_contact)) last = el("span", { "data-server-time": v.last_contact });
-    else if (contact === "unreachable") last = "never";
+    else if (contact === "unreachable") last = "not since " + st.node.node_id + " leads";
     if (contact === "unknown") last = "only the leader knows";
     let contactText = contact;
     if (contact === "unreachable" && !isZeroTime(v.failing_since)) {
