@@ -109,9 +109,32 @@ rl_director() {
 	$LAB_IP netns exec "$name" "$RL_BIN" director --id "$name" $role \
 		--data-dir "/var/lib/raftlvs-$name" --raft-addr "$ip:7000" --api-addr "$ip:7080" \
 		--gossip-addr "$ip:7946" --gossip-key "$RL_GOSSIP_KEY" \
-		--vip-interface eth0 --sync-interface eth0 --sync-id 1 $RL_RAFT_FLAGS ${RL_DIRECTOR_FLAGS:-} "$@" \
+		--vip-interface eth0 --sync-interface eth0 --sync-id 1 $RL_RAFT_FLAGS ${RL_DIRECTOR_FLAGS:-} \
+		${RL_API_ANY:+--api-addr 0.0.0.0:7080 --api-advertise $ip:7080} "$@" \
 		>>"$LAB_RUN/$name.log" 2>&1 &
 	echo $! >"$LAB_RUN/$name.pid"
+}
+
+# rl_page_shot DIR: let the host's browser take a screenshot of DIR's status page (make
+# demo; lab.sh run --page-shot). The VM's one NIC (qemu user-mode networking, restricted:
+# the guest reaches nothing; the host forwards two ports of its loopback to 10.0.2.15)
+# goes into DIR's namespace as 10.0.2.15, where DIR's API answers when the directors were
+# started with RL_API_ANY=1 (--api-addr 0.0.0.0:7080); a one-shot listener on 7999 learns
+# when the host is done. Returns 1 when the run has no NIC or the host never came.
+rl_page_shot() {
+	local dir=$1 nic='' dev waiter
+	[ -n "${LAB_PAGE_NIC:-}" ] || { lab_log "this run has no NIC for the page (lab.sh run --page-shot)"; return 1; }
+	for dev in /sys/class/net/*; do
+		[ -e "$dev/device" ] && nic=${dev##*/} # veths and bridges have no device: the NIC has
+	done
+	[ -n "$nic" ] || { lab_log "no NIC found for the page"; return 1; }
+	$LAB_IP link set "$nic" netns "$dir" || return 1
+	$LAB_IP -n "$dir" addr add 10.0.2.15/24 dev "$nic" || return 1
+	$LAB_IP -n "$dir" link set "$nic" up || return 1
+	$LAB_IP netns exec "$dir" $LAB_BB timeout 150 $LAB_BB nc -l -p 7999 </dev/null >/dev/null 2>&1 &
+	waiter=$!
+	printf '\n@@LAB-PAGE@@\n'
+	wait "$waiter"
 }
 
 # rl_kill NAME [SIGNAL]: signal director/agent NAME (default KILL) and reap it.
