@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/cluster"
 	"github.com/raftlvs/raftlvs/cluster/apiserver"
@@ -28,7 +26,7 @@ type observability struct {
 	events    *events.Log
 	state     *events.StateWatcher
 	registrar *registrar.Counters // the registrar's, kept across terms
-	metrics   *prometheus.Registry
+	metrics   *metrics.Director
 }
 
 func newObservability(id string) *observability {
@@ -111,5 +109,5 @@ func (d *Director) mount(srv *apiserver.Server) http.Handler {
 	srv.Handle("GET /v1/events", o.events.Handler())
 	srv.Handle("GET /metrics", metrics.Handler(o.metrics))
 	statuspage.Mount(srv)
-	return metrics.InstrumentAPI(o.metrics, srv)
+	return metrics.InstrumentAPI(o.metrics.Registry(), srv)
 }

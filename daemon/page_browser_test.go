@@ -105,7 +105,9 @@ func attr(selector, name string) string {
 	return fmt.Sprintf(`((e) => e ? e.getAttribute(%q) || "" : "")(document.querySelector(%q))`, name, selector)
 }
 
-func rsRow(addr string) string { return fmt.Sprintf(`div.svc[data-service="web"] tr[data-rs="%s:80"]`, addr) }
+func rsRow(addr string) string {
+	return fmt.Sprintf(`div.svc[data-service="web"] tr[data-rs="%s:80"]`, addr)
+}
 
 func TestStatusPageFollowsTheClusterInABrowser(t *testing.T) {
 	ctx := newBrowser(t)

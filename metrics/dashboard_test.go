@@ -90,7 +90,7 @@ func allNames(t *testing.T) []string {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", Handler(reg))
-	h := InstrumentAPI(reg, mux)
+	h := InstrumentAPI(reg.Registry(), mux)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil)) // counted once it returns
 	if rec.Code != http.StatusOK {

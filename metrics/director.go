@@ -1,11 +1,13 @@
 package metrics
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/cluster"
@@ -61,14 +63,44 @@ type DirectorSources struct {
 	Now    func() time.Time // time.Now by default
 }
 
-// NewDirector returns the registry of a director's /metrics.
-func NewDirector(src DirectorSources) *prometheus.Registry {
+// Director is what a director's /metrics serves: a registry for the cluster's, the VIPs',
+// the reconciler's, the checks' and the API's figures, and the IPVS table and the real
+// servers' state built beside it (table.go).
+type Director struct {
+	reg *prometheus.Registry
+	src DirectorSources
+}
+
+// NewDirector returns the metrics of a director.
+func NewDirector(src DirectorSources) *Director {
 	if src.Now == nil {
 		src.Now = time.Now
 	}
 	reg := newRegistry("director")
 	reg.MustRegister(&directorCollector{src: src})
-	return reg
+	return &Director{reg: reg, src: src}
+}
+
+// Registry is where more of the director's collectors go (InstrumentAPI's).
+func (d *Director) Registry() *prometheus.Registry { return d.reg }
+
+// Gather implements prometheus.Gatherer: the registry's families and the table's, by
+// name.
+func (d *Director) Gather() ([]*dto.MetricFamily, error) {
+	var rows []realServerRow
+	d.src.State.View(func(st *fsm.State) { rows = realServerRows(st) })
+	table := []*dto.MetricFamily{stateFamily(rows)}
+	if d.src.DataPlane != nil {
+		table = append(table, ipvsFamilies(d.src.DataPlane.Status(true).Services)...)
+	}
+	fams, err := d.reg.Gather()
+	for _, f := range table {
+		if len(f.Metric) > 0 {
+			fams = append(fams, f)
+		}
+	}
+	slices.SortFunc(fams, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	return fams, err
 }
 
 var (
@@ -118,18 +150,10 @@ func (c *directorCollector) Describe(chan<- *prometheus.Desc) {}
 func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.src.Now()
 	c.collectRaft(ch, now)
-	var rsMetrics []prometheus.Metric
 	var vips []netip.Addr
-	c.src.State.View(func(st *fsm.State) {
-		rsMetrics = realServerMetrics(st)
-		vips = clusterVIPs(st)
-	})
-	for _, m := range rsMetrics {
-		ch <- m
-	}
+	c.src.State.View(func(st *fsm.State) { vips = clusterVIPs(st) })
 	if dp := c.src.DataPlane; dp != nil {
-		st := dp.Status(true)
-		collectIPVS(ch, st.Services)
+		st := dp.Status(false) // the counters are the table's (Director.Gather)
 		collectVIPs(ch, dp.VIPInterface(), vips, dp.VIPStats())
 		collectSync(ch, st.SyncDaemons)
 		collectReconciler(ch, dp.ReconcilerStats())

@@ -16,7 +16,6 @@ import (
 	"github.com/raftlvs/raftlvs/healthd"
 )
 
-
 // A real scheduler checking one listening and one closed port on loopback.
 func TestHealthCheckCollectorReportsTheSchedulersProbes(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -35,15 +35,15 @@ func newRegistry(role string) *prometheus.Registry {
 	return reg
 }
 
-// Handler serves a registry as /metrics, with the errors of a collector logged in the
-// answer rather than failing the scrape.
-func Handler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+// Handler serves g (a registry, a Director) as /metrics, with the errors of a collector
+// logged in the answer rather than failing the scrape.
+func Handler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // Serve answers GET /metrics from reg on ln (an agent's metrics port of its own) until
 // ctx ends.
-func Serve(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
+func Serve(ctx context.Context, ln net.Listener, reg prometheus.Gatherer) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", Handler(reg))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
