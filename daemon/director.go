@@ -25,7 +25,6 @@ import (
 	"github.com/raftlvs/raftlvs/director/registrar"
 	"github.com/raftlvs/raftlvs/director/syncd"
 	"github.com/raftlvs/raftlvs/director/vip"
-	"github.com/raftlvs/raftlvs/events"
 )
 
 // ErrBadOptions classifies Options that cannot work; the error is an *OptionError.
@@ -218,9 +217,6 @@ func (d *Director) Run(ctx context.Context) error {
 	d.log.Info("director stopped")
 	return err
 }
-
-// Events is this director's timeline.
-func (d *Director) Events() *events.Log { return d.obs.events }
 
 // Node is this director's Raft node.
 func (d *Director) Node() *cluster.Node { return d.node }
