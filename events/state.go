@@ -111,7 +111,9 @@ func (w *StateWatcher) Observe(st *fsm.State) {
 		}
 	}
 	// Walk's order is the map's: sort, so that a batch reads the same on every director.
-	slices.SortFunc(evs, func(a, b api.Event) int { return cmp.Or(cmp.Compare(a.Subject, b.Subject), cmp.Compare(a.Kind, b.Kind)) })
+	slices.SortFunc(evs, func(a, b api.Event) int {
+		return cmp.Or(cmp.Compare(a.Subject, b.Subject), cmp.Compare(a.Kind, b.Kind))
+	})
 	for _, e := range evs {
 		w.log.Record(e)
 	}
