@@ -243,7 +243,7 @@ func TestStatusRendering(t *testing.T) {
 				{ID: "d3", RaftAddr: "10.0.0.3:7000", APIAddr: "10.0.0.3:7080", Suffrage: "Voter", Contact: "unreachable",
 					FailingSince: time.Date(2026, 11, 21, 12, 0, 18, 0, time.UTC), LastContact: time.Date(2026, 11, 21, 12, 0, 17, 500e6, time.UTC)},
 				{ID: "d1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:7080", Suffrage: "Voter", Contact: "self"},
-				{ID: "d2", RaftAddr: "10.0.0.2:7000", APIAddr: "10.0.0.2:7080", Suffrage: "Voter", Contact: "reachable"},
+				{ID: "d2", RaftAddr: "10.0.0.2:7000", APIAddr: "10.0.0.2:7080", Suffrage: "Voter", Contact: "reachable", LastContact: time.Date(2026, 11, 21, 12, 0, 29, 900e6, time.UTC)},
 			}},
 		ClusterID: "lab", Version: 17,
 		Services: []api.ServiceInfo{
@@ -280,11 +280,11 @@ func TestStatusRendering(t *testing.T) {
 		{"plain like ipvsadm -Ln", ipvsadm.ListPlain, true, `Cluster lab, state version 17
 Node    d1: Leader, term 4, commit 42, applied 42
 Leader  d1
-Voters  d1           leader   self                        raft 10.0.0.1:7000         api 10.0.0.1:7080
-        d2           follower reachable                   raft 10.0.0.2:7000         api 10.0.0.2:7080
-        d3           follower unreachable                 raft 10.0.0.3:7000         api 10.0.0.3:7080
-                     unreachable for 12s, last contact 12.5s ago
-        (contact: self, reachable, unreachable; unknown = only the leader knows)
+Voters  d1           leader   self                        -          raft 10.0.0.1:7000         api 10.0.0.1:7080
+        d2           follower reachable                   100ms ago  raft 10.0.0.2:7000         api 10.0.0.2:7080
+        d3           follower unreachable                 12.5s ago  raft 10.0.0.3:7000         api 10.0.0.3:7080
+                     unreachable for 12s
+        (contact, last contact: as the leader sees its followers, a follower its leader; unknown = only the leader knows)
 
 Prot LocalAddress:Port Scheduler Flags
   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn State

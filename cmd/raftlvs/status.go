@@ -223,28 +223,16 @@ func renderCluster(b *strings.Builder, st *api.StatusResponse) {
 		if contact == "" {
 			contact = "-" // a director that does not report reachability yet
 		}
-		fmt.Fprintf(b, "%s%-12s %-8s %-27s raft %-21s api %s\n", label, v.ID, role, contact, v.RaftAddr, apiAddr)
-		if detail := contactDetail(st.At, v); detail != "" {
-			fmt.Fprintf(b, "%s%-12s %s\n", "        ", "", detail)
+		last := "-"
+		if !v.LastContact.IsZero() {
+			last = ago(st.At, v.LastContact) + " ago"
+		}
+		fmt.Fprintf(b, "%s%-12s %-8s %-27s %-10s raft %-21s api %s\n", label, v.ID, role, contact, last, v.RaftAddr, apiAddr)
+		if !v.FailingSince.IsZero() {
+			fmt.Fprintf(b, "%s%-12s unreachable for %s\n", "        ", "", ago(st.At, v.FailingSince))
 		}
 	}
-	b.WriteString("        (contact: self, reachable, unreachable; unknown = only the leader knows)\n")
-}
-
-// contactDetail says since when an unreachable voter has been, and when it was last
-// heard from, on the answering director's clock.
-func contactDetail(at time.Time, v api.Voter) string {
-	var parts []string
-	if !v.FailingSince.IsZero() {
-		parts = append(parts, "unreachable for "+ago(at, v.FailingSince))
-	}
-	switch {
-	case !v.LastContact.IsZero() && strings.HasPrefix(v.Contact, api.ContactUnreachable):
-		parts = append(parts, "last contact "+ago(at, v.LastContact)+" ago")
-	case v.LastContact.IsZero() && strings.HasPrefix(v.Contact, api.ContactUnreachable):
-		parts = append(parts, "never heard from since this leader took over")
-	}
-	return strings.Join(parts, ", ")
+	b.WriteString("        (contact, last contact: as the leader sees its followers, a follower its leader; unknown = only the leader knows)\n")
 }
 
 func ago(now, t time.Time) string {
