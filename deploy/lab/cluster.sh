@@ -261,7 +261,7 @@ rl_agent() {
 	$LAB_IP netns exec "$rs" "$RL_BIN" agent --id "$rs" --addr "${RL_AGENT_ADDR:-${RL_IP[$rs]}}" \
 		--join "${RL_IP[d1]}:7946,${RL_IP[d2]}:7946,${RL_IP[d3]}:7946" \
 		--gossip-key "$RL_GOSSIP_KEY" --state-file "/var/lib/agent-$rs.json" --poll 1s \
-		"${args[@]}" >>"$LAB_RUN/agent-$rs.log" 2>&1 &
+		${RL_AGENT_FLAGS:-} "${args[@]}" >>"$LAB_RUN/agent-$rs.log" 2>&1 &
 	echo $! >"$LAB_RUN/agent-$rs.pid"
 }
 
