@@ -206,6 +206,15 @@ func TestStatusPageFollowsTheClusterInABrowser(t *testing.T) {
 			attr(`#director-rows tr[data-director="`+other.id+`"]`, "data-role")),
 		`document.querySelector("header").innerText`)
 	screenshot(t, ctx, "status-page-leader-lost.png")
+
+	// The page's own director stops: the page says it has no answer, and how old
+	// what it still shows is.
+	if err := leader.node().Close(); err != nil {
+		t.Fatalf("stop %s: %v", leader.id, err)
+	}
+	waitDOM(t, ctx, "that the director stopped answering", bound,
+		`document.querySelector("#answer").dataset.state === "failing" && document.querySelector("#answer-age").textContent.includes("no answer for")`,
+		`document.querySelector("header").innerText`)
 }
 
 // screenshot saves the whole page as name under the test's temp dir, or under

@@ -318,16 +318,26 @@ function renderEvents() {
 
 // ---- fetching --------------------------------------------------------------------
 
-async function getJSON(url) {
-  const r = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" } });
-  const body = await r.json().catch(() => null);
-  if (!r.ok) throw new Error((body && body.error) || r.status + " " + r.statusText);
-  return body;
+// getJSON fetches url, giving up after ms: a director that hangs must show as not
+// answering, not as a page that merely stopped moving.
+async function getJSON(url, ms) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), ms);
+  try {
+    const r = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" }, signal: ctl.signal });
+    const body = await r.json().catch(() => null);
+    if (!r.ok) throw new Error((body && body.error) || r.status + " " + r.statusText);
+    return body;
+  } catch (e) {
+    throw e.name === "AbortError" ? new Error("no answer within " + ms / 1000 + " s") : e;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function pollStatus() {
   try {
-    page.status = await getJSON("/v1/status?counters=true");
+    page.status = await getJSON("/v1/status?counters=true", 10000);
     page.statusAt = Date.now();
     page.failure = "";
     render();
@@ -343,7 +353,7 @@ async function pollStatus() {
 async function followEvents() {
   for (;;) {
     try {
-      const list = await getJSON("/v1/events?after=" + page.eventsLast + "&wait=" + EVENTS_WAIT + "&limit=" + MAX_EVENTS);
+      const list = await getJSON("/v1/events?after=" + page.eventsLast + "&wait=" + EVENTS_WAIT + "&limit=" + MAX_EVENTS, 40000);
       if (list.log !== page.eventsLog) { // another run of the director's log: start over
         page.events = [];
         page.eventsLog = list.log;
