@@ -601,6 +601,7 @@ report() {
 		log "FAIL: $name: the scenario hit its ${TIMEOUT}s timeout (rc=$rc)"
 	elif [[ $rc -eq 0 ]]; then
 		log "PASS: $name"
+		[[ $PAGE_SHOT_DONE != ok ]] || log "the status page, as the host's Chromium saw it: $PAGE_SHOT"
 	else
 		log "FAIL: $name (rc=$rc)"
 	fi

@@ -123,7 +123,7 @@ say "Every director serves a live status page at / on its API port (and /metrics
 	"restricted: the guest reaches nothing, the host forwards two ports of its loopback to it.)"
 show "raftlvs events, asked of $new" sh -c "ip netns exec client $RL_BIN --api ${RL_IP[$new]}:7080 events -n 12"
 if rl_page_shot "$new"; then
-	lab_pass "the host took the screenshot of $new's status page (its path is printed below)"
+	lab_pass "the host took the screenshot of $new's status page (lab.sh prints where it is, last)"
 else
 	lab_fail "the status page was not shown to the host"
 fi
