@@ -40,6 +40,10 @@ type Voter struct {
 	LastContact time.Time `json:"last_contact,omitzero"`
 	// FailingSince is when the leader's heartbeats to an unreachable voter began failing.
 	FailingSince time.Time `json:"failing_since,omitzero"`
+	// LastLogIndex is the last index of the voter's log as the answering director knows
+	// it: its own, and on the leader each follower's latest answer; the leader's minus a
+	// follower's is how far that follower lags.
+	LastLogIndex uint64 `json:"last_log_index,omitempty"`
 }
 
 // Voter contacts.

@@ -120,9 +120,13 @@ func (c *contacts) failure(id string) (peerFailure, bool) {
 func (n *Node) voterContact(v *Voter, leaderID string, leading bool) {
 	switch {
 	case v.ID == n.cfg.NodeID:
-		v.Contact = ContactSelf
+		v.Contact, v.LastLogIndex = ContactSelf, n.raft.LastIndex()
 	case leading:
-		v.Contact, v.LastContact = n.peerContact(raft.ServerID(v.ID))
+		var lastLog uint64
+		v.Contact, v.LastContact, lastLog = n.peerContact(raft.ServerID(v.ID))
+		if !v.LastContact.IsZero() {
+			v.LastLogIndex = lastLog
+		}
 		if f, ok := n.contacts.failure(v.ID); ok {
 			v.Contact, v.FailingSince = ContactUnreachable, f.since
 		}
@@ -140,13 +144,13 @@ func (n *Node) voterContact(v *Voter, leaderID string, leading bool) {
 // peerContact is how a peer is doing as the leader sees it: reachable while it answered a
 // heartbeat within two heartbeat timeouts (heartbeats go out ten times a timeout), and
 // for as long after this node took over; unreachable otherwise, with when it last answered.
-func (n *Node) peerContact(id raft.ServerID) (Contact, time.Time) {
-	last := n.trans.lastAnswer(id)
+func (n *Node) peerContact(id raft.ServerID) (Contact, time.Time, uint64) {
+	a := n.trans.lastAnswer(id)
 	grace := 2 * n.cfg.HeartbeatTimeout
-	if time.Since(last) < grace || time.Since(n.contacts.leaderSince()) < grace {
-		return ContactReachable, last
+	if time.Since(a.at) < grace || time.Since(n.contacts.leaderSince()) < grace {
+		return ContactReachable, a.at, a.lastLog
 	}
-	return ContactUnreachable, last
+	return ContactUnreachable, a.at, a.lastLog
 }
 
 // applyBuckets are the upper bounds of the apply-latency histogram: a commit on a LAN
@@ -213,9 +217,20 @@ type RaftStats struct {
 	// Voters and Unreachable count the voters of the configuration and, on the leader,
 	// those whose heartbeats fail.
 	Voters, Unreachable int
+	// Peers are the other voters as the leader sees them (none on a follower).
+	Peers []PeerStats
 	// Apply is the latency of the writes this node committed as leader (Apply, from the
 	// call to the FSM's verdict), successes only.
 	Apply Latencies
+}
+
+// PeerStats is another voter as the leader sees it: whether it answers, when it last
+// did, and the last index of its log then (zero: never answered this node).
+type PeerStats struct {
+	ID           string
+	Reachable    bool
+	LastContact  time.Time
+	LastLogIndex uint64
 }
 
 // RaftStats reads this node's Raft figures.
@@ -247,9 +262,12 @@ func (n *Node) RaftStats() RaftStats {
 				continue
 			}
 			_, failing := n.contacts.failure(string(s.ID))
-			if c, _ := n.peerContact(s.ID); failing || c == ContactUnreachable {
+			c, last, lastLog := n.peerContact(s.ID)
+			reachable := !failing && c == ContactReachable
+			if !reachable {
 				st.Unreachable++
 			}
+			st.Peers = append(st.Peers, PeerStats{ID: string(s.ID), Reachable: reachable, LastContact: last, LastLogIndex: lastLog})
 		}
 	}
 	return st

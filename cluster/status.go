@@ -48,6 +48,9 @@ type Voter struct {
 	LastContact time.Time `json:"last_contact,omitzero"`
 	// FailingSince is when the leader's heartbeats to an unreachable voter began failing.
 	FailingSince time.Time `json:"failing_since,omitzero"`
+	// LastLogIndex is the last index of the voter's log, as its latest answer to the
+	// leader said (this node's own for itself): the leader's minus it is how far it lags.
+	LastLogIndex uint64 `json:"last_log_index,omitempty"`
 }
 
 // statusTimeout bounds reading the Raft configuration for a status report.

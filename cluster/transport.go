@@ -26,12 +26,19 @@ type leaderCommitTransport struct {
 	// contact to itself, and reports a failed heartbeat only once the call fails, which
 	// for a peer behind a pulled cable is the transport's timeout later.
 	answeredMu sync.Mutex
-	answered   map[raft.ServerID]time.Time
+	answered   map[raft.ServerID]peerAnswer
+}
+
+// peerAnswer is a peer's last answer to an AppendEntries: when, and the last index of
+// its log then (a heartbeat's answer carries it too), which tells how far it lags.
+type peerAnswer struct {
+	at      time.Time
+	lastLog uint64
 }
 
 func newLeaderCommitTransport(nt *raft.NetworkTransport) *leaderCommitTransport {
 	t := &leaderCommitTransport{NetworkTransport: nt, rpcs: make(chan raft.RPC), stop: make(chan struct{}),
-		answered: map[raft.ServerID]time.Time{}}
+		answered: map[raft.ServerID]peerAnswer{}}
 	go t.relay()
 	return t
 }
@@ -79,16 +86,16 @@ func (t *leaderCommitTransport) noteCommit(index uint64) {
 func (t *leaderCommitTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
 	if err == nil {
-		now := time.Now()
+		a := peerAnswer{at: time.Now(), lastLog: resp.LastLog}
 		t.answeredMu.Lock()
-		t.answered[id] = now
+		t.answered[id] = a
 		t.answeredMu.Unlock()
 	}
 	return err
 }
 
-// lastAnswer is when peer id last answered an AppendEntries of this node's; zero if never.
-func (t *leaderCommitTransport) lastAnswer(id raft.ServerID) time.Time {
+// lastAnswer is peer id's last answer to an AppendEntries of this node's; zero if never.
+func (t *leaderCommitTransport) lastAnswer(id raft.ServerID) peerAnswer {
 	t.answeredMu.Lock()
 	defer t.answeredMu.Unlock()
 	return t.answered[id]

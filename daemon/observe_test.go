@@ -308,6 +308,17 @@ func TestMetricsOfARunningClusterMatchItsState(t *testing.T) {
 			t.Errorf("%s%v = %v, want %s", w.name, w.labels, v, w.what)
 		}
 	}
+	for _, d := range c.directors {
+		if d == leader {
+			continue
+		}
+		if v, _, ok := sample(families, "raftlvs_raft_peer_reachable", map[string]string{"peer": d.id}); !ok || v != 1 {
+			t.Errorf("the leader's view of %s: reachable %v (present %v)", d.id, v, ok)
+		}
+		if v, _, ok := sample(families, "raftlvs_raft_peer_lag_entries", map[string]string{"peer": d.id}); !ok || v < 0 || v > 100 {
+			t.Errorf("the leader's view of %s: lag %v (present %v)", d.id, v, ok)
+		}
+	}
 	if _, _, ok := sample(families, "raftlvs_ipvs_backend_connections_active", backend(rs3)); ok {
 		t.Error("rs3 is down and out of the kernel, yet has IPVS series")
 	}

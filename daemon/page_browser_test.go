@@ -134,9 +134,11 @@ func TestStatusPageFollowsTheClusterInABrowser(t *testing.T) {
 		if d == leader {
 			role = "leader"
 		}
-		waitDOM(t, ctx, d.id+" as "+role, bound,
-			fmt.Sprintf(`%s === %q && %s !== "unreachable"`, attr(`#director-rows tr[data-director="`+d.id+`"]`, "data-role"), role,
-				attr(`#director-rows tr[data-director="`+d.id+`"]`, "data-contact")), rows)
+		row := `#director-rows tr[data-director="` + d.id + `"]`
+		// The leader knows each follower's lag, in entries, from its last answer.
+		waitDOM(t, ctx, d.id+" as "+role+" with its lag", bound,
+			fmt.Sprintf(`%s === %q && %s !== "unreachable" && /^[0-9]+$/.test(%s)`, attr(row, "data-role"), role,
+				attr(row, "data-contact"), attr(row, "data-lag")), rows)
 	}
 	waitDOM(t, ctx, "the VIP held by the leader", bound,
 		fmt.Sprintf(`%s === %q`, attr(`#vip-rows tr[data-vip="`+webVIP.String()+`"]`, "data-holder"), leader.id), rows)

@@ -29,6 +29,7 @@ type fakeRaft struct{}
 
 func (fakeRaft) RaftStats() cluster.RaftStats {
 	return cluster.RaftStats{State: "Follower", LeaderID: "d1", Term: 3, LastContact: time.Now().Add(-time.Second), Voters: 3,
+		Peers: []cluster.PeerStats{{ID: "d2", Reachable: true, LastContact: time.Now(), LastLogIndex: 9}},
 		Apply: cluster.Latencies{Bounds: []time.Duration{time.Millisecond}, Counts: []uint64{1, 0}, Count: 1, Sum: time.Millisecond}}
 }
 

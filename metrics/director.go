@@ -117,6 +117,9 @@ var (
 	raftVoters        = desc("raft_voters", "Voters in the Raft configuration.")
 	raftUnreachable   = desc("raft_voters_unreachable", "Voters whose heartbeats fail, as the leader sees them (0 on followers, which cannot tell).")
 	raftApply         = desc("raft_apply_duration_seconds", "Time to commit and apply a write, on the leader that took it.")
+	raftPeerUp        = desc("raft_peer_reachable", "On the leader: 1 if the voter answers its heartbeats.", "peer")
+	raftPeerContact   = desc("raft_peer_last_contact_seconds", "On the leader: seconds since the voter last answered (absent if it never did this term).", "peer")
+	raftPeerLag       = desc("raft_peer_lag_entries", "On the leader: how many entries the voter's log was behind the leader's at its last answer.", "peer")
 
 	vipHeld      = desc("vip_held", "1 if this director holds the VIP on its interface (the leader's), 0 if not.", "vip", "interface")
 	vipSince     = desc("vip_held_since_timestamp_seconds", "When this director last put the VIP on its interface (held VIPs only).", "vip", "interface")
@@ -203,6 +206,14 @@ func (c *directorCollector) collectRaft(ch chan<- prometheus.Metric, now time.Ti
 	ch <- gauge(raftVoters, float64(rs.Voters))
 	ch <- gauge(raftUnreachable, float64(rs.Unreachable))
 	ch <- histogram(raftApply, rs.Apply)
+	for _, p := range rs.Peers {
+		ch <- gauge(raftPeerUp, boolValue(p.Reachable), p.ID)
+		if p.LastContact.IsZero() {
+			continue
+		}
+		ch <- gauge(raftPeerContact, max(now.Sub(p.LastContact).Seconds(), 0), p.ID)
+		ch <- gauge(raftPeerLag, float64(rs.LastLogIndex-min(p.LastLogIndex, rs.LastLogIndex)), p.ID)
+	}
 }
 
 // histogram turns a cluster.Latencies into a Prometheus histogram (cumulative buckets,

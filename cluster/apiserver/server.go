@@ -190,7 +190,7 @@ func nodeStatus(cs cluster.Status) api.NodeStatus {
 	}
 	for _, v := range cs.Voters {
 		ns.Voters = append(ns.Voters, api.Voter{ID: v.ID, RaftAddr: v.RaftAddr, APIAddr: v.APIAddr, Suffrage: v.Suffrage,
-			Contact: string(v.Contact), LastContact: v.LastContact, FailingSince: v.FailingSince})
+			Contact: string(v.Contact), LastContact: v.LastContact, FailingSince: v.FailingSince, LastLogIndex: v.LastLogIndex})
 	}
 	return ns
 }

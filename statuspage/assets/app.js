@@ -167,6 +167,15 @@ function renderDirectors(st) {
     (lag === 1 ? " entry" : " entries") + " · state version " + n.state_version;
   const rows = [];
   const voters = [...(n.voters || [])].sort((a, b) => a.id.localeCompare(b.id));
+  const self = voters.find((v) => v.id === n.node_id);
+  const leading = n.leader_id === n.node_id;
+  // Lag in entries: the answering director's own (committed but not applied yet), and
+  // on the leader each follower's log behind its own, as of the follower's last answer.
+  const lagOf = (v) => {
+    if (v.id === n.node_id) return String(lag);
+    if (leading && self && self.last_log_index && v.last_log_index) return String(Math.max(0, self.last_log_index - v.last_log_index));
+    return "—";
+  };
   for (const v of voters) {
     const r = role(st, v.id);
     let contact = v.contact || "unknown";
@@ -179,15 +188,17 @@ function renderDirectors(st) {
     if (contact === "unreachable" && !isZeroTime(v.failing_since)) {
       contactText = el("span", {}, "unreachable since ", clock(v.failing_since));
     }
-    rows.push(el("tr", { "data-director": v.id, "data-role": r, "data-contact": contact },
+    const lagText = lagOf(v);
+    rows.push(el("tr", { "data-director": v.id, "data-role": r, "data-contact": contact, "data-lag": lagText },
       el("td", { class: "mono" }, v.id),
       el("td", { class: "role-" + r.split(" ")[0] }, r),
       el("td", { class: "c-" + contact }, contactText),
       el("td", {}, last),
+      el("td", { class: "num" }, lagText),
       el("td", { class: "mono" }, v.raft_addr),
       el("td", { class: "mono" }, v.api_addr ? el("a", { href: "http://" + v.api_addr + "/" }, v.api_addr) : "-")));
   }
-  if (n.error) rows.push(el("tr", {}, el("td", { colspan: 6 }, "voters unknown: " + n.error)));
+  if (n.error) rows.push(el("tr", {}, el("td", { colspan: 7 }, "voters unknown: " + n.error)));
   $("director-rows").replaceChildren(...rows);
 }
 
