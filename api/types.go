@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/raftlvs/raftlvs/fsm"
 )
@@ -29,6 +30,8 @@ type StateDump struct {
 // StatusResponse is the answer of GET /v1/status: this node's view of Raft, the replicated
 // services, and what the director reports of its data plane and of the agents.
 type StatusResponse struct {
+	// At is when the answering director (Node.NodeID) read what follows, by its clock.
+	At        time.Time      `json:"at"`
 	Node      NodeStatus     `json:"node"`
 	ClusterID string         `json:"cluster_id"`
 	Version   uint64         `json:"version"`
@@ -94,7 +97,9 @@ type RealServerCounters struct {
 	Port          uint16     `json:"port"`
 	ActiveConns   uint32     `json:"active_conns"`
 	InactiveConns uint32     `json:"inactive_conns"`
-	Stats         Counters   `json:"stats"`
+	// Weight is the weight programmed in the kernel (0 while draining), when known.
+	Weight *int     `json:"weight,omitempty"`
+	Stats  Counters `json:"stats"`
 }
 
 // Counters are IPVS totals and rates (per second), as ipvsadm --stats and --rate show them.

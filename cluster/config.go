@@ -85,6 +85,10 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
 
+	// OnEvent, if set, is told of leader changes and, as leader, of voters whose
+	// heartbeats fail or resume. It is called from one goroutine and must not block.
+	OnEvent func(Event)
+
 	Logger *slog.Logger
 }
 

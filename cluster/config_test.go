@@ -21,8 +21,8 @@ func TestConfigDefaultsAreValidAndMatchTheDesign(t *testing.T) {
 		t.Fatalf("defaults rejected: %v", err)
 	}
 	if c.HeartbeatTimeout != 500*time.Millisecond || c.ElectionTimeout != 500*time.Millisecond ||
-		c.LeaderLeaseTimeout != 250*time.Millisecond || c.CommitTimeout != 50*time.Millisecond {
-		t.Fatalf("timings %v/%v/%v/%v, want 500ms/500ms/250ms/50ms", c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout)
+		c.LeaderLeaseTimeout != 250*time.Millisecond || c.CommitTimeout != 10*time.Millisecond {
+		t.Fatalf("timings %v/%v/%v/%v, want 500ms/500ms/250ms/10ms", c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout)
 	}
 }
 

@@ -57,6 +57,9 @@ type Node struct {
 	sm    *stateMachine
 	self  fsm.Director // this node's entry in the Director table
 
+	contacts     contacts // the peers and leaders raft's observations told of
+	applyLatency latencyHistogram
+
 	notifyCh    chan bool
 	handoverCh  chan handover
 	shutdownCh  chan struct{}
@@ -98,6 +101,7 @@ func Open(cfg Config) (*Node, error) {
 		ready:       make(chan struct{}),
 		done:        make(chan struct{}),
 	}
+	n.contacts.init()
 	if err := n.start(); err != nil {
 		return nil, err
 	}
@@ -167,6 +171,9 @@ func (n *Node) start() (err error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.NotifyCh = n.notifyCh
 	rc.Logger = hlog
+	// go-metrics' copies of per-peer figures with the peer id in the metric name; the
+	// director's metrics come from RaftStats, not from go-metrics.
+	rc.NoLegacyTelemetry = true
 	if err := raft.ValidateConfig(rc); err != nil {
 		// validate checks the same rules with our field names; this is a backstop.
 		return &ConfigError{Field: "raft", Reason: err.Error(), Err: err}
@@ -291,10 +298,12 @@ func (n *Node) Apply(ctx context.Context, c fsm.Command) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	f := n.raft.Apply(entry, timeoutOf(ctx))
 	if err := n.wait(ctx, fmt.Sprintf("apply %T", c), f); err != nil {
 		return err
 	}
+	n.applyLatency.observe(time.Since(start))
 	if resp, _ := f.Response().(error); resp != nil {
 		return resp
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -14,16 +15,19 @@ func (n *Node) Done() <-chan struct{} { return n.done }
 func (n *Node) markDone() { n.doneOnce.Do(func() { close(n.done) }) }
 
 // observationBuffer holds raft observations while watchRaft is busy reading the
-// configuration; only state and leader changes are observed, a few per election.
-const observationBuffer = 16
+// configuration; state and leader changes are a few per election, heartbeat failures one
+// per failing peer per back-off (at least HeartbeatTimeout/20 apart).
+const observationBuffer = 64
 
-// registerObserver asks raft for its state and leader changes. The observer does not
+// registerObserver asks raft for its state and leader changes, peer changes and, as
+// leader, heartbeats that fail or resume (contacts). The observer does not
 // block raft: watchRaft must never make raft wait on it, since it calls back into raft.
 func (n *Node) registerObserver() (<-chan raft.Observation, *raft.Observer) {
 	ch := make(chan raft.Observation, observationBuffer)
 	o := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.RaftState, raft.LeaderObservation:
+		case raft.RaftState, raft.LeaderObservation, raft.PeerObservation,
+			raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
 			return true
 		}
 		return false
@@ -45,6 +49,10 @@ func (n *Node) watchRaft(obs <-chan raft.Observation, o *raft.Observer) {
 		case <-n.shutdownCh:
 			return
 		case ob := <-obs:
+			if ev, ok := n.contacts.observe(ob.Data, time.Now()); ok && n.cfg.OnEvent != nil {
+				ev.Term = n.raft.CurrentTerm()
+				n.cfg.OnEvent(ev)
+			}
 			if lo, ok := ob.Data.(raft.LeaderObservation); ok && lo.LeaderID == "" && n.removedFromCluster() {
 				n.log.Warn("this node was removed from the raft configuration; shutting raft down (join it again to come back)")
 				if err := n.raft.Shutdown().Error(); err != nil {

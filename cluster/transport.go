@@ -3,6 +3,7 @@ package cluster
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -19,10 +20,25 @@ type leaderCommitTransport struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	commit   atomic.Uint64
+
+	// answered is when each peer last answered an AppendEntries of this node's (the
+	// leader's heartbeats, every HeartbeatTimeout/10): raft keeps its followers' last
+	// contact to itself, and reports a failed heartbeat only once the call fails, which
+	// for a peer behind a pulled cable is the transport's timeout later.
+	answeredMu sync.Mutex
+	answered   map[raft.ServerID]peerAnswer
+}
+
+// peerAnswer is a peer's last answer to an AppendEntries: when, and the last index of
+// its log then (a heartbeat's answer carries it too), which tells how far it lags.
+type peerAnswer struct {
+	at      time.Time
+	lastLog uint64
 }
 
 func newLeaderCommitTransport(nt *raft.NetworkTransport) *leaderCommitTransport {
-	t := &leaderCommitTransport{NetworkTransport: nt, rpcs: make(chan raft.RPC), stop: make(chan struct{})}
+	t := &leaderCommitTransport{NetworkTransport: nt, rpcs: make(chan raft.RPC), stop: make(chan struct{}),
+		answered: map[raft.ServerID]peerAnswer{}}
 	go t.relay()
 	return t
 }
@@ -64,6 +80,25 @@ func (t *leaderCommitTransport) noteCommit(index uint64) {
 			return
 		}
 	}
+}
+
+// AppendEntries is the transport's, noting when the peer answered.
+func (t *leaderCommitTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
+	if err == nil {
+		a := peerAnswer{at: time.Now(), lastLog: resp.LastLog}
+		t.answeredMu.Lock()
+		t.answered[id] = a
+		t.answeredMu.Unlock()
+	}
+	return err
+}
+
+// lastAnswer is peer id's last answer to an AppendEntries of this node's; zero if never.
+func (t *leaderCommitTransport) lastAnswer(id raft.ServerID) peerAnswer {
+	t.answeredMu.Lock()
+	defer t.answeredMu.Unlock()
+	return t.answered[id]
 }
 
 // Close stops the relay and closes the transport; raft calls it on shutdown. An RPC the

@@ -103,6 +103,7 @@ type Director struct {
 	node   *cluster.Node
 	tls    *pki.Reloader // nil when insecure
 	server *http.Server
+	obs    *observability
 	close  []func()
 }
 
@@ -115,7 +116,7 @@ func New(opts Options) (_ *Director, err error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	d := &Director{opts: opts, log: opts.Logger}
+	d := &Director{opts: opts, log: opts.Logger, obs: newObservability(opts.ID)}
 	defer func() {
 		if err != nil {
 			d.shutdown()
@@ -129,7 +130,7 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	if !opts.Witness {
-		if d.plane, err = newDataPlane(opts); err != nil {
+		if d.plane, err = newDataPlane(opts, d.obs); err != nil {
 			return nil, err
 		}
 		d.close = append(d.close, d.plane.Close)
@@ -152,6 +153,7 @@ func New(opts Options) (_ *Director, err error) {
 		HeartbeatTimeout:   opts.HeartbeatTimeout,
 		ElectionTimeout:    opts.ElectionTimeout,
 		LeaderLeaseTimeout: opts.LeaderLeaseTimeout,
+		OnEvent:            d.obs.clusterEvent,
 		Logger:             opts.Logger,
 	})
 	if err != nil {
@@ -164,7 +166,7 @@ func New(opts Options) (_ *Director, err error) {
 		}
 	}
 	d.node.Lead(append(d.duties(), d.trustDuty())...)
-	d.server = &http.Server{Handler: d.apiServer(), ReadHeaderTimeout: 10 * time.Second}
+	d.server = &http.Server{Handler: d.mount(d.apiServer()), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
 
@@ -183,6 +185,7 @@ func (d *Director) duties() []cluster.Duty {
 			State:     d.node,
 			Writer:    d.node,
 			Conns:     d.plane,
+			Counters:  d.obs.registrar,
 			MaxDrain:  d.opts.DrainMax,
 			ReapDelay: d.opts.ReapDelay,
 			Admit:     d.agentAdmission(),
@@ -219,6 +222,7 @@ func (d *Director) Run(ctx context.Context) error {
 		go d.health.run(ctx)
 	}
 	d.watchTLS(ctx)
+	go d.obs.watchState(ctx, d.node)
 	if len(d.opts.Join) > 0 {
 		go func() {
 			if err := d.node.JoinThrough(ctx, d.apiClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
@@ -303,8 +307,9 @@ func (d *Director) openPool() (*gossip.Pool, error) {
 	return pool, nil
 }
 
-// newDataPlane opens the kernel (unless Options gave one) and prepares the director over it.
-func newDataPlane(opts Options) (*director.Director, error) {
+// newDataPlane opens the kernel (unless Options gave one) and prepares the director over
+// it, its VIP and drift events going to the timeline.
+func newDataPlane(opts Options, obs *observability) (*director.Director, error) {
 	kernel := opts.Kernel
 	if kernel == nil {
 		var err error
@@ -316,7 +321,8 @@ func newDataPlane(opts Options) (*director.Director, error) {
 			return nil, err
 		}
 	}
-	cfg := director.Config{VIP: opts.VIP, StateDir: opts.DataDir, Logger: opts.Logger}
+	cfg := director.Config{VIP: opts.VIP, StateDir: opts.DataDir, OnRepair: obs.repairEvent, Logger: opts.Logger}
+	cfg.VIP.OnEvent = obs.vipEvent
 	if opts.Sync != nil {
 		cfg.SyncEnabled, cfg.Sync = true, *opts.Sync
 	}

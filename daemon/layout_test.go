@@ -93,3 +93,16 @@ func TestLayersImportDownwardOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestDomainPackagesDoNotLinkPrometheus(t *testing.T) {
+	// The collectors (metrics/) read snapshots the domain packages publish; those
+	// packages, the API contract and the timeline never see Prometheus.
+	for _, pkg := range []string{"fsm", "api", "cluster", "cluster/apiserver", "director", "director/ipvs", "director/vip",
+		"director/registrar", "director/syncd", "healthd", "realserver", "events", "statuspage"} {
+		for _, d := range deps(t, module+"/"+pkg) {
+			if strings.Contains(d, "prometheus") {
+				t.Errorf("%s links %s", pkg, d)
+			}
+		}
+	}
+}

@@ -23,12 +23,20 @@ func dataPlaneStatus(st director.Status) *api.DataPlane {
 	}
 	for _, sc := range st.Services {
 		out := api.ServiceCounters{Service: sc.Name, Stats: apiCounters(sc.Counters)}
+		weights := make(map[ipvs.DestKey]int, len(sc.Programmed))
+		for _, d := range sc.Programmed {
+			weights[d.Key()] = d.Weight
+		}
 		for _, ds := range sc.Destinations {
-			out.RealServers = append(out.RealServers, api.RealServerCounters{
+			rc := api.RealServerCounters{
 				Addr: ds.Destination.Address, Port: ds.Destination.Port,
 				ActiveConns: uint32(ds.ActiveConnections), InactiveConns: uint32(ds.InactiveConnections),
 				Stats: apiCounters(ds.Counters),
-			})
+			}
+			if w, ok := weights[ds.Destination]; ok {
+				rc.Weight = &w
+			}
+			out.RealServers = append(out.RealServers, rc)
 		}
 		dp.Services = append(dp.Services, out)
 	}

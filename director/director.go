@@ -44,7 +44,9 @@ type Config struct {
 	StateDir string
 	// RepairInterval is how often the IPVS table is checked for drift (default 1 s).
 	RepairInterval time.Duration
-	Logger         *slog.Logger
+	// OnRepair, if set, is told of each drift repaired (ipvs.ReconcilerConfig.OnRepair).
+	OnRepair func(ipvs.Repair)
+	Logger   *slog.Logger
 }
 
 // Kernel is the director's access to its kernel; NewLinuxKernel opens the real one.
@@ -102,6 +104,7 @@ func New(cfg Config, kernel *Kernel) (*Director, error) {
 		StateDir:       cfg.StateDir,
 		Logger:         cfg.Logger,
 		RepairInterval: cfg.RepairInterval,
+		OnRepair:       cfg.OnRepair,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new director: %w", err)

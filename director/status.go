@@ -7,6 +7,7 @@ import (
 
 	"github.com/raftlvs/raftlvs/director/ipvs"
 	"github.com/raftlvs/raftlvs/director/syncd"
+	"github.com/raftlvs/raftlvs/director/vip"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
@@ -24,6 +25,10 @@ type ServiceCounters struct {
 	Name         string
 	Counters     ipvs.Counters
 	Destinations []ipvs.DestinationStats
+	// Service and Programmed are the service and destinations as programmed (their
+	// weights in the kernel), by address and port.
+	Service    ipvs.Service
+	Programmed []ipvs.Destination
 }
 
 // Status reports VIPs and sync daemons and, with counters, the IPVS counters of every
@@ -56,7 +61,7 @@ func (d *Director) counters() []ServiceCounters {
 	}
 	var out []ServiceCounters
 	for _, e := range d.reconciler.Table() {
-		sc := ServiceCounters{Name: e.Name, Counters: byKey[e.Service.Key()]}
+		sc := ServiceCounters{Name: e.Name, Counters: byKey[e.Service.Key()], Service: e.Service, Programmed: e.Destinations}
 		dests, err := d.kernel.Stats.DestinationStats(e.Service)
 		if err != nil {
 			d.log.Warn("read IPVS destination counters", "service", e.Name, "err", err)
@@ -66,6 +71,15 @@ func (d *Director) counters() []ServiceCounters {
 	}
 	return out
 }
+
+// ReconcilerStats are the IPVS reconciler's counters.
+func (d *Director) ReconcilerStats() ipvs.Stats { return d.reconciler.Stats() }
+
+// VIPStats are the figures of every VIP this director has held or tried to hold.
+func (d *Director) VIPStats() []vip.VIPStats { return d.vips.Stats() }
+
+// VIPInterface is the interface that carries the VIPs.
+func (d *Director) VIPInterface() string { return d.cfg.VIP.Interface }
 
 // Connections counts the active connections of a real server in this director's IPVS
 // table, so a drain can end when the last one has. Inactive entries are left out: with DR

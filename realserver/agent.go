@@ -74,10 +74,11 @@ type Deps struct {
 // Agent keeps a real server's kernel configured for the services it serves, and takes it
 // out of rotation and undoes its configuration when it stops.
 type Agent struct {
-	cfg  Config
-	deps Deps
-	conf *Configurator
-	log  *slog.Logger
+	cfg    Config
+	deps   Deps
+	conf   *Configurator
+	log    *slog.Logger
+	status status
 }
 
 // NewAgent validates cfg and loads what an earlier run of the agent changed on the host.
@@ -160,10 +161,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			a.status.update(func(s *Status) { s.Ready, s.Stopping = false, true })
 			return a.stop(context.WithoutCancel(ctx))
 		case <-timer.C:
 		}
 		settled := a.round(ctx, r)
+		a.status.update(func(s *Status) {
+			s.Rounds++
+			if !settled {
+				s.Unsettled++
+			}
+			s.LastRound, s.Resolved = time.Now(), len(r.known)
+		})
 		if settled && !ready {
 			if err := a.deps.Members.SetDraining(false); err != nil {
 				a.log.Error("announce ready", "err", err)
@@ -171,6 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			} else {
 				a.log.Info("host configured; in rotation", "services", len(r.known))
 				ready = true
+				a.status.update(func(s *Status) { s.Ready = true })
 			}
 		}
 		wait := a.cfg.PollInterval
@@ -244,6 +254,7 @@ func (a *Agent) round(ctx context.Context, r *rounds) bool {
 		r.warnOnce(a.log, "", "cannot configure the host", err)
 		return false
 	}
+	a.status.update(func(s *Status) { s.VIPs = len(bindings) })
 	delete(r.lastErr, "")
 	return settled
 }

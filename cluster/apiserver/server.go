@@ -15,7 +15,6 @@ import (
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/cluster"
 	"github.com/raftlvs/raftlvs/fsm"
-	"github.com/raftlvs/raftlvs/pki"
 )
 
 // Server serves the API for one director. Set the optional hooks before serving.
@@ -51,9 +50,12 @@ func New(store Store, log *slog.Logger) *Server {
 }
 
 // Handle serves more of the director under the API's address and router (metrics, the
-// status page): one listener, one mux. Its callers need read access.
+// status page): one listener, one mux. The pattern must have its access rule in
+// routeRules, like every route: one without is a programming error, caught at start.
 func (s *Server) Handle(pattern string, h http.Handler) {
-	s.mux.extra[pattern] = pki.AccessRead
+	if _, ok := routeRules[pattern]; !ok {
+		panic(fmt.Sprintf("apiserver: route %q mounted without an access rule", pattern))
+	}
 	s.mux.Handle(pattern, h)
 }
 
@@ -143,7 +145,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp := api.StatusResponse{Node: nodeStatus(s.store.Status())}
+	resp := api.StatusResponse{At: time.Now(), Node: nodeStatus(s.store.Status())}
 	s.store.View(func(st *fsm.State) {
 		resp.ClusterID, resp.Version = st.ClusterID(), st.Version()
 		resp.Directors = st.Directors()
@@ -203,10 +205,12 @@ func nodeStatus(cs cluster.Status) api.NodeStatus {
 	ns := api.NodeStatus{
 		NodeID: cs.NodeID, State: cs.State, LeaderID: cs.LeaderID, LeaderAddr: cs.LeaderAddr,
 		Term: cs.Term, CommitIndex: cs.CommitIndex, AppliedIndex: cs.AppliedIndex, LastContact: cs.LastContact,
+		LeaderCommitIndex: cs.LeaderCommitIndex, Serving: cs.Serving,
 		ClusterID: cs.ClusterID, StateVersion: cs.StateVersion, Error: cs.Error,
 	}
 	for _, v := range cs.Voters {
-		ns.Voters = append(ns.Voters, api.Voter{ID: v.ID, RaftAddr: v.RaftAddr, APIAddr: v.APIAddr, Suffrage: v.Suffrage})
+		ns.Voters = append(ns.Voters, api.Voter{ID: v.ID, RaftAddr: v.RaftAddr, APIAddr: v.APIAddr, Suffrage: v.Suffrage,
+			Contact: string(v.Contact), LastContact: v.LastContact, FailingSince: v.FailingSince, LastLogIndex: v.LastLogIndex})
 	}
 	return ns
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/raftlvs/raftlvs/cluster/gossip"
 	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/metrics"
 	"github.com/raftlvs/raftlvs/realserver"
 )
 
@@ -31,6 +33,7 @@ type agentConfig struct {
 	NATGateway   string   `json:"nat_gateway"`
 	Check        string   `json:"check"`
 	ExecCheckDir string   `json:"exec_check_dir"`
+	MetricsAddr  string   `json:"metrics_addr"`
 	LogLevel     string   `json:"log_level"`
 	Insecure     bool     `json:"insecure"`
 	Token        string   `json:"token"`
@@ -72,6 +75,7 @@ undoes exactly what it changed. Flags override the --config file (YAML).`,
 	f.StringVar(&cfg.NATGateway, "nat-gateway", "", "for NAT services, route replies back to clients via this address (a director or the NAT VIP), replacing the default route while serving; restored on stop")
 	f.StringVar(&cfg.Check, "check", "", "check the services served here locally and publish the verdict ("+checkSyntax+"); a down takes this real server out")
 	f.StringVar(&cfg.ExecCheckDir, "exec-check-dir", "", "directory an exec --check's command must live in")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 0.0.0.0:9846 (off when empty)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	agentTLSFlags(cmd, cfg)
 	return cmd
@@ -125,6 +129,22 @@ func runAgent(ctx context.Context, cfg *agentConfig) error {
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.MetricsAddr != "" {
+		// Opened before the agent runs, so that a port in use stops it at once.
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return usagef("--metrics-addr: %v", err)
+		}
+		mctx, stopMetrics := context.WithCancel(ctx)
+		defer stopMetrics()
+		reg := metrics.NewAgent(metrics.AgentSources{Agent: d, Members: d})
+		go func() {
+			if err := metrics.Serve(mctx, ln, reg); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "addr", ln.Addr().String())
 	}
 	log.Info("agent running", "id", cfg.ID, "addr", addr, "gossip", d.GossipAddr(), "services", cfg.Services)
 	return d.Run(ctx)

@@ -67,6 +67,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newStatusCmd(),
 		newHealthCmd(),
+		newEventsCmd(),
 		newServiceCmd(),
 		newServerCmd(),
 		newJoinCmd(),

@@ -287,10 +287,13 @@ func TestSaveRestore(t *testing.T) {
 
 func TestStatusRendering(t *testing.T) {
 	st := &api.StatusResponse{
+		At: time.Date(2026, 11, 21, 12, 0, 30, 0, time.UTC),
 		Node: api.NodeStatus{NodeID: "d1", State: "Leader", LeaderID: "d1", Term: 4, CommitIndex: 42, AppliedIndex: 42,
-			Voters: []api.Voter{
-				{ID: "d1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:7080", Suffrage: "Voter"},
-				{ID: "d2", RaftAddr: "10.0.0.2:7000", APIAddr: "10.0.0.2:7080", Suffrage: "Voter"},
+			Voters: []api.Voter{ // not sorted: the rendering sorts them
+				{ID: "d3", RaftAddr: "10.0.0.3:7000", APIAddr: "10.0.0.3:7080", Suffrage: "Voter", Contact: "unreachable",
+					FailingSince: time.Date(2026, 11, 21, 12, 0, 18, 0, time.UTC), LastContact: time.Date(2026, 11, 21, 12, 0, 17, 500e6, time.UTC)},
+				{ID: "d1", RaftAddr: "10.0.0.1:7000", APIAddr: "10.0.0.1:7080", Suffrage: "Voter", Contact: "self"},
+				{ID: "d2", RaftAddr: "10.0.0.2:7000", APIAddr: "10.0.0.2:7080", Suffrage: "Voter", Contact: "reachable", LastContact: time.Date(2026, 11, 21, 12, 0, 29, 900e6, time.UTC)},
 			}},
 		ClusterID: "lab", Version: 17,
 		Services: []api.ServiceInfo{
@@ -329,8 +332,11 @@ func TestStatusRendering(t *testing.T) {
 		{"plain like ipvsadm -Ln", ipvsadm.ListPlain, true, `Cluster lab, state version 17
 Node    d1: Leader, term 4, commit 42, applied 42
 Leader  d1
-Voters  d1           leader   raft 10.0.0.1:7000         api 10.0.0.1:7080
-        d2           voter    raft 10.0.0.2:7000         api 10.0.0.2:7080
+Voters  d1           leader   self                        -          raft 10.0.0.1:7000         api 10.0.0.1:7080
+        d2           follower reachable                   100ms ago  raft 10.0.0.2:7000         api 10.0.0.2:7080
+        d3           follower unreachable                 12.5s ago  raft 10.0.0.3:7000         api 10.0.0.3:7080
+                     unreachable for 12s
+        (contact, last contact: as the leader sees its followers, a follower its leader; unknown = only the leader knows)
 
 Prot LocalAddress:Port Scheduler Flags
   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn State
@@ -341,7 +347,8 @@ TCP  192.0.2.11:443 sh (sh-fallback,sh-port)  [hash, check https:/healthz, on-do
   -> 198.51.100.41:443            Tunnel  1      -          -          down since 2026-12-01 10:00:03Z (HTTP 503)
 FWM  100 wrr persistent 360 mask 255.255.255.0  [fwm-100]
   -> 198.51.100.51:0              Masq    1      -          -          unknown
-State: up or down is the health checks' verdict (since when, and why); unknown: not checked (yet); draining: no new connections
+State: up = checks pass; down = checks fail, out of rotation (since when, and why);
+       unknown = not checked (yet), in rotation; draining = weight 0 in IPVS, its connections finish
 
 VIPs held:
   192.0.2.10 on eth0

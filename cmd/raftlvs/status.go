@@ -1,10 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +35,7 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("status: %w", err)
 			}
+			leaderContacts(cmd, st)
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -69,8 +73,8 @@ func renderStatus(w io.Writer, st *api.StatusResponse, mode ipvsadm.ListMode, ex
 	if err := ipvsadm.List(&b, st.Services, counters, mode, exact); err != nil {
 		return err
 	}
-	if mode == ipvsadm.ListPlain {
-		b.WriteString("State: up or down is the health checks' verdict (since when, and why); unknown: not checked (yet); draining: no new connections\n")
+	if mode == ipvsadm.ListPlain && len(st.Services) > 0 {
+		b.WriteString(healthLegend)
 	}
 	if dp := st.DataPlane; dp != nil {
 		b.WriteString("\nVIPs held:")
@@ -127,6 +131,59 @@ func renderAgents(b *strings.Builder, agents []api.Agent) {
 	}
 }
 
+// healthLegend explains the State column of the table.
+const healthLegend = "State: up = checks pass; down = checks fail, out of rotation (since when, and why);\n" +
+	"       unknown = not checked (yet), in rotation; draining = weight 0 in IPVS, its connections finish\n"
+
+// leaderContacts replaces the voters' reachability with the leader's view when a
+// follower answered: a follower hears only from its leader, the leader from every voter.
+// When the leader cannot be asked, the follower's view stays, and says so ("unknown").
+func leaderContacts(cmd *cobra.Command, st *api.StatusResponse) {
+	n := &st.Node
+	if n.LeaderID == "" || n.LeaderID == n.NodeID {
+		return
+	}
+	var leaderAPI string
+	for _, v := range n.Voters {
+		if v.ID == n.LeaderID {
+			leaderAPI = v.APIAddr
+		}
+	}
+	if leaderAPI == "" {
+		return
+	}
+	c := clientAt(cmd, leaderAPI)
+	c.Timeout = min(c.Timeout, 3*time.Second)
+	ls, err := c.Status(ctxOf(cmd), false)
+	if err != nil || ls.Node.NodeID != n.LeaderID || ls.Node.State != "Leader" {
+		return
+	}
+	seen := map[string]api.Voter{}
+	for _, v := range ls.Node.Voters {
+		seen[v.ID] = v
+	}
+	// Ages are kept on the leader's clock: shift its times by the two answers' gap.
+	shift := st.At.Sub(ls.At)
+	for i, v := range n.Voters {
+		lv, ok := seen[v.ID]
+		if !ok || v.ID == n.NodeID || v.ID == n.LeaderID {
+			continue // itself, and its own contact with its leader, the follower knows best
+		}
+		n.Voters[i].Contact = lv.Contact
+		n.Voters[i].LastContact, n.Voters[i].FailingSince = shiftTime(lv.LastContact, shift), shiftTime(lv.FailingSince, shift)
+		if n.Voters[i].Contact == api.ContactReachable || n.Voters[i].Contact == api.ContactUnreachable {
+			n.Voters[i].Contact += " (leader's view)"
+		}
+	}
+}
+
+func shiftTime(t time.Time, d time.Duration) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.Add(d)
+}
+
 func renderCluster(b *strings.Builder, st *api.StatusResponse) {
 	n := st.Node
 	clusterID := st.ClusterID
@@ -144,19 +201,43 @@ func renderCluster(b *strings.Builder, st *api.StatusResponse) {
 		fmt.Fprintf(b, "Voters  unknown: %s\n", n.Error)
 		return
 	}
-	for i, v := range n.Voters {
+	voters := slices.Clone(n.Voters)
+	slices.SortFunc(voters, func(a, b api.Voter) int { return cmp.Compare(a.ID, b.ID) })
+	for i, v := range voters {
 		label := "        "
 		if i == 0 {
 			label = "Voters  "
 		}
 		role := strings.ToLower(v.Suffrage)
-		if v.ID == n.LeaderID {
+		switch {
+		case v.ID == n.LeaderID:
 			role = "leader"
+		case role == "voter" && n.LeaderID != "":
+			role = "follower"
 		}
 		apiAddr := v.APIAddr
 		if apiAddr == "" {
 			apiAddr = "-"
 		}
-		fmt.Fprintf(b, "%s%-12s %-8s raft %-21s api %s\n", label, v.ID, role, v.RaftAddr, apiAddr)
+		contact := v.Contact
+		if contact == "" {
+			contact = "-" // a director that does not report reachability yet
+		}
+		last := "-"
+		if !v.LastContact.IsZero() {
+			last = ago(st.At, v.LastContact) + " ago"
+		}
+		fmt.Fprintf(b, "%s%-12s %-8s %-27s %-10s raft %-21s api %s\n", label, v.ID, role, contact, last, v.RaftAddr, apiAddr)
+		if !v.FailingSince.IsZero() {
+			fmt.Fprintf(b, "%s%-12s unreachable for %s\n", "        ", "", ago(st.At, v.FailingSince))
+		}
 	}
+	b.WriteString("        (contact, last contact: as the leader sees its followers, a follower its leader; unknown = only the leader knows)\n")
+}
+
+func ago(now, t time.Time) string {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return max(now.Sub(t), 0).Round(100 * time.Millisecond).String()
 }

@@ -129,9 +129,36 @@ rl_director() {
 	$LAB_IP netns exec "$name" "$RL_BIN" director --id "$name" $role \
 		--data-dir "/var/lib/raftlvs-$name" --raft-addr "$ip:7000" --api-addr "$ip:7080" \
 		--gossip-addr "$ip:7946" --gossip-key "$RL_GOSSIP_KEY" \
-		--vip-interface eth0 --sync-interface eth0 --sync-id 1 $RL_RAFT_FLAGS ${RL_DIRECTOR_FLAGS:-} "$@" \
+		--vip-interface eth0 --sync-interface eth0 --sync-id 1 $RL_RAFT_FLAGS ${RL_DIRECTOR_FLAGS:-} \
+		${RL_API_ANY:+--api-addr 0.0.0.0:7080 --api-advertise $ip:7080} "$@" \
 		>>"$LAB_RUN/$name.log" 2>&1 &
 	echo $! >"$LAB_RUN/$name.pid"
+}
+
+# rl_page_shot DIR: let the host's browser take a screenshot of DIR's status page (make
+# demo; lab.sh run --page-shot). The VM's one NIC (qemu user-mode networking, restricted:
+# the guest reaches nothing; the host forwards two ports of its loopback to 10.0.2.15)
+# goes into DIR's namespace as 10.0.2.15, where DIR's API answers when the directors were
+# started with RL_API_ANY=1 (--api-addr 0.0.0.0:7080); a one-shot listener on 7999 learns
+# when the host is done. The marker line hands the host a read token and the cluster's CA
+# (base64), as an operator has them: the page asks for the token, the CA verifies DIR.
+# Returns 1 when the run has no NIC or the host never came.
+rl_page_shot() {
+	local dir=$1 nic='' dev waiter tok ca
+	[ -n "${LAB_PAGE_NIC:-}" ] || { lab_log "this run has no NIC for the page (lab.sh run --page-shot)"; return 1; }
+	for dev in /sys/class/net/*; do
+		[ -e "$dev/device" ] && nic=${dev##*/} # veths and bridges have no device: the NIC has
+	done
+	[ -n "$nic" ] || { lab_log "no NIC found for the page"; return 1; }
+	tok=$(rl_token operator --access read --description "the demo's screenshot") || { lab_log "no read token for the page"; return 1; }
+	ca=$($LAB_BB base64 -w 0 "$RAFTLVS_CA") || return 1
+	$LAB_IP link set "$nic" netns "$dir" || return 1
+	$LAB_IP -n "$dir" addr add 10.0.2.15/24 dev "$nic" || return 1
+	$LAB_IP -n "$dir" link set "$nic" up || return 1
+	$LAB_IP netns exec "$dir" $LAB_BB timeout 150 $LAB_BB nc -l -p 7999 </dev/null >/dev/null 2>&1 &
+	waiter=$!
+	printf '\n@@LAB-PAGE@@ %s %s\n' "$tok" "$ca"
+	wait "$waiter"
 }
 
 # rl_kill NAME [SIGNAL]: signal director/agent NAME (default KILL) and reap it.
@@ -268,7 +295,7 @@ rl_agent() {
 	$LAB_IP netns exec "$rs" "$RL_BIN" agent --id "$rs" --addr "${RL_AGENT_ADDR:-${RL_IP[$rs]}}" \
 		--join "${RL_IP[d1]}:7946,${RL_IP[d2]}:7946,${RL_IP[d3]}:7946" \
 		--gossip-key "$RL_GOSSIP_KEY" --state-file "/var/lib/agent-$rs/agent.json" --poll 1s \
-		"${args[@]}" >>"$LAB_RUN/agent-$rs.log" 2>&1 &
+		${RL_AGENT_FLAGS:-} "${args[@]}" >>"$LAB_RUN/agent-$rs.log" 2>&1 &
 	echo $! >"$LAB_RUN/agent-$rs.pid"
 }
 

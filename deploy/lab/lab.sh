@@ -65,11 +65,16 @@ usage:
         --tool PATH     copy a host program and its shared libraries, same path (repeatable)
         --module NAME   also pack and load kernel module NAME (repeatable)
         --log FILE      where the console log goes (default .cache/logs/NAME-DATE.log)
+        --page-shot PNG give the VM one NIC (user-mode, restricted: the guest reaches
+                        nothing; two ports of the host's loopback are forwarded to it) and,
+                        when the scenario prints @@LAB-PAGE@@, save a screenshot of the
+                        status page it exposes there (rl_page_shot) with Chromium
   lab.sh test --bin PATH [--only NAME]...
       Build the Go lab-test binaries, then run every scenario of TEST_SCENARIOS (or the
       --only ones), each in a VM of its own. Exits 1 if any failed; prints a table.
   lab.sh demo --bin PATH
-      The guided tour (scenarios/demo.sh), console reduced to the scenario's own output.
+      The guided tour (scenarios/demo.sh), console reduced to the scenario's own output; it
+      ends with a screenshot of the status page (saved under .cache/logs/, path printed).
   lab.sh bench --bin PATH [--trials N] [--services N] [--servers N]
       scenarios/bench.sh: crash-failover time over N trials (default 10), and the time to
       program SERVICES x SERVERS (default 10000 x 10) through raftlvs vs ipvsadm -R, and
@@ -345,6 +350,13 @@ for m in $(cat /lab/modules.boot); do
 	modprobe "$m" || echo "lab-init: modprobe $m failed"
 done
 . /lab/run.conf
+if [ -n "${LAB_PAGE_NIC:-}" ]; then
+	# The NIC of --page-shot would be eth0, the name every host namespace's veth takes:
+	# rename it, and leave it down until rl_page_shot moves it into a director.
+	for dev in /sys/class/net/*; do
+		[ -e "$dev/device" ] && ip link set "${dev##*/}" name lab0
+	done
+fi
 echo "@@LAB-READY uptime=$(up) kernel=$(uname -r)@@"
 cd /
 start=$(cut -d. -f1 /proc/uptime)
@@ -373,6 +385,7 @@ build_overlay() {
 	install -m 0644 "$LAB_DIR/cluster.sh" "$root/lab/cluster.sh"
 	install -m 0755 "$SCENARIO" "$root/scenario.sh"
 	printf 'export LAB_TIMEOUT=%s LAB_SCENARIO=%s\n' "$TIMEOUT" "$(basename "$SCENARIO" .sh)" >"$root/lab/run.conf"
+	[[ -z $PAGE_SHOT ]] || printf 'export LAB_PAGE_NIC=1\n' >>"$root/lab/run.conf"
 	if [[ -n $BIN ]]; then
 		install -m 0755 "$BIN" "$root/bin/raftlvs"
 		# A CGO binary would need its libraries; a CGO_ENABLED=0 one has none.
@@ -422,7 +435,7 @@ boot_vm() {
 
 	timeout --kill-after=5 "$host_timeout" \
 		qemu-system-x86_64 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_SMP" \
-		-nographic -no-reboot -nic none \
+		-nographic -no-reboot "${VM_NIC[@]}" \
 		-kernel "$kroot/boot/vmlinuz-$(cat "$kroot/KVER")" -initrd "$initrd" \
 		-append "$VM_APPEND" </dev/null >"$logf" 2>&1 &
 	VM_PID=$!
@@ -436,6 +449,10 @@ boot_vm() {
 		*@@LAB-INIT*) T_INIT=$(elapsed "$t0") ;;
 		*@@LAB-READY*) T_READY=$(elapsed "$t0") ;;
 		*@@LAB-RESULT*) T_RESULT=$(elapsed "$t0") ;;
+		*@@LAB-PAGE@@*)
+			page_shot "${line#*@@LAB-PAGE@@}"
+			line='@@LAB-PAGE@@ (a read token and the CA, for the screenshot)'
+			;;
 		esac
 		if [[ -n ${LAB_CONSOLE_SCENARIO_ONLY:-} ]]; then
 			# Only what the scenario prints: no firmware, kernel or marker lines.
@@ -450,8 +467,62 @@ boot_vm() {
 	T_END=$(elapsed "$t0")
 }
 
+# ---- the status page's screenshot (--page-shot) ---------------------------------------
+#
+# The VM otherwise has no network card. For the screenshot it gets one, with qemu's
+# user-mode networking in restricted mode: the guest can reach nothing, neither the host
+# nor beyond; only two ports of the host's loopback are forwarded to 10.0.2.15 in the
+# guest, where rl_page_shot puts that NIC into a director's namespace: PAGE_PORT to its
+# API (7080), DONE_PORT to a one-shot listener (7999) that tells the guest the screenshot
+# is taken. The browser runs on the host; the guest has none.
+
+PAGE_PORT='' DONE_PORT='' PAGE_SHOT_DONE='' PAGESHOT_BIN=''
+
+# free_port: a TCP port nothing listens on at the host's loopback.
+free_port() {
+	local p i
+	for i in $(seq 50); do
+		p=$((20000 + RANDOM % 40000))
+		[[ -z $(ss -Htln "sport = :$p") ]] && { printf '%s\n' "$p"; return 0; }
+	done
+	die "no free port found for the page's forwarding"
+}
+
+prepare_page_shot() {
+	command -v chromium >/dev/null || {
+		log "installing chromium for the status page's screenshot"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium ||
+			die "apt-get install chromium failed"
+	}
+	command -v go >/dev/null || die "go is needed to build the page's screenshot tool"
+	PAGESHOT_BIN=$RUN_TMP/pageshot
+	(cd "$LAB_DIR/../.." && go build -o "$PAGESHOT_BIN" ./deploy/lab/pageshot) || die "building deploy/lab/pageshot failed"
+	PAGE_PORT=$(free_port)
+	DONE_PORT=$(free_port)
+	[[ $DONE_PORT != "$PAGE_PORT" ]] || DONE_PORT=$((PAGE_PORT + 1))
+	EXTRA_MODULES+=(virtio_pci virtio_net)
+	VM_NIC=(-nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:$PAGE_PORT-10.0.2.15:7080,hostfwd=tcp:127.0.0.1:$DONE_PORT-10.0.2.15:7999")
+}
+
+# page_shot "TOKEN CA-BASE64": the scenario exposed a status page; take it with the read
+# token, verifying the director with the CA, then let the guest go on.
+page_shot() {
+	local t0=$EPOCHREALTIME token ca
+	read -r token ca <<<"$1"
+	# stdin is not the console stream the caller reads.
+	if "$PAGESHOT_BIN" -url "https://127.0.0.1:$PAGE_PORT/" -token "$token" -ca-base64 "$ca" -out "$PAGE_SHOT" -wait 120s </dev/null >&2; then
+		PAGE_SHOT_DONE=ok
+		log "status page screenshot taken in $(elapsed "$t0") s: $PAGE_SHOT"
+	else
+		PAGE_SHOT_DONE="pageshot failed"
+		log "could not take the status page's screenshot"
+	fi
+	# Release the guest's listener (it gives up by itself after a while).
+	(exec 3<>"/dev/tcp/127.0.0.1/$DONE_PORT") 2>/dev/null || log "the guest was not waiting for the screenshot any more"
+}
+
 cmd_run() {
-	SCENARIO='' BIN='' TIMEOUT=300 LOGF=''
+	SCENARIO='' BIN='' TIMEOUT=300 LOGF='' PAGE_SHOT=''
 
 	ADDS=() TOOLS=() EXTRA_MODULES=()
 	while (($#)); do
@@ -462,6 +533,7 @@ cmd_run() {
 		--tool) TOOLS+=("${2:?--tool needs a path}"); shift 2 ;;
 		--module) EXTRA_MODULES+=("${2:?--module needs a name}"); shift 2 ;;
 		--log) LOGF=${2:?--log needs a file}; shift 2 ;;
+		--page-shot) PAGE_SHOT=${2:?--page-shot needs a file}; shift 2 ;;
 		-h | --help) usage; exit 0 ;;
 		-*) die "unknown option $1" ;;
 		*) [[ -z $SCENARIO ]] || die "one scenario per run"; SCENARIO=$1; shift ;;
@@ -492,6 +564,8 @@ cmd_run() {
 	logf=${LOGF:-$LOG_DIR/$name-$(date +%Y%m%d-%H%M%S)-$$.log}
 	RUN_TMP=$(mktemp -d "$CACHE_DIR/.run.XXXXXX")
 
+	VM_NIC=(-nic none)
+	[[ -z $PAGE_SHOT ]] || prepare_page_shot
 	t0=$EPOCHREALTIME
 	base=$(ensure_base "${BOOT_MODULES[@]}" "${EXTRA_MODULES[@]}")
 	build_overlay "$RUN_TMP/overlay"
@@ -525,10 +599,15 @@ report() {
 		log "FAIL: $name: no @@LAB-RESULT marker on the console (qemu exit status $VM_RC)"
 		exit 125
 	fi
+	if [[ -n $PAGE_SHOT && $rc -eq 0 && $PAGE_SHOT_DONE != ok ]]; then
+		log "FAIL: $name: no screenshot of the status page (${PAGE_SHOT_DONE:-the scenario never exposed it})"
+		rc=1
+	fi
 	if grep -q '@@LAB-TIMEOUT@@' "$logf"; then
 		log "FAIL: $name: the scenario hit its ${TIMEOUT}s timeout (rc=$rc)"
 	elif [[ $rc -eq 0 ]]; then
 		log "PASS: $name"
+		[[ $PAGE_SHOT_DONE != ok ]] || log "the status page, as the host's Chromium saw it: $PAGE_SHOT"
 	else
 		log "FAIL: $name (rc=$rc)"
 	fi
@@ -605,8 +684,10 @@ cmd_demo() {
 	done
 	[[ -n $bin && -f $bin ]] || die "demo needs --bin PATH (the raftlvs binary)"
 	log "booting the lab VM (about 10 s, more on a busy machine); the full console goes to the log"
+	mkdir -p "$LOG_DIR"
 	LAB_CONSOLE_SCENARIO_ONLY=1 LAB_APPEND=${LAB_APPEND:-console=ttyS0 quiet loglevel=3 panic=-1} \
-		exec "$LAB_DIR/lab.sh" run demo --bin "$bin" --timeout 300
+		exec "$LAB_DIR/lab.sh" run demo --bin "$bin" --timeout 360 \
+		--page-shot "$LOG_DIR/demo-status-page-$(date +%Y%m%d-%H%M%S).png"
 }
 
 cmd_bench() {

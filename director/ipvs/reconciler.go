@@ -31,6 +31,19 @@ type ReconcilerConfig struct {
 	// large table costs a bounded background load: 10,000 services are swept in 157
 	// passes instead of 30.
 	MaxSweep int
+	// OnRepair, if set, is told of each drift a repair pass repaired: a programmed
+	// service that someone deleted or edited in the kernel. It is called from the pass
+	// and must not block.
+	OnRepair func(Repair)
+}
+
+// Repair is one drift repaired: a service this director had programmed, found deleted
+// (Recreated) or different in the kernel, and put back.
+type Repair struct {
+	At        time.Time
+	Service   ServiceKey
+	Name      string
+	Recreated bool
 }
 
 // Reconciler keeps the kernel's IPVS table equal to the table the replicated state asks
@@ -56,6 +69,7 @@ type Reconciler struct {
 	repaired   bool                    // a full repair pass has run since start
 	sweepKeys  []ServiceKey            // desired keys in order, for the rolling sweep
 	sweepNext  int
+	onRepair   func(Repair)
 
 	statusMu sync.Mutex
 	status   Stats
@@ -65,8 +79,13 @@ type Reconciler struct {
 
 // Stats are the Reconciler's counters, for the director's status and metrics.
 type Stats struct {
-	Passes       int
-	Errors       int // operations that failed, over all passes
+	Passes int
+	Errors int // operations that failed, over all passes
+	// Repairs counts the drifts repaired (Repair): programmed services found deleted or
+	// edited in the kernel.
+	Repairs int
+	// PassTime is the time spent in passes, over all of them.
+	PassTime     time.Duration
 	Ops          OpCounts
 	LastPass     PassStats
 	LastError    string
@@ -117,6 +136,7 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 		programmed:  Table{},
 		suspect:     map[ServiceKey]struct{}{},
 		snapshot:    Table{},
+		onRepair:    cfg.OnRepair,
 	}
 	r.kernel.log = r.log
 	return r, nil
@@ -311,15 +331,28 @@ func (r *Reconciler) repairLocked(all bool) (PassStats, error) {
 	}
 	slices.SortFunc(todo, ServiceKey.Compare)
 	var fresh []ServiceKey
+	now := time.Now()
 	for _, k := range todo {
-		if want := r.desired[k]; want != nil && inKernel[k] == nil {
+		want := r.desired[k]
+		_, suspect := r.suspect[k]
+		// Drift is a change to what this director had programmed, found after its first
+		// full pass; a retry of a failed write is not.
+		drift := r.repaired && !suspect && want != nil && r.programmed[k] != nil
+		if want != nil && inKernel[k] == nil {
 			if r.programmed[k] != nil {
 				r.log.Info("IPVS service missing from the kernel, recreating it", "service", k, "name", want.Name)
+			}
+			if drift {
+				p.repairs = append(p.repairs, Repair{At: now, Service: k, Name: want.Name, Recreated: true})
 			}
 			fresh = append(fresh, k)
 			continue
 		}
-		r.converge(p, k, r.desired[k], inKernel[k])
+		writes := r.kernel.ops.Writes()
+		r.converge(p, k, want, inKernel[k])
+		if drift && r.kernel.ops.Writes() > writes {
+			p.repairs = append(p.repairs, Repair{At: now, Service: k, Name: want.Name})
+		}
 	}
 	r.create(p, fresh)
 	// Owned keys that are neither desired nor in the kernel are done with.
@@ -574,10 +607,11 @@ func (r *Reconciler) sizeLocked() (services, destinations int) {
 
 // pass accumulates the figures of one pass.
 type pass struct {
-	stats PassStats
-	start time.Time
-	ops   OpCounts
-	errs  []error
+	stats   PassStats
+	start   time.Time
+	ops     OpCounts
+	errs    []error
+	repairs []Repair
 }
 
 func (r *Reconciler) beginPass(kind string) *pass {
@@ -606,6 +640,8 @@ func (r *Reconciler) endPass(p *pass, err error) (PassStats, error) {
 	r.statusMu.Lock()
 	r.status.Passes++
 	r.status.Errors += p.stats.Errors
+	r.status.Repairs += len(p.repairs)
+	r.status.PassTime += p.stats.Duration
 	r.status.Ops = r.kernel.ops
 	r.status.LastPass = p.stats
 	if len(p.errs) > 0 {
@@ -614,6 +650,12 @@ func (r *Reconciler) endPass(p *pass, err error) (PassStats, error) {
 	}
 	services, dests := r.sizeLocked()
 	r.statusMu.Unlock()
+	for _, rp := range p.repairs {
+		r.log.Info("IPVS drift repaired", "service", rp.Service, "name", rp.Name, "recreated", rp.Recreated)
+		if r.onRepair != nil {
+			r.onRepair(rp)
+		}
+	}
 	// A pass that wrote to the kernel is worth a line at info: the table changed.
 	level := slog.LevelDebug
 	if p.stats.Ops.Writes() > 0 {

@@ -250,6 +250,7 @@ func (r *Registrar) write(ctx context.Context, changes []change) error {
 		switch {
 		case err == nil:
 			delete(r.writeFailed, k)
+			r.cfg.Counters.count(c.cmd)
 			r.log.Info(describe(c.cmd), attrs...)
 		case refused(err):
 			if _, logged := r.writeFailed[k]; !logged {

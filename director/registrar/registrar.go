@@ -85,6 +85,9 @@ type Config struct {
 	StartupGrace time.Duration // negative: none
 	Interval     time.Duration
 
+	// Counters, optional, count the committed writes across terms.
+	Counters *Counters
+
 	Now    func() time.Time // the clock; time.Now by default
 	Logger *slog.Logger
 }

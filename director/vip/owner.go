@@ -40,6 +40,9 @@ type Config struct {
 	// the interface, after the burst; 0 means DefaultRefresh and a negative value turns
 	// both off.
 	Refresh time.Duration
+	// OnEvent, if set, is told of every VIP this owner puts on or takes off the
+	// interface. It is called under the owner's lock: it must not block nor call back.
+	OnEvent func(Event)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -54,6 +57,7 @@ type Owner struct {
 	log           *slog.Logger
 	links         Links
 	announcer     Announcer
+	onEvent       func(Event)
 
 	mu      sync.Mutex
 	claimed bool
@@ -64,6 +68,8 @@ type Owner struct {
 	// vips holds the VIPs wanted under the current claim and any address this owner added
 	// and has not yet managed to remove.
 	vips map[netip.Addr]*vipState
+	// counts are each VIP's counters (Stats), kept when the VIP goes.
+	counts map[netip.Addr]*counts
 }
 
 // NewOwner returns an owner that holds nothing yet.
@@ -85,8 +91,10 @@ func NewOwner(cfg Config, links Links, announcer Announcer) (*Owner, error) {
 		log:           cfg.Logger,
 		links:         links,
 		announcer:     announcer,
+		onEvent:       cfg.OnEvent,
 		wake:          make(chan struct{}, 1),
 		vips:          make(map[netip.Addr]*vipState),
+		counts:        make(map[netip.Addr]*counts),
 	}
 	if o.log == nil {
 		o.log = slog.Default()
@@ -212,9 +220,11 @@ func (o *Owner) removeLocked() error {
 		}
 		if st.added {
 			if err := o.links.AddrDel(ifi, addr); err != nil {
+				o.countsOf(addr).removeErrors++
 				errs = append(errs, fmt.Errorf("remove VIP %s from %s: %w", addr, o.ifname, err))
 				continue
 			}
+			o.event(EventReleased, addr, time.Now())
 		}
 		delete(o.vips, addr)
 	}
@@ -270,11 +280,13 @@ func (o *Owner) RemoveStale(vips []netip.Addr) ([]netip.Addr, error) {
 			delete(o.vips, addr)
 		case hostAddress:
 			if err := o.links.AddrDel(ifi, addr); err != nil {
+				o.countsOf(addr).removeErrors++
 				errs = append(errs, fmt.Errorf("remove stale VIP %s from %s: %w", addr, o.ifname, err))
 				continue
 			}
 			delete(o.vips, addr)
 			removed = append(removed, addr)
+			o.event(EventStale, addr, time.Now())
 		}
 	}
 	if len(removed) > 0 {

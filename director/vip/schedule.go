@@ -15,6 +15,7 @@ type vipState struct {
 	sent     int       // announcements since it was claimed or re-added
 	failures int       // consecutive failed attempts, for the back-off
 	next     time.Time // when it is next due; zero means never
+	since    time.Time // when it was last put on the interface (or adopted)
 }
 
 // run drives the schedule of one claim until it ends. Each wake-up is one stepLocked, so
@@ -95,6 +96,11 @@ func (o *Owner) stepLocked(now time.Time) error {
 	}
 	if err != nil {
 		for _, addr := range due {
+			if o.vips[addr].wanted {
+				o.countsOf(addr).addErrors++
+			} else {
+				o.countsOf(addr).removeErrors++
+			}
 			o.failed(o.vips[addr], now)
 		}
 		return err
@@ -114,10 +120,12 @@ func (o *Owner) service(now time.Time, ifi Interface, prefixes []netip.Prefix, a
 	if !st.wanted {
 		if st.added {
 			if err := o.links.AddrDel(ifi, addr); err != nil {
+				o.countsOf(addr).removeErrors++
 				o.failed(st, now)
 				return fmt.Errorf("remove VIP %s from %s: %w", addr, o.ifname, err)
 			}
 			o.log.Info("released VIP", "vip", addr)
+			o.event(EventReleased, addr, now)
 		}
 		delete(o.vips, addr)
 		return nil
@@ -125,6 +133,7 @@ func (o *Owner) service(now time.Time, ifi Interface, prefixes []netip.Prefix, a
 	switch lookup(prefixes, addr) {
 	case nodeAddress:
 		// Taking it over would mean removing the node's own address at release.
+		o.countsOf(addr).addErrors++
 		o.failed(st, now)
 		return fmt.Errorf("claim VIP %s on %s: %w", addr, o.ifname, ErrNodeAddress)
 	case absent:
@@ -133,19 +142,24 @@ func (o *Owner) service(now time.Time, ifi Interface, prefixes []netip.Prefix, a
 		}
 		if err := o.links.AddrReplace(ifi, addr); err != nil {
 			st.added = false
+			o.countsOf(addr).addErrors++
 			o.failed(st, now)
 			return fmt.Errorf("add VIP %s to %s: %w", addr, o.ifname, err)
 		}
+		kind := EventClaimed
 		if st.added {
 			st.sent = 0 // a fresh burst: neighbours may have been told otherwise meanwhile
+			kind = EventReadded
 		}
-		st.added = true
+		st.added, st.since = true, now
+		o.event(kind, addr, now)
 	case hostAddress:
 		if !st.added {
 			// Left by a crash that RemoveStale did not see, or by hand: it is the VIP,
 			// so from now on it is ours to announce and to remove.
 			o.log.Warn("VIP already on the interface; adopting it", "vip", addr)
-			st.added = true
+			st.added, st.since = true, now
+			o.event(EventAdopted, addr, now)
 		}
 	}
 	st.failures = 0
@@ -171,14 +185,19 @@ func (o *Owner) failed(st *vipState, now time.Time) {
 }
 
 func (o *Owner) announce(ifi Interface, addr netip.Addr) error {
+	c := o.countsOf(addr)
 	if addr.Is4() {
 		if err := o.announcer.GratuitousARP(ifi, addr); err != nil {
+			c.announceErrors++
 			return fmt.Errorf("gratuitous ARP for VIP %s on %s: %w", addr, o.ifname, err)
 		}
+		c.garps++
 		return nil
 	}
 	if err := o.announcer.UnsolicitedNA(ifi, addr); err != nil {
+		c.announceErrors++
 		return fmt.Errorf("unsolicited NA for VIP %s on %s: %w", addr, o.ifname, err)
 	}
+	c.nas++
 	return nil
 }

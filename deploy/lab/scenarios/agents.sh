@@ -31,7 +31,7 @@ host_state() {
 for rs in $RL_RS; do host_state "$rs" >"$LAB_RUN/$rs.before"; done
 
 rl_agent rs1 web
-rl_agent rs2 web@2 tunweb
+RL_AGENT_FLAGS="--metrics-addr ${RL_IP[rs2]}:9846" rl_agent rs2 web@2 tunweb
 rl_agent rs3 tunweb@3
 cat >"$LAB_RUN/want.rules" <<EOR
 -A -t $RL_DR_VIP:80 -s wrr
@@ -70,6 +70,18 @@ lab_check "rs2 (DR and TUN): VIP on lo and tunl0" \
 	sh -c "ip -n rs2 -o addr show dev lo | grep -q ' $RL_DR_VIP/32 ' && ip -n rs2 -o addr show dev tunl0 | grep -q ' $RL_TUN_VIP/32'"
 lab_expect_spread client "http://$RL_DR_VIP/" 6 rs1 rs2
 lab_expect_spread client "http://$RL_TUN_VIP/" 8 rs2 rs3
+
+# rs2's agent serves its own /metrics (--metrics-addr); the directors count the agents.
+scrape() { lab_exec client $LAB_BB timeout 10 $LAB_BB wget -q -O - "$1" 2>/dev/null; }
+agent_ready() {
+	scrape "http://${RL_IP[rs2]}:9846/metrics" | grep -E '^raftlvs_agent_(ready|services|vips_configured) ' | sort | tr '\n' ' '
+}
+lab_check "rs2's agent metrics: ready, 2 services, 2 VIPs configured [$(agent_ready)]" \
+	test "$(agent_ready)" = "raftlvs_agent_ready 1 raftlvs_agent_services 2 raftlvs_agent_vips_configured 2 "
+leader_counts_agents() {
+	scrape "http://${RL_IP[$(rl_leader)]}:7080/metrics" | grep -qx 'raftlvs_agents{state="alive"} 3'
+}
+lab_check "the leader's metrics count 3 alive agents" leader_counts_agents
 
 # Graceful stop: drain (weight 0) first, then removal; the host as it was.
 seen_drain=$LAB_RUN/rs1.drained

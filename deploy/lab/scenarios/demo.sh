@@ -6,6 +6,9 @@
 # shellcheck source=../cluster.sh
 . /lab/cluster.sh
 LAB_GET_TIMEOUT=2
+# Every director's API on all its addresses, so that the status page can be shown to the
+# host's browser at the end through the VM's NIC (rl_page_shot).
+RL_API_ANY=1
 
 say() { printf '%s\n' "$@"; }
 section() { printf '\n==== %s ====\n' "$*"; }
@@ -123,4 +126,16 @@ else
 	lab_fail "could not measure the outage (no answer before or after the crash)"
 fi
 say "   Raft timings in this lab: ${RL_RAFT_FLAGS:-raftlvs defaults} (emulated CPU; see deploy/lab/README.md)"
+
+section "7. The status page"
+say "Every director serves a live status page at / on its API port (and /metrics beside it)." \
+	"The host's browser now loads $new's: $new leads, holds $VIP, and sees $old unreachable;" \
+	"its timeline has the crash, the election and the VIP's move. (The VM gets one NIC for this," \
+	"restricted: the guest reaches nothing, the host forwards two ports of its loopback to it.)"
+show "raftlvs events, asked of $new" sh -c "ip netns exec client $RL_BIN --api ${RL_IP[$new]}:7080 events -n 12"
+if rl_page_shot "$new"; then
+	lab_pass "the host took the screenshot of $new's status page (lab.sh prints where it is, last)"
+else
+	lab_fail "the status page was not shown to the host"
+fi
 rl_done

@@ -69,6 +69,43 @@ for mode in nat dr tun; do
 		test "$counts" = "rs1 10 rs2 20 rs3 30 "
 done
 
+# The leader's /metrics, read from its real IPVS: per real server of each service, the
+# connections just counted (at least 10/20/30) and the weight, with node_exporter's labels.
+# The kernel sums its per-CPU counters every 2 s (its rate estimator), so they may lag the
+# traffic by that much: the scrape is retried, bounded.
+metrics=$LAB_RUN/metrics.txt
+metric() { # NAME [LABELS]: the value of one series of $metrics, empty if absent
+	awk -v k="$1${2:+{$2\}}" '$1 == k { print $2 }' "$metrics"
+}
+metrics_say() { # MODE: "yes", or what is wrong with MODE's series in $metrics
+	local mode=$1 w=0 rs addr labels conns weight
+	for rs in $RL_RS; do
+		w=$((w + 1))
+		addr=${RL_IP[$rs]}
+		[ "$mode" = nat ] && addr=${RL_NAT_IP[$rs]}
+		labels="local_address=\"${VIP[$mode]}\",local_mark=\"\",local_port=\"80\",proto=\"TCP\",remote_address=\"$addr\",remote_port=\"80\",service=\"web-$mode\""
+		conns=$(metric raftlvs_ipvs_backend_connections_total "$labels")
+		weight=$(metric raftlvs_ipvs_backend_weight "$labels")
+		if [ -z "$conns" ] || [ "${conns%%.*}" -lt $((10 * w)) ] || [ "$weight" != "$w" ]; then
+			echo "no: $addr connections_total=${conns:-absent} weight=${weight:-absent}"
+			return
+		fi
+	done
+	echo yes
+}
+scrape_ok() {
+	lab_exec client $LAB_BB timeout 20 $LAB_BB wget -q -O "$metrics" "http://${RL_IP[$leader]}:7080/metrics" || return 1
+	[ "$(metrics_say nat)/$(metrics_say dr)/$(metrics_say tun)" = yes/yes/yes ]
+}
+lab_wait_for scrape_ok "$RL_BOUND" 1
+for mode in nat dr tun; do
+	ok=$(metrics_say "$mode")
+	lab_check "$mode: $leader's /metrics has each real server's connections and weight ($ok)" test "$ok" = yes
+done
+lab_check "$leader's /metrics: it holds the DR VIP, and leads" test \
+	"$(metric raftlvs_vip_held "interface=\"eth0\",vip=\"$RL_DR_VIP\"")/$(metric raftlvs_raft_leader)" = "1/1"
+grep -c '^raftlvs_' "$metrics" | xargs printf '   %s raftlvs series in the scrape\n'
+
 echo "---- raftlvs status"
 rl_cli status
 echo "---- ipvsadm -Ln --stats ($leader)"
