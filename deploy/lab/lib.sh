@@ -268,6 +268,16 @@ lab_http() {
 		lab_fail "httpd on $name:$port did not start"
 }
 
+# lab_http_stop NAME: kill NAME's HTTP servers (busybox httpd daemonizes: find it in the
+# netns; its comm is busybox, its command line says httpd).
+lab_http_stop() {
+	local pid
+	for pid in $($LAB_IP netns pids "$1"); do
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ' httpd ' && kill "$pid"
+	done
+	return 0
+}
+
 # Debian's busybox 1.35 wget segfaults on -T (built without FEATURE_WGET_TIMEOUT): bound
 # each GET with timeout(1) instead. LAB_GET_TIMEOUT seconds, default 3.
 LAB_GET_TIMEOUT=${LAB_GET_TIMEOUT:-3}

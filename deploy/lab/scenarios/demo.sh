@@ -1,6 +1,7 @@
 #!/bin/bash
 # demo — the guided tour behind `make demo`: three raftlvs directors in front of three web
-# servers, traffic through the virtual IP, then the leader crashes and the client carries on.
+# servers, traffic through the virtual IP, a web server fails its health check and comes
+# back, then the leader crashes and the client carries on.
 # shellcheck source=../lib.sh
 . /lab/lib.sh
 # shellcheck source=../cluster.sh
@@ -49,9 +50,13 @@ say "Raft between the directors is mutual TLS (director certificates only), the 
 show "raftlvs status (the cluster part)" sh -c "ip netns exec client $RL_BIN status | sed -n '1,/^\$/p'"
 
 section "3. One virtual service, three real servers"
+# The lab runs under emulation: a 1 s timeout keeps a starved VM from failing healthy
+# servers (raftlvs's default is 1 s too); every 1 s, two failures down, two passes up.
+CHECK="http:/,interval=1s,timeout=1s,rise=2,fall=2"
 say "The operator talks to any director; the command is replicated to all of them." \
-	"wrr (weighted round robin) with weights 1, 2 and 3: rs3 should get half the requests."
-for cmd in "service add -t $VIP:80 -s wrr --forward dr --name web" \
+	"wrr (weighted round robin) with weights 1, 2 and 3: rs3 should get half the requests." \
+	"Every director checks every web server over HTTP ($CHECK)."
+for cmd in "service add -t $VIP:80 -s wrr --forward dr --name web --check $CHECK" \
 	"server add web ${RL_IP[rs1]} -w 1" "server add web ${RL_IP[rs2]} -w 2" "server add web ${RL_IP[rs3]} -w 3"; do
 	say "\$ raftlvs $cmd"
 	# shellcheck disable=SC2086
@@ -80,7 +85,29 @@ printf '%s\n' "$counts" | awk '{ printf "   %-9s %3d  ", $1, $2; for (i = 0; i <
 [ "$(echo $counts)" = "rs1 5 rs2 10 rs3 15" ] && lab_pass "30 requests spread 5/10/15 as the weights say" ||
 	lab_fail "30 requests spread [$(echo $counts)], wanted 5/10/15"
 
-section "5. The leader crashes"
+section "5. A web server fails"
+say "rs2's web server stops. Every director's check fails twice; the leader takes the" \
+	"majority of the directors' views and commits rs2 down: out of every director's IPVS."
+grep -v "${RL_IP[rs2]}:80" "$LAB_RUN/want.rules" >"$LAB_RUN/rs2-down.rules"
+t0=$(lab_now_ms)
+lab_http_stop rs2
+if lab_wait_for "rl_ipvs_equal $LAB_RUN/rs2-down.rules $RL_DIRECTORS" "$RL_BOUND" 0.2; then
+	lab_pass "rs2 out of rotation on every director $(($(lab_now_ms) - t0)) ms after its web server stopped"
+else
+	lab_fail "rs2 was not taken out of rotation"
+fi
+show "raftlvs status: rs2 down, since when and why" sh -c "ip netns exec client $RL_BIN status | sed -n '/^Prot/,\$p'"
+counts=$(lab_fetch_counts client "http://$VIP/" 12 | tr '\n' ' ')
+lab_check "12 requests: none failed, none reached rs2 [$counts]" sh -c "! echo '$counts' | grep -q -e '(failed)' -e rs2"
+t0=$(lab_now_ms)
+lab_http rs2 80
+if lab_wait_for "rl_ipvs_equal $LAB_RUN/want.rules $RL_DIRECTORS" "$RL_BOUND" 0.2; then
+	lab_pass "rs2 back in rotation on every director $(($(lab_now_ms) - t0)) ms after its web server came back"
+else
+	lab_fail "rs2 did not come back"
+fi
+
+section "6. The leader crashes"
 old=$leader
 old_mac=$(rl_mac "$old")
 say "The client now asks for http://$VIP/ every 100 ms and notes every answer." \
@@ -116,7 +143,7 @@ show "raftlvs status, asked of $new" sh -c "ip netns exec client $RL_BIN --api $
 say "The client carries on: 12 more requests:"
 lab_expect_spread client "http://$VIP/" 12 rs1 rs2 rs3
 
-section "6. Figures"
+section "7. Figures"
 outage=$(rl_outage_ms "$kill_up") || outage=
 if [ -n "$outage" ]; then
 	say "   client-side outage: $outage ms  (last answer before the crash -> first answer to a request sent after it)"
@@ -127,7 +154,7 @@ else
 fi
 say "   Raft timings in this lab: ${RL_RAFT_FLAGS:-raftlvs defaults} (emulated CPU; see deploy/lab/README.md)"
 
-section "7. The status page"
+section "8. The status page"
 say "Every director serves a live status page at / on its API port (and /metrics beside it)." \
 	"The host's browser now loads $new's: $new leads, holds $VIP, and sees $old unreachable;" \
 	"its timeline has the crash, the election and the VIP's move. (The VM gets one NIC for this," \

@@ -57,16 +57,6 @@ rules() {
 	} | sort
 }
 
-# httpd_stop RS: kill RS's HTTP server (busybox httpd daemonizes: find it in the netns;
-# its comm is busybox, its command line says httpd).
-httpd_stop() {
-	local pid
-	for pid in $($LAB_IP netns pids "$1"); do
-		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ' httpd ' && kill "$pid"
-	done
-	return 0
-}
-
 rules >"$LAB_RUN/up.rules"
 if lab_wait_for "rl_ipvs_equal $LAB_RUN/up.rules $RL_DIRECTORS" "$RL_BOUND" 0.5; then
 	lab_pass "every director programmed both services with all three real servers (checked up)"
@@ -84,7 +74,7 @@ for rs in $RL_RS; do
 	trial=$((trial + 1))
 	rules "$rs" >"$LAB_RUN/$rs-down.rules"
 	t0=$(lab_now_ms)
-	httpd_stop "$rs"
+	lab_http_stop "$rs"
 	if lab_wait_for "rl_ipvs_equal $LAB_RUN/$rs-down.rules $RL_DIRECTORS" "$RL_BOUND" 0.2; then
 		ms=$(($(lab_now_ms) - t0))
 		lab_pass "trial $trial: $rs's HTTP server killed: out of rotation on every director after $ms ms (NAT removed, DR weight 0)"
@@ -110,7 +100,7 @@ for rs in $RL_RS; do
 done
 
 # Every real server down: the NAT service's quorum is lost and the sorry server answers.
-for rs in $RL_RS; do httpd_stop "$rs"; done
+for rs in $RL_RS; do lab_http_stop "$rs"; done
 rules $RL_RS >"$LAB_RUN/all-down.rules"
 lab_check "every real server down: every director programs only the sorry server for NAT, weight 0 for DR" \
 	lab_wait_for "rl_ipvs_equal $LAB_RUN/all-down.rules $RL_DIRECTORS" "$RL_BOUND" 0.2
