@@ -132,6 +132,7 @@ type ErrorBody struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
 	// Code names the error class (invalid, not_found, exists, conflict, unavailable,
-	// outcome_unknown, internal) so a client can tell 409 exists from 409 conflict.
+	// outcome_unknown, too_large, method_not_allowed, internal) so a client can tell
+	// 409 exists from 409 conflict.
 	Code string `json:"code"`
 }

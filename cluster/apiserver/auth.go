@@ -310,6 +310,23 @@ func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 	m.ServeMux.HandleFunc(pattern, h)
 }
 
+// methods are those allowed reports, in this order.
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowed lists the methods with which r's path has a route of its own (not the
+// catch-all), for a 405's Allow header.
+func (m *routeMux) allowed(r *http.Request) []string {
+	var out []string
+	for _, method := range methods {
+		probe := *r
+		probe.Method = method
+		if _, pattern := m.Handler(&probe); pattern != "" && pattern != "/" {
+			out = append(out, method)
+		}
+	}
+	return out
+}
+
 func (m *routeMux) Handle(pattern string, h http.Handler) {
 	m.patterns = append(m.patterns, pattern)
 	m.ServeMux.Handle(pattern, h)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/raftlvs/raftlvs/api"
@@ -78,9 +79,19 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("DELETE /v1/tokens/{id}", s.revokeToken)
 	s.mux.HandleFunc("POST /v1/certificates", s.signCertificate)
 	s.healthRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, fieldErr("path", fsm.ErrNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
-	})
+	s.mux.HandleFunc("/", s.noRoute)
+}
+
+// noRoute answers what no route serves. The catch-all "/" matches every method, so the
+// mux's own 405 never happens: a path that exists with other methods is told here, with
+// Allow, and anything else is 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	if allow := s.mux.allowed(r); len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, fieldErr("method", api.ErrMethodNotAllowed, "%s %s: this endpoint takes %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	s.writeError(w, r, fieldErr("path", fsm.ErrNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 }
 
 // ServeHTTP logs every request at debug level, admits it (auth.go) and routes it.

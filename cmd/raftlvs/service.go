@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -170,6 +172,18 @@ func forwardingFlag(fs *pflag.FlagSet, forward string) (fsm.Forwarding, error) {
 func parseVIPPort(s string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	// An address with a port that is not one: say which part is wrong.
+	if host, port, err := net.SplitHostPort(s); err == nil {
+		if _, err := netip.ParseAddr(host); err == nil {
+			n, err := strconv.ParseUint(port, 10, 64)
+			switch {
+			case errors.Is(err, strconv.ErrRange) || err == nil && n > 65535:
+				return netip.AddrPort{}, fmt.Errorf("%q: port %s is out of range 1..65535", s, port)
+			case err != nil:
+				return netip.AddrPort{}, fmt.Errorf("%q: port %q is not a number", s, port)
+			}
+		}
 	}
 	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 	if err != nil {
