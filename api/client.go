@@ -70,6 +70,13 @@ type Client struct {
 	Token string
 	// HTTPS makes addresses without a scheme https:// (NewTLSClient sets it).
 	HTTPS bool
+	// Consistent makes every read see every write acknowledged before it, anyone's: the
+	// client first asks the leader for its state version (Barrier), then reads at that
+	// version or later. Without it, reads still see this client's own writes and never
+	// go back in time (see consistency.go), but may miss another client's latest.
+	Consistent bool
+
+	seen versionClock
 }
 
 // NewClient returns a client for these director addresses.
@@ -195,6 +202,16 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultClientTimeout))
 	defer cancel()
+	if method == http.MethodGet && c.Consistent {
+		if err := c.confirm(ctx); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return c.exchange(ctx, method, path, body, out)
+}
+
+// exchange sends one request to the directors in turn, until one answers for good.
+func (c *Client) exchange(ctx context.Context, method, path string, body []byte, out any) error {
 	write := method != http.MethodGet
 	var errs []error
 	unavailable := false // some director answered 503 in some round
@@ -225,7 +242,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		select {
 		case <-ctx.Done():
 			kind := ErrUnreachable
-			if unavailable {
+			switch {
+			case unavailable && !write:
+				kind = errReadUnavailable
+			case unavailable:
 				kind = ErrUnavailable
 			}
 			return fmt.Errorf("%w (gave up: %w): %w", kind, ctx.Err(), errors.Join(errs...))
@@ -279,6 +299,9 @@ func (c *Client) try(ctx context.Context, url, method string, body []byte, out a
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if method == http.MethodGet {
+		c.stampRead(req.Header)
+	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
@@ -298,6 +321,7 @@ func (c *Client) try(ctx context.Context, url, method string, body []byte, out a
 		return err // *url.Error already names method and URL
 	}
 	defer resp.Body.Close()
+	c.observeAnswer(resp.Header)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		return fmt.Errorf("%s %s: read answer: %w", method, url, err)

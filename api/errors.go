@@ -33,6 +33,16 @@ var (
 	ErrMethodNotAllowed = errors.New("method not allowed")
 )
 
+// errReadUnavailable is ErrUnavailable as a read meets it: every director answered 503
+// (behind the version the read asks for, or not serving), whether or not there is a
+// leader.
+var errReadUnavailable = readUnavailable{}
+
+type readUnavailable struct{}
+
+func (readUnavailable) Error() string        { return "no director could serve the read" }
+func (readUnavailable) Is(target error) bool { return target == ErrUnavailable }
+
 // Error codes of ErrorBody.Code.
 const (
 	CodeInvalid         = "invalid"

@@ -67,6 +67,10 @@ type Options struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how soon followers hear of a commit when no other write follows
+	// it (raft's; default cluster.DefaultCommitTimeout): what a read through a follower
+	// right after a write waits for.
+	CommitTimeout time.Duration
 
 	VIP vip.Config
 	// Sync, if set, runs the IPVS connection-sync daemons (backup everywhere, master on
@@ -152,6 +156,7 @@ func New(opts Options) (_ *Director, err error) {
 		HeartbeatTimeout:   opts.HeartbeatTimeout,
 		ElectionTimeout:    opts.ElectionTimeout,
 		LeaderLeaseTimeout: opts.LeaderLeaseTimeout,
+		CommitTimeout:      opts.CommitTimeout,
 		Logger:             opts.Logger,
 	})
 	if err != nil {

@@ -49,6 +49,7 @@ var routeRules = map[string]rule{
 	"PUT /v1/services/{name}/servers/{addr}/{port}":    {need: pki.AccessOperate},
 	"DELETE /v1/services/{name}/servers/{addr}/{port}": {need: pki.AccessOperate},
 	"POST /v1/batch":                                   {need: pki.AccessOperate},
+	"POST /v1/barrier":                                 {need: pki.AccessRead}, // a consistent read's first step
 	"POST /v1/join":                                    {need: pki.AccessAdmin},
 	"POST /v1/leave":                                   {need: pki.AccessAdmin},
 	"POST /v1/leadership/transfer":                     {need: pki.AccessAdmin},

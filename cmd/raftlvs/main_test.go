@@ -41,6 +41,14 @@ func (s *leaderStore) IsLeader() bool                                   { return
 func (s *leaderStore) LeaderAPIAddr() (string, error)                   { return "", nil }
 func (s *leaderStore) Status() cluster.Status                           { return cluster.Status{NodeID: "d1", State: "Leader"} }
 func (s *leaderStore) Serving() bool                                    { return true }
+func (s *leaderStore) Barrier(context.Context) error                    { return nil }
+func (s *leaderStore) WaitVersion(context.Context, uint64) error        { return nil }
+func (s *leaderStore) DryRun(_ context.Context, c fsm.Command) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.state.Prepare(c)
+	return err
+}
 
 // testDirector starts an API server over a fresh state and returns its store and address.
 func testDirector(t *testing.T) (*leaderStore, string) {

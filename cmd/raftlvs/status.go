@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -28,7 +29,16 @@ func newStatusCmd() *cobra.Command {
 			}
 			// The text shows ActiveConn and InActConn as ipvsadm -Ln does; JSON has the
 			// counters with --stats or --rate only (scripts poll it).
-			st, err := clientFor(cmd).Status(ctxOf(cmd), output != "json" || stats || rate)
+			c := clientFor(cmd)
+			counters := output != "json" || stats || rate
+			st, err := c.Status(ctxOf(cmd), counters)
+			if errors.Is(err, api.ErrUnconfirmed) {
+				// No leader to confirm with: what a director holds is what an operator
+				// needs to see then, said to be unconfirmed.
+				fmt.Fprintf(cmd.ErrOrStderr(), "raftlvs: warning: %v\nraftlvs: warning: showing the answering director's replica, which may miss the latest writes\n", err)
+				c.Consistent = false
+				st, err = c.Status(ctxOf(cmd), counters)
+			}
 			if err != nil {
 				return fmt.Errorf("status: %w", err)
 			}
