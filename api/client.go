@@ -159,6 +159,12 @@ func (c *Client) Batch(ctx context.Context, cmds []BatchCommand) (*BatchResult, 
 	return call[BatchResult](ctx, c, http.MethodPost, "/v1/batch", BatchRequest{Commands: cmds})
 }
 
+// CheckBatch has the leader check commands as Batch would apply them, and apply none:
+// the error is the one Batch would return now.
+func (c *Client) CheckBatch(ctx context.Context, cmds []BatchCommand) (*BatchResult, error) {
+	return call[BatchResult](ctx, c, http.MethodPost, "/v1/batch?dry_run=true", BatchRequest{Commands: cmds})
+}
+
 // Join adds a director to the cluster.
 func (c *Client) Join(ctx context.Context, d fsm.Director) error {
 	return c.do(ctx, http.MethodPost, "/v1/join", d, nil)

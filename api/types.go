@@ -115,6 +115,10 @@ type Counters struct {
 type BatchResult struct {
 	Applied int    `json:"applied"` // commands committed, all in one log entry
 	Version uint64 `json:"version"` // state version after the batch, on the node that applied it
+	// A dry run (?dry_run=true) applies nothing: Checked commands would all apply to the
+	// leader's state as it is now.
+	DryRun  bool `json:"dry_run,omitempty"`
+	Checked int  `json:"checked,omitempty"`
 }
 
 // LeaveRequest is the body of POST /v1/leave.

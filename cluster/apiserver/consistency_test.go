@@ -138,3 +138,35 @@ func TestAConsistentReadSeesAnotherClientsWrite(t *testing.T) {
 		t.Errorf("consistent read without a leader: %v, want ErrUnconfirmed", err)
 	}
 }
+
+// TestADryRunBatchChecksEverythingAndCommitsNothing: the leader's verdict, without the
+// write, forwarded from a follower like the write itself.
+func TestADryRunBatchChecksEverythingAndCommitsNothing(t *testing.T) {
+	leader, _, _, followerURL, _ := pair(t)
+	leader.must(webService, webRS1)
+	c := api.NewClient(followerURL)
+	ctx := context.Background()
+	good := []api.BatchCommand{
+		{Op: api.OpRemoveService, Name: "web"},
+		{Op: api.OpAddService, Service: &fsm.Service{Name: "web2", Protocol: fsm.TCP, VIP: webService.Service.VIP, Port: 80}},
+	}
+	before := leader.version()
+	res, err := c.CheckBatch(ctx, good)
+	if err != nil || !res.DryRun || res.Checked != 2 || res.Applied != 0 {
+		t.Fatalf("dry run of a good batch: %+v, %v", res, err)
+	}
+	// A later command that only the earlier ones make wrong is found too.
+	bad := append(good, api.BatchCommand{Op: api.OpAddRealServer, RealServer: &api.RealServerRequest{Service: "web", Addr: webRS1.RealServer.Addr}})
+	if _, err := c.CheckBatch(ctx, bad); !errors.Is(err, fsm.ErrNotFound) {
+		t.Errorf("dry run of a batch whose third command names the service the first removes: %v, want not found", err)
+	}
+	if leader.version() != before || leader.applied != 0 {
+		t.Errorf("a dry run changed the state: version %d → %d, %d applied", before, leader.version(), leader.applied)
+	}
+	if _, err := c.Batch(ctx, bad); !errors.Is(err, fsm.ErrNotFound) {
+		t.Errorf("the real batch: %v, want the dry run's verdict", err)
+	}
+	if res, err := c.Batch(ctx, good); err != nil || res.Applied != 2 {
+		t.Errorf("the good batch for real: %+v %v", res, err)
+	}
+}

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -193,8 +194,17 @@ func pathKey(r *http.Request) (fsm.RSKey, error) {
 	return fsm.RSKey{Service: r.PathValue("name"), Addr: addr.Unmap(), Port: uint16(port)}, nil
 }
 
-// batch: POST /v1/batch, one atomic fsm.Batch.
+// batch: POST /v1/batch, one atomic fsm.Batch. With ?dry_run=true the leader checks it
+// against its state as it would apply it, and commits nothing.
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+	dryRun := false
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		var err error
+		if dryRun, err = strconv.ParseBool(v); err != nil {
+			s.writeError(w, r, fieldErr("dry_run", fsm.ErrInvalid, "%q is not true or false", v))
+			return
+		}
+	}
 	var req api.BatchRequest
 	body, err := decodeRequest(r, api.MaxBatchBodyBytes, &req)
 	if err != nil {
@@ -210,6 +220,12 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if dryRun {
+		if s.do(w, r, body, func(ctx context.Context) error { return s.store.DryRun(ctx, b) }) {
+			writeJSON(w, http.StatusOK, api.BatchResult{Checked: len(b.Commands), DryRun: true})
+		}
 		return
 	}
 	if s.applyBatch(w, r, body, b) {

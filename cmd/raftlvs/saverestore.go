@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +35,7 @@ func newSaveCmd() *cobra.Command {
 }
 
 func newRestoreCmd() *cobra.Command {
-	var replace bool
+	var replace, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "restore [FILE|-]",
 		Short: "Apply rules in `ipvsadm -Sn` format, all or nothing",
@@ -45,7 +44,8 @@ standard input, as one atomic batch: a bad line rejects the whole input, with it
 number, and nothing is applied. --replace makes the cluster's table the input's, in the same
 batch: services the input lacks are removed, the others changed in place, and what the
 ipvsadm format cannot say (names, health checks, quorum and sorry servers, health verdicts,
-drains) is kept for the services that stay.`,
+drains) is kept for the services that stay. --dry-run has the leader check the batch
+against its state and applies nothing.`,
 		Args: rangeArgs(0, 1, "at most one FILE"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			in := cmd.InOrStdin()
@@ -58,27 +58,29 @@ drains) is kept for the services that stay.`,
 				defer f.Close()
 				in, src = f, args[0]
 			}
-			n, err := restore(cmd, in, replace)
+			n, err := restore(cmd, in, replace, dryRun)
 			if err != nil {
 				return fmt.Errorf("restore from %s: %w", src, err)
+			}
+			if dryRun {
+				fmt.Fprintf(cmd.OutOrStdout(), "dry run: the leader accepts the %d commands from %s as one batch; nothing restored\n", n, src)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "restored %d commands from %s\n", n, src)
 			return nil
 		}),
 	}
 	cmd.Flags().BoolVar(&replace, "replace", false, "make the table the input's: remove what it lacks, keep the checks of what stays")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "have the leader check the batch, and restore nothing")
 	return cmd
 }
 
-func restore(cmd *cobra.Command, in io.Reader, replace bool) (int, error) {
+func restore(cmd *cobra.Command, in io.Reader, replace, dryRun bool) (int, error) {
 	rules, err := ipvsadm.Parse(in)
 	if err != nil {
 		return 0, err
 	}
 	c := clientFor(cmd)
-	// One batch is one log entry every director stores and applies: give the leader the
-	// whole of its bound before giving up on the answer.
-	c.Timeout = max(c.Timeout, api.BatchTimeout+10*time.Second)
 	var cmds []fsm.Command
 	if replace {
 		// Read now, changed in the batch: a service changed meanwhile fails the batch
@@ -98,19 +100,11 @@ func restore(cmd *cobra.Command, in io.Reader, replace bool) (int, error) {
 	if len(cmds) == 0 {
 		return 0, fmt.Errorf("no rules in the input: %w", fsm.ErrInvalid)
 	}
-	batch := make([]api.BatchCommand, 0, len(cmds))
-	for _, fc := range cmds {
-		bc, err := api.BatchCommandFor(fc)
-		if err != nil {
-			return 0, err
-		}
-		batch = append(batch, bc)
-	}
-	res, err := c.Batch(ctxOf(cmd), batch)
+	res, err := sendBatch(cmd, c, cmds, dryRun)
 	if err != nil {
 		return 0, err
 	}
-	return res.Applied, nil
+	return res.Applied + res.Checked, nil
 }
 
 // keepRaftlvsSettings is the rule set as the table a replace should leave, with what the
