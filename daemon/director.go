@@ -286,6 +286,7 @@ func (d *Director) apiServer() *apiserver.Server {
 	srv := apiserver.New(d.node, d.log)
 	if d.plane != nil {
 		srv.DataPlane = func(counters bool) *api.DataPlane { return dataPlaneStatus(d.plane.Status(counters)) }
+		srv.Connections = d.connections
 	}
 	srv.Agents = func() []api.Agent { return agentsOf(d.pool) }
 	if d.health != nil {

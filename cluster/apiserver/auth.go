@@ -50,6 +50,7 @@ var routeRules = map[string]rule{
 	"DELETE /v1/services/{name}/servers/{addr}/{port}": {need: pki.AccessOperate},
 	"POST /v1/batch":                                   {need: pki.AccessOperate},
 	"POST /v1/barrier":                                 {need: pki.AccessRead}, // a consistent read's first step
+	"GET /v1/connections":                              {need: pki.AccessRead},
 	"POST /v1/join":                                    {need: pki.AccessAdmin},
 	"POST /v1/leave":                                   {need: pki.AccessAdmin},
 	"POST /v1/leadership/transfer":                     {need: pki.AccessAdmin},

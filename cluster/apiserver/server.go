@@ -35,6 +35,9 @@ type Server struct {
 	Agents func() []api.Agent
 	// Health, if set, connects the health-check endpoints (/v1/health…).
 	Health *HealthHooks
+	// Connections, if set, reads this director's IPVS connection table (the first
+	// limit entries) for GET /v1/connections.
+	Connections func(limit int) (*api.ConnectionList, error)
 	// ReadWait bounds how long a read waits for the replica to reach the state version
 	// it asks for (api.ReadWait when 0).
 	ReadWait time.Duration
@@ -75,6 +78,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("DELETE /v1/services/{name}/servers/{addr}/{port}", s.removeRealServer)
 	s.mux.HandleFunc("POST /v1/batch", s.batch)
 	s.mux.HandleFunc("POST /v1/barrier", s.barrier)
+	s.mux.HandleFunc("GET /v1/connections", s.connections)
 	s.mux.HandleFunc("POST /v1/join", s.join)
 	s.mux.HandleFunc("POST /v1/leave", s.leave)
 	s.mux.HandleFunc("POST /v1/leadership/transfer", s.transfer)

@@ -16,6 +16,7 @@ import (
 func newStatusCmd() *cobra.Command {
 	var stats, rate, exact bool
 	var output string
+	var conns connectionsFlags
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster and the IPVS table, like ipvsadm -Ln",
@@ -26,6 +27,9 @@ func newStatusCmd() *cobra.Command {
 			}
 			if output != "" && output != "json" && output != "text" {
 				return usagef("-o %q: want text or json", output)
+			}
+			if conns.on {
+				return conns.run(cmd, output)
 			}
 			// The text shows ActiveConn and InActConn as ipvsadm -Ln does; JSON has the
 			// counters with --stats or --rate only (scripts poll it).
@@ -65,6 +69,7 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&exact, "exact", false, "print exact numbers, without K/M/G rounding")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text (like ipvsadm -Ln, it reads each service's counters: slow on a large table) or json (the raw status; counters only with --stats or --rate)")
 	cmd.MarkFlagsMutuallyExclusive("stats", "rate")
+	conns.register(cmd)
 	return cmd
 }
 
