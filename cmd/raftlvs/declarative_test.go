@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftlvs/raftlvs/fsm"
 )
@@ -38,6 +39,14 @@ func declarativeCluster(t *testing.T) (*leaderStore, string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	p, err := store.state.Prepare(fsm.SetHealth{Key: fsm.RSKey{Service: "web", Addr: netip.MustParseAddr("198.51.100.21"), Port: 80},
+		Health: fsm.HealthDown, Reason: "HTTP 503", Since: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)})
+	if err == nil {
+		err = store.state.Execute(p)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	store.mu.Unlock()
 	return store, url
@@ -130,6 +139,11 @@ func TestExportApplyDiffRoundTrip(t *testing.T) {
 		agent, agentLeft := st.RealServer(fsm.RSKey{Service: "web", Addr: netip.MustParseAddr("198.51.100.30"), Port: 80})
 		if web.Scheduler != "rr" || web.HealthCheck.Path != "/ready" || !dnsLeft || !agentLeft || agent.Weight != 3 || len(st.RealServers("web")) != 3 {
 			t.Errorf("after apply: web %+v, dns still there %v, agent's server %+v, web's real servers %d", web, dnsLeft, agent, len(st.RealServers("web")))
+		}
+		// The weight is the file's; the checks' verdict, its reason and its time stay.
+		rs, _ := st.RealServer(fsm.RSKey{Service: "web", Addr: netip.MustParseAddr("198.51.100.21"), Port: 80})
+		if rs.Weight != 20 || rs.Health != fsm.HealthDown || rs.HealthReason != "HTTP 503" || !rs.HealthSince.Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) {
+			t.Errorf("the edited real server %+v: want weight 20 and its verdict as it was", rs)
 		}
 	})
 
