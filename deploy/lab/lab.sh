@@ -24,7 +24,11 @@ CACHE_DIR=${LAB_CACHE_DIR:-$LAB_DIR/.cache}
 KERNEL_DIR=$CACHE_DIR/kernel          # one unpacked .deb per kernel package version
 LOG_DIR=${LAB_LOG_DIR:-$CACHE_DIR/logs}
 
-HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 jq curl)
+HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 jq curl keepalived)
+
+# Host programs a scenario needs beyond the base initramfs: packed (with their shared
+# libraries) into that scenario's overlay only, by `run` and `test` alike.
+declare -A SCENARIO_TOOLS=([keepalived]=/usr/sbin/keepalived)
 KERNEL_META=linux-image-cloud-amd64
 
 # Modules put into the initramfs and loaded by /init before the scenario starts. Their
@@ -470,6 +474,8 @@ cmd_run() {
 	[[ -n $SCENARIO ]] || { usage >&2; exit 2; }
 	[[ -f $SCENARIO ]] || [[ ! -f $LAB_DIR/scenarios/$SCENARIO.sh ]] || SCENARIO=$LAB_DIR/scenarios/$SCENARIO.sh
 	[[ -f $SCENARIO ]] || die "no scenario $SCENARIO"
+	# shellcheck disable=SC2206 # one path per word
+	TOOLS+=(${SCENARIO_TOOLS[$(basename "$SCENARIO" .sh)]:-})
 	[[ $TIMEOUT =~ ^[0-9]+$ && $TIMEOUT -gt 0 ]] || die "--timeout wants whole seconds"
 	[[ -z $BIN || -f $BIN ]] || die "--bin $BIN: no such file"
 	local spec tool
