@@ -16,8 +16,9 @@ import (
 //   - role changes: leader when its leader duties run (a duty, last in, so the VIPs are
 //     held by then; it is stopped last, after they are dropped), follower when it is in
 //     touch with another leader, fault when it has had neither for two election
-//     timeouts (no quorum, or cut off). A watcher polls the node every 200 ms and
-//     is poked by the duty, so the leader event does not wait for a tick;
+//     timeouts (no quorum, or cut off; a starting director, before its first role,
+//     only after startupGrace). A watcher polls the node every 200 ms and is poked by
+//     the duty, so the leader event does not wait for a tick;
 //   - health transitions: every director (not only the leader) runs the health hook
 //     when its replica applies a real server's change to up or down, as keepalived runs
 //     notify_up/notify_down on every director; RAFTLVS_ROLE says whether this one leads,
@@ -42,6 +43,11 @@ type notifier struct {
 
 // rolePoll paces the role watcher: a fault or follower is noticed within this.
 const rolePoll = 200 * time.Millisecond
+
+// startupGrace is how long a starting director (joining, catching up) may go without a
+// leader before it reports a fault: a joiner's token, certificate and catch-up take
+// seconds, and a fault at every start would be noise.
+const startupGrace = 30 * time.Second
 
 func newNotifier(opts Options, node *cluster.Node) *notifier {
 	if opts.Notify.Empty() {
@@ -89,7 +95,7 @@ func (n *notifier) run(ctx context.Context) {
 }
 
 func (n *notifier) watchRoles(ctx context.Context) {
-	tracker := notify.NewRoleTracker(n.id, n.faultAfter, time.Now())
+	tracker := notify.NewRoleTracker(n.id, n.faultAfter, startupGrace, time.Now())
 	tick := time.NewTicker(rolePoll)
 	defer tick.Stop()
 	for {

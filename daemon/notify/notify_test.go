@@ -123,7 +123,7 @@ func TestAFullQueueDropsAndNeverBlocks(t *testing.T) {
 func TestRoleTrackerReportsChangesOnly(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	tr := NewRoleTracker("d1", 2*time.Second, t0)
+	tr := NewRoleTracker("d1", 2*time.Second, 0, t0)
 	steps := []struct {
 		o    Observation
 		want Kind // "" : no event
@@ -150,13 +150,21 @@ func TestRoleTrackerReportsChangesOnly(t *testing.T) {
 			t.Errorf("step %d: fault reason %q", i, e.Reason)
 		}
 	}
-	// A director that never finds a leader faults once FaultAfter has passed since start.
-	lone := NewRoleTracker("d9", 2*time.Second, t0)
-	if _, ok := lone.Observe(Observation{At: at(1)}); ok {
-		t.Error("a fault before FaultAfter")
+	// A director that never finds a leader (joining, catching up, or no quorum) is given
+	// the startup grace, then faults.
+	lone := NewRoleTracker("d9", 2*time.Second, 30*time.Second, t0)
+	if _, ok := lone.Observe(Observation{At: at(29)}); ok {
+		t.Error("a fault within the startup grace")
 	}
-	if e, ok := lone.Observe(Observation{At: at(2), Leader: "d1"}); !ok || e.Kind != Fault || !strings.Contains(e.Reason, "leader d1") {
+	if e, ok := lone.Observe(Observation{At: at(30), Leader: "d1"}); !ok || e.Kind != Fault || !strings.Contains(e.Reason, "leader d1") {
 		t.Errorf("a director that never found a leader: %+v %v, want a fault naming the leader it knows of", e, ok)
+	}
+	// Once it had a role, faultAfter is the bound again.
+	joined := NewRoleTracker("d8", 2*time.Second, 30*time.Second, t0)
+	joined.Observe(Observation{At: at(10), Serving: true, Leader: "d1"})
+	joined.Observe(Observation{At: at(11)})
+	if e, ok := joined.Observe(Observation{At: at(13)}); !ok || e.Kind != Fault {
+		t.Errorf("after a role: %+v %v, want a fault 2 s after losing the leader", e, ok)
 	}
 }
 

@@ -16,21 +16,23 @@ type Observation struct {
 }
 
 // RoleTracker turns observations into role changes: leader while the leader duties run,
-// follower while in touch with a leader, fault once neither has held for FaultAfter (an
+// follower while in touch with a leader, fault once neither has held for faultAfter (an
 // election takes less: a leader that crashed gives follower, leader, never fault, if the
-// others elect a new one in time). It is a state machine a test steps through; the
-// daemon feeds it. Not safe for concurrent use.
+// others elect a new one in time). Before its first role a director is starting (joining,
+// catching up), not faulty: it reports fault only after startupGrace. It is a state
+// machine a test steps through; the daemon feeds it. Not safe for concurrent use.
 type RoleTracker struct {
-	director   string
-	faultAfter time.Duration
-	role       Kind      // "" until the first role
-	lost       time.Time // when it last was neither leader nor in touch; zero while it is
+	director     string
+	faultAfter   time.Duration
+	startupGrace time.Duration
+	role         Kind      // "" until the first role
+	lost         time.Time // when it last was neither leader nor in touch; zero while it is
 }
 
 // NewRoleTracker starts a tracker at start, with no role yet: a director that never
-// finds a leader reports fault after faultAfter.
-func NewRoleTracker(director string, faultAfter time.Duration, start time.Time) *RoleTracker {
-	return &RoleTracker{director: director, faultAfter: faultAfter, lost: start}
+// finds a leader reports fault after startupGrace (at least faultAfter).
+func NewRoleTracker(director string, faultAfter, startupGrace time.Duration, start time.Time) *RoleTracker {
+	return &RoleTracker{director: director, faultAfter: faultAfter, startupGrace: max(startupGrace, faultAfter), lost: start}
 }
 
 // Role is the last role reported ("" before the first).
@@ -50,7 +52,7 @@ func (t *RoleTracker) Observe(o Observation) (Event, bool) {
 			t.lost = o.At
 		}
 		gone := o.At.Sub(t.lost)
-		if gone < t.faultAfter {
+		if gone < t.faultAfter || t.role == "" && gone < t.startupGrace {
 			return Event{}, false
 		}
 		next = Fault
