@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -217,5 +218,28 @@ func TestAnExportOfAServiceWithAllItsSettingsKeepsThemAll(t *testing.T) {
 		if string(a) != string(b) {
 			t.Errorf("service %s:\n got %s\nwant %s", want.Name, b, a)
 		}
+	}
+}
+
+func TestTheExampleFileReads(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/examples/lb.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := Parse(data)
+	if err != nil {
+		t.Fatalf("deploy/examples/lb.yaml: %v", err)
+	}
+	table, _ := doc.Table()
+	if len(table.Services) != 3 || len(table.RealServers) != 7 {
+		t.Errorf("%d services, %d real servers; want 3 and 7", len(table.Services), len(table.RealServers))
+	}
+	// And the cluster would take it as a whole.
+	b := fsm.Batch{}
+	for _, c := range plan.Against(table, nil, nil, plan.Options{}).Commands() {
+		b.Commands = append(b.Commands, c)
+	}
+	if _, err := fsm.NewState().Prepare(b); err != nil {
+		t.Errorf("the example's batch: %v", err)
 	}
 }
