@@ -228,6 +228,8 @@ func TestExitCodes(t *testing.T) {
 		{"a service named by its address is explained", []string{"server", "add", "192.0.2.10:80", "198.51.100.21"}, exitError,
 			"services go by name, not by address (raftlvs service ls lists them; one added without --name is called tcp-192.0.2.10-80); to name it by its address as ipvsadm does, give -t 192.0.2.10:80"},
 		{"the same for an edit", []string{"server", "edit", "192.0.2.10:80", "198.51.100.21", "-w", "2"}, exitError, "give -t 192.0.2.10:80"},
+		{"and for a service's removal", []string{"service", "rm", "192.0.2.10:80"}, exitError, "give -t 192.0.2.10:80"},
+		{"a service's edit, which has no match flag for it", []string{"service", "edit", "192.0.2.10:80", "-s", "rr"}, exitError, "one added without --name is called tcp-192.0.2.10-80)"},
 		{"no service with that match", []string{"server", "add", "-t", "192.0.2.10:81", "198.51.100.21"}, exitError, "no service matches -t 192.0.2.10:81"},
 		{"a match and a name", []string{"server", "add", "web", "-t", "192.0.2.10:80", "198.51.100.21"}, exitUsage, "got 2 argument(s)"},
 	}

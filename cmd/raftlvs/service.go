@@ -254,7 +254,7 @@ func newServiceEditCmd() *cobra.Command {
 			c := clientFor(cmd)
 			cur, err := c.Service(ctxOf(cmd), args[0])
 			if err != nil {
-				return fmt.Errorf("edit service %s: %w", args[0], err)
+				return fmt.Errorf("edit service %s: %w", args[0], hintNaming(args[0], err, false))
 			}
 			svc := cur.Service
 			if err := f.apply(cmd.Flags(), &svc); err != nil {
@@ -305,7 +305,7 @@ func newServiceRmCmd() *cobra.Command {
 				}
 			}
 			if err := c.RemoveService(ctxOf(cmd), name); err != nil {
-				return fmt.Errorf("remove service %s: %w", name, err)
+				return fmt.Errorf("remove service %s: %w", name, namingHint(name, err))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "service %s removed\n", name)
 			return nil

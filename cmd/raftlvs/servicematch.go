@@ -137,7 +137,10 @@ func matchText(s fsm.Service) string {
 
 // namingHint explains a service name that was not found and reads as an address: the
 // ipvsadm habit of naming a service by VIP:PORT.
-func namingHint(name string, err error) error {
+func namingHint(name string, err error) error { return hintNaming(name, err, true) }
+
+// hintNaming is namingHint; byMatch says whether the command takes -t/-u/-f for the service.
+func hintNaming(name string, err error, byMatch bool) error {
 	if !errors.Is(err, fsm.ErrNotFound) {
 		return err
 	}
@@ -149,6 +152,9 @@ func namingHint(name string, err error) error {
 	if ap.Port() != 0 {
 		svc := fsm.Service{Protocol: fsm.TCP, VIP: ap.Addr(), Port: ap.Port()}
 		example = fmt.Sprintf("; one added without --name is called %s", fsm.DefaultServiceName(&svc))
+	}
+	if !byMatch {
+		return fmt.Errorf("%w\nservices go by name, not by address (raftlvs service ls lists them%s)", err, example)
 	}
 	return fmt.Errorf("%w\nservices go by name, not by address (raftlvs service ls lists them%s); to name it by its address as ipvsadm does, give -t %s (-u for UDP, --sctp-service for SCTP, -f FWMARK for a firewall mark)",
 		err, example, name)
