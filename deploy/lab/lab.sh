@@ -547,7 +547,7 @@ report() {
 
 # The scenarios `lab.sh test` runs, in this order, each in a VM of its own (a fresh kernel
 # per scenario: no state leaks from one to the next). Seconds are their guest timeouts.
-TEST_SCENARIOS=(forwarding:240 failover:240 drift:240 restart:240 agents:300 health:300 rogue:240 gotests:300)
+TEST_SCENARIOS=(forwarding:240 failover:240 drift:240 restart:240 agents:300 health:300 rogue:240 keepalived:240 gotests:300)
 
 # build_gotests DIR: the Go lab tests as static test binaries, one per package.
 build_gotests() {
