@@ -218,3 +218,20 @@ func TestRestoreDryRunChecksWithoutRestoring(t *testing.T) {
 		t.Error("restore --dry-run changed the state")
 	}
 }
+
+// TestAFileThatNamesAServiceOtherwiseIsTold: services are matched by what they match and
+// keep their name; the diff says so rather than rename in silence.
+func TestAFileThatNamesAServiceOtherwiseIsTold(t *testing.T) {
+	store, url := testDirector(t)
+	mustRun(t, url, "service", "add", "-t", "192.0.2.10:80", "--name", "web")
+	before := version(store)
+	file := writeFile(t, "lb.yaml", "version: 1\nservices:\n- name: www\n  protocol: tcp\n  vip: 192.0.2.10\n  port: 80\n")
+	code, out, stderr := raftlvs(t, url, "", "apply", "-f", file)
+	if code != exitOK || !strings.Contains(out, "no changes") ||
+		!strings.Contains(out, "note: the file's service www is web in the cluster (services are matched by TCP 192.0.2.10:80, and keep their name)") {
+		t.Errorf("exit %d\n%s%s", code, out, stderr)
+	}
+	if version(store) != before {
+		t.Error("the state changed")
+	}
+}
