@@ -70,6 +70,13 @@ type Client struct {
 	Token string
 	// HTTPS makes addresses without a scheme https:// (NewTLSClient sets it).
 	HTTPS bool
+	// Consistent makes every read see every write acknowledged before it, anyone's: the
+	// client first asks the leader for its state version (Barrier), then reads at that
+	// version or later. Without it, reads still see this client's own writes and never
+	// go back in time (see consistency.go), but may miss another client's latest.
+	Consistent bool
+
+	seen versionClock
 }
 
 // NewClient returns a client for these director addresses.
@@ -152,6 +159,12 @@ func (c *Client) Batch(ctx context.Context, cmds []BatchCommand) (*BatchResult, 
 	return call[BatchResult](ctx, c, http.MethodPost, "/v1/batch", BatchRequest{Commands: cmds})
 }
 
+// CheckBatch has the leader check commands as Batch would apply them, and apply none:
+// the error is the one Batch would return now.
+func (c *Client) CheckBatch(ctx context.Context, cmds []BatchCommand) (*BatchResult, error) {
+	return call[BatchResult](ctx, c, http.MethodPost, "/v1/batch?dry_run=true", BatchRequest{Commands: cmds})
+}
+
 // Join adds a director to the cluster.
 func (c *Client) Join(ctx context.Context, d fsm.Director) error {
 	return c.do(ctx, http.MethodPost, "/v1/join", d, nil)
@@ -182,6 +195,10 @@ func realServerPath(service string, addr netip.Addr, port uint16) string {
 	return servicePath(service) + "/servers/" + url.PathEscape(addr.WithZone("").String()) + "/" + strconv.Itoa(int(port))
 }
 
+// extraTimeKey carries time a call may take on top of the client's Timeout: a long poll
+// waits by design.
+type extraTimeKey struct{}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -193,8 +210,19 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if len(c.Addrs) == 0 {
 		return errors.New("no director API address given")
 	}
-	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultClientTimeout))
+	extra, _ := ctx.Value(extraTimeKey{}).(time.Duration)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultClientTimeout)+extra)
 	defer cancel()
+	if method == http.MethodGet && c.Consistent {
+		if err := c.confirm(ctx); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return c.exchange(ctx, method, path, body, out)
+}
+
+// exchange sends one request to the directors in turn, until one answers for good.
+func (c *Client) exchange(ctx context.Context, method, path string, body []byte, out any) error {
 	write := method != http.MethodGet
 	var errs []error
 	unavailable := false // some director answered 503 in some round
@@ -225,7 +253,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		select {
 		case <-ctx.Done():
 			kind := ErrUnreachable
-			if unavailable {
+			switch {
+			case unavailable && !write:
+				kind = errReadUnavailable
+			case unavailable:
 				kind = ErrUnavailable
 			}
 			return fmt.Errorf("%w (gave up: %w): %w", kind, ctx.Err(), errors.Join(errs...))
@@ -279,6 +310,9 @@ func (c *Client) try(ctx context.Context, url, method string, body []byte, out a
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if method == http.MethodGet {
+		c.stampRead(req.Header)
+	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
@@ -298,6 +332,7 @@ func (c *Client) try(ctx context.Context, url, method string, body []byte, out a
 		return err // *url.Error already names method and URL
 	}
 	defer resp.Body.Close()
+	c.observeAnswer(resp.Header)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		return fmt.Errorf("%s %s: read answer: %w", method, url, err)

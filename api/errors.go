@@ -25,7 +25,23 @@ var (
 	ErrUnauthenticated = errors.New("not authenticated")
 	// ErrForbidden means the credentials are good but do not allow this. HTTP 403.
 	ErrForbidden = errors.New("forbidden")
+	// ErrTooLarge means the request body is over the endpoint's limit (the message
+	// says which). HTTP 413.
+	ErrTooLarge = errors.New("request body too large")
+	// ErrMethodNotAllowed means the path exists but not with this method; the answer's
+	// Allow header lists those it takes. HTTP 405.
+	ErrMethodNotAllowed = errors.New("method not allowed")
 )
+
+// errReadUnavailable is ErrUnavailable as a read meets it: every director answered 503
+// (behind the version the read asks for, or not serving), whether or not there is a
+// leader.
+var errReadUnavailable = readUnavailable{}
+
+type readUnavailable struct{}
+
+func (readUnavailable) Error() string        { return "no director could serve the read" }
+func (readUnavailable) Is(target error) bool { return target == ErrUnavailable }
 
 // Error codes of ErrorBody.Code.
 const (
@@ -38,6 +54,8 @@ const (
 	CodeInternal        = "internal"
 	CodeUnauthenticated = "unauthenticated"
 	CodeForbidden       = "forbidden"
+	CodeTooLarge        = "too_large"
+	CodeMethod          = "method_not_allowed"
 )
 
 // CodeKinds maps each error code to the sentinel errors.Is recognises.
@@ -50,6 +68,8 @@ var CodeKinds = map[string]error{
 	CodeOutcomeUnknown:  ErrOutcomeUnknown,
 	CodeUnauthenticated: ErrUnauthenticated,
 	CodeForbidden:       ErrForbidden,
+	CodeTooLarge:        ErrTooLarge,
+	CodeMethod:          ErrMethodNotAllowed,
 }
 
 // Error is an error answer of the API, seen by the client. It wraps the sentinel of its
@@ -84,6 +104,10 @@ func (e *Error) Unwrap() error {
 		return ErrUnauthenticated
 	case http.StatusForbidden:
 		return ErrForbidden
+	case http.StatusRequestEntityTooLarge:
+		return ErrTooLarge
+	case http.StatusMethodNotAllowed:
+		return ErrMethodNotAllowed
 	}
 	return nil
 }

@@ -63,9 +63,7 @@ func (c *Client) Events(ctx context.Context, after uint64, wait time.Duration, l
 	}
 	if wait > 0 {
 		// The call may last the wait itself: give it that on top of the usual bound.
-		cc := *c
-		cc.Timeout = max(c.Timeout, DefaultClientTimeout) + wait
-		c = &cc
+		ctx = context.WithValue(ctx, extraTimeKey{}, wait)
 	}
 	return call[EventList](ctx, c, http.MethodGet, path, nil)
 }

@@ -102,12 +102,8 @@ func BatchCommandFor(c fsm.Command) (BatchCommand, error) {
 	return BatchCommand{}, fmt.Errorf("command %T is not an operator batch command: %w", c, fsm.ErrInvalid)
 }
 
-// HealthOf returns the recorded health of a real server, or "" (the default) if unknown:
-// an edit in a batch keeps the checks' verdict.
-type HealthOf func(k fsm.RSKey) fsm.Health
-
 // Command turns a batch command into an fsm command; field prefixes error field names.
-func (b BatchCommand) Command(field string, health HealthOf) (fsm.Command, error) {
+func (b BatchCommand) Command(field string) (fsm.Command, error) {
 	want := map[string]bool{"service": false, "name": false, "real_server": false, "key": false}
 	var c fsm.Command
 	switch b.Op {
@@ -139,8 +135,9 @@ func (b BatchCommand) Command(field string, health HealthOf) (fsm.Command, error
 		if b.Op == OpAddRealServer {
 			c = fsm.AddRealServer{RealServer: rs}
 		} else {
-			rs.Origin = "" // an edit keeps the origin (fsm.State.Prepare fills it in)
-			rs.Health = health(rs.Key())
+			// An edit keeps the origin and the checks' verdict with its reason and time:
+			// fsm.State.Prepare fills them in from the real server as the batch finds it.
+			rs.Origin, rs.Health = "", ""
 			c = fsm.EditRealServer{RealServer: rs}
 		}
 	case OpRemoveRealServer:
@@ -165,7 +162,7 @@ func (b BatchCommand) Command(field string, health HealthOf) (fsm.Command, error
 }
 
 // Batch turns a batch request into one fsm.Batch.
-func (r BatchRequest) Batch(health HealthOf) (fsm.Batch, error) {
+func (r BatchRequest) Batch() (fsm.Batch, error) {
 	if len(r.Commands) == 0 {
 		return fsm.Batch{}, fieldErr("commands", fsm.ErrInvalid, "at least one command is required")
 	}
@@ -174,7 +171,7 @@ func (r BatchRequest) Batch(health HealthOf) (fsm.Batch, error) {
 	}
 	out := fsm.Batch{Commands: make([]fsm.Command, len(r.Commands))}
 	for i, bc := range r.Commands {
-		c, err := bc.Command(fmt.Sprintf("commands[%d]", i), health)
+		c, err := bc.Command(fmt.Sprintf("commands[%d]", i))
 		if err != nil {
 			return fsm.Batch{}, err
 		}

@@ -50,6 +50,12 @@ func (c *Client) CommitStaged(ctx context.Context, tx string, chunks int) (*Batc
 	return call[BatchResult](ctx, c, http.MethodPost, stagedPath(tx)+"/commit", CommitRequest{Chunks: chunks})
 }
 
+// CheckStaged has the leader check the commit of tx as CommitStaged would apply it, and
+// apply nothing: tx stays staged.
+func (c *Client) CheckStaged(ctx context.Context, tx string, chunks int) (*BatchResult, error) {
+	return call[BatchResult](ctx, c, http.MethodPost, stagedPath(tx)+"/commit?dry_run=true", CommitRequest{Chunks: chunks})
+}
+
 // AbortStaged forgets tx and its chunks.
 func (c *Client) AbortStaged(ctx context.Context, tx string) error {
 	return c.do(ctx, http.MethodDelete, stagedPath(tx), nil, nil)

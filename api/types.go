@@ -120,6 +120,10 @@ type Counters struct {
 type BatchResult struct {
 	Applied int    `json:"applied"` // commands committed, all in one log entry
 	Version uint64 `json:"version"` // state version after the batch, on the node that applied it
+	// A dry run (?dry_run=true) applies nothing: Checked commands would all apply to the
+	// leader's state as it is now.
+	DryRun  bool `json:"dry_run,omitempty"`
+	Checked int  `json:"checked,omitempty"`
 }
 
 // LeaveRequest is the body of POST /v1/leave.
@@ -137,6 +141,7 @@ type ErrorBody struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
 	// Code names the error class (invalid, not_found, exists, conflict, unavailable,
-	// outcome_unknown, internal) so a client can tell 409 exists from 409 conflict.
+	// outcome_unknown, too_large, method_not_allowed, internal) so a client can tell
+	// 409 exists from 409 conflict.
 	Code string `json:"code"`
 }

@@ -97,6 +97,18 @@ func (m *stateMachine) prepare(c fsm.Command) (fsm.Command, error) {
 	return m.state.Prepare(c)
 }
 
+// dryRun checks c as Apply would take it, under the same lock as prepare.
+func (m *stateMachine) dryRun(c fsm.Command) error {
+	if fsm.NeedsExclusive(c) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+	} else {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+	}
+	return m.state.DryRun(c)
+}
+
 // watch registers a coalescing change channel.
 func (m *stateMachine) watch() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,7 @@ type testDirector struct {
 	id    string
 	d     *Director
 	table *ipvs.Fake
+	stop  func() // ends the director and waits for it; the test's cleanup calls it too
 }
 
 func (td *testDirector) node() *cluster.Node { return td.d.Node() }
@@ -87,10 +89,9 @@ func startDirectorWith(t testing.TB, id string, key []byte, join string, sec Sec
 			t.Errorf("director %s: %v", id, err)
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	var once sync.Once
+	td.stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(td.stop)
 	return td
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/raftlvs/raftlvs/cluster"
 	"github.com/raftlvs/raftlvs/cluster/apiserver"
 	"github.com/raftlvs/raftlvs/cluster/gossip"
+	"github.com/raftlvs/raftlvs/daemon/notify"
 	"github.com/raftlvs/raftlvs/director"
 	"github.com/raftlvs/raftlvs/director/ipvs"
 	"github.com/raftlvs/raftlvs/director/registrar"
@@ -67,6 +68,10 @@ type Options struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how soon followers hear of a commit when no other write follows
+	// it (raft's; default cluster.DefaultCommitTimeout): what a read through a follower
+	// right after a write waits for.
+	CommitTimeout time.Duration
 
 	VIP vip.Config
 	// Sync, if set, runs the IPVS connection-sync daemons (backup everywhere, master on
@@ -87,6 +92,12 @@ type Options struct {
 	// probe from a director's own network namespace).
 	HealthDial func(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error)
 
+	// Notify are the commands this director runs when it becomes leader or follower,
+	// loses its leader (fault), and when a real server's committed health changes
+	// (daemon/notify.go); NotifyTimeout bounds each (notify.DefaultTimeout).
+	Notify        notify.Hooks
+	NotifyTimeout time.Duration
+
 	// Kernel, if set, replaces this namespace's kernel (tests give an in-memory IPVS).
 	Kernel *director.Kernel
 	Logger *slog.Logger
@@ -99,6 +110,7 @@ type Director struct {
 	api    net.Listener
 	plane  *director.Director // nil on a witness
 	health *health            // nil on a witness
+	notify *notifier          // nil without hooks
 	pool   *gossip.Pool
 	node   *cluster.Node
 	tls    *pki.Reloader // nil when insecure
@@ -154,6 +166,7 @@ func New(opts Options) (_ *Director, err error) {
 		ElectionTimeout:    opts.ElectionTimeout,
 		LeaderLeaseTimeout: opts.LeaderLeaseTimeout,
 		OnEvent:            d.obs.clusterEvent,
+		CommitTimeout:      opts.CommitTimeout,
 		Logger:             opts.Logger,
 	})
 	if err != nil {
@@ -165,7 +178,11 @@ func New(opts Options) (_ *Director, err error) {
 			return nil, err
 		}
 	}
-	d.node.Lead(append(d.duties(), d.trustDuty())...)
+	duties := append(d.duties(), d.trustDuty())
+	if d.notify = newNotifier(opts, d.node); d.notify != nil {
+		duties = append(duties, d.notify.duty()) // last in: the VIPs are held by then
+	}
+	d.node.Lead(duties...)
 	d.server = &http.Server{Handler: d.mount(d.apiServer()), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
@@ -221,6 +238,9 @@ func (d *Director) Run(ctx context.Context) error {
 	if d.health != nil {
 		go d.health.run(ctx)
 	}
+	if d.notify != nil {
+		go d.notify.run(ctx)
+	}
 	d.watchTLS(ctx)
 	go d.obs.watchState(ctx, d.node)
 	if len(d.opts.Join) > 0 {
@@ -271,6 +291,7 @@ func (d *Director) apiServer() *apiserver.Server {
 	srv := apiserver.New(d.node, d.log)
 	if d.plane != nil {
 		srv.DataPlane = func(counters bool) *api.DataPlane { return dataPlaneStatus(d.plane.Status(counters)) }
+		srv.Connections = d.connections
 	}
 	srv.Agents = func() []api.Agent { return agentsOf(d.pool) }
 	if d.health != nil {

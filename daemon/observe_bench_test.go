@@ -55,6 +55,9 @@ func (s *benchStore) TransferLeadership(context.Context, string) error { return 
 func (s *benchStore) IsLeader() bool                                   { return true }
 func (s *benchStore) LeaderAPIAddr() (string, error)                   { return "", nil }
 func (s *benchStore) Serving() bool                                    { return true }
+func (s *benchStore) Barrier(context.Context) error                    { return nil }
+func (s *benchStore) WaitVersion(context.Context, uint64) error        { return nil }
+func (s *benchStore) DryRun(context.Context, fsm.Command) error        { return fmt.Errorf("read only") }
 func (s *benchStore) Status() cluster.Status {
 	return cluster.Status{NodeID: "d1", State: "Leader", LeaderID: "d1", Term: 3, Serving: true,
 		Voters: []cluster.Voter{{ID: "d1", Suffrage: "Voter", Contact: cluster.ContactSelf}}}

@@ -57,6 +57,8 @@ type Kernel struct {
 	Announcer vip.Announcer
 	Sync      SyncDaemons // nil when sync is off
 	close     func()
+	// Conns, optional, reads the IPVS connection table (status --connections).
+	Conns ConnectionTable
 }
 
 // SyncDaemons starts and stops the kernel's connection-sync daemons.

@@ -24,7 +24,7 @@ func NewLinuxKernel(syncEnabled bool) (*Kernel, error) {
 		return nil, fmt.Errorf("open links: %w", err)
 	}
 	announcer := vip.NewPacketAnnouncer(netns.None())
-	k := &Kernel{IPVS: table, Stats: table, Links: links, Announcer: announcer}
+	k := &Kernel{IPVS: table, Stats: table, Links: links, Announcer: announcer, Conns: ProcConnections{}}
 	var daemons *syncd.Client
 	if syncEnabled {
 		daemons, err = syncd.Open("")

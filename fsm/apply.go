@@ -103,6 +103,20 @@ func (s *State) Prepare(c Command) (Command, error) {
 	return p, nil
 }
 
+// DryRun reports whether c would be accepted and applied now, and changes nothing:
+// Prepare, and for a staged commit (which Prepare leaves to Apply) the whole of it tried
+// and undone. See NeedsExclusive.
+func (s *State) DryRun(c Command) error {
+	p, err := s.Prepare(c)
+	if err != nil {
+		return err
+	}
+	if commit, ok := p.(CommitStaged); ok {
+		return commit.check(s)
+	}
+	return nil
+}
+
 // normalizeBatch normalizes and applies each command of b in turn; the caller undoes them.
 func (s *State) normalizeBatch(b Batch) (Batch, error) {
 	out := Batch{Commands: make([]Command, len(b.Commands))}

@@ -102,6 +102,16 @@ func TestFailedCommitChangesNothing(t *testing.T) {
 	}
 	before := snapshotRoundTrip(t, s)
 	cur := s.journalCursor()
+	// A dry run finds what the commit would: Prepare alone leaves the content to Apply.
+	if _, err := s.Prepare(CommitStaged{Tx: "tx", Chunks: 3}); err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if err := s.DryRun(CommitStaged{Tx: "tx", Chunks: 3}); !errors.Is(err, ErrExists) {
+		t.Fatalf("dry run of the commit: %v, want svc4 already exists", err)
+	}
+	if err := CheckIdentical(s, before); err != nil {
+		t.Fatalf("a dry run changed the state: %v", err)
+	}
 	err := s.Execute(CommitStaged{Tx: "tx", Chunks: 3})
 	var fe *FieldError
 	if !errors.Is(err, ErrExists) || !errors.As(err, &fe) || !strings.Contains(err.Error(), "staged tx chunk 1 command 5") {

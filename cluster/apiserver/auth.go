@@ -49,6 +49,8 @@ var routeRules = map[string]rule{
 	"PUT /v1/services/{name}/servers/{addr}/{port}":    {need: pki.AccessOperate},
 	"DELETE /v1/services/{name}/servers/{addr}/{port}": {need: pki.AccessOperate},
 	"POST /v1/batch":                                   {need: pki.AccessOperate},
+	"POST /v1/barrier":                                 {need: pki.AccessRead}, // a consistent read's first step
+	"GET /v1/connections":                              {need: pki.AccessRead},
 	"POST /v1/join":                                    {need: pki.AccessAdmin},
 	"POST /v1/leave":                                   {need: pki.AccessAdmin},
 	"POST /v1/leadership/transfer":                     {need: pki.AccessAdmin},
@@ -312,6 +314,23 @@ func newRouteMux() *routeMux {
 func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	m.patterns = append(m.patterns, pattern)
 	m.ServeMux.HandleFunc(pattern, h)
+}
+
+// methods are those allowed reports, in this order.
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowed lists the methods with which r's path has a route of its own (not the
+// catch-all), for a 405's Allow header.
+func (m *routeMux) allowed(r *http.Request) []string {
+	var out []string
+	for _, method := range methods {
+		probe := *r
+		probe.Method = method
+		if _, pattern := m.Handler(&probe); pattern != "" && pattern != "/" {
+			out = append(out, method)
+		}
+	}
+	return out
 }
 
 func (m *routeMux) Handle(pattern string, h http.Handler) {

@@ -8,7 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"strings"
 
+	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/fsm"
 )
 
@@ -23,7 +26,7 @@ func readBody(r *http.Request, limit int64, emptyOK bool) ([]byte, error) {
 		return nil, fmt.Errorf("read request body: %w", err)
 	}
 	if int64(len(body)) > limit {
-		return nil, fieldErr("body", fsm.ErrInvalid, "larger than %d bytes", limit)
+		return nil, fieldErr("body", api.ErrTooLarge, "larger than this endpoint's limit of %d bytes (%s)", limit, sizeText(limit))
 	}
 	if len(body) == 0 && emptyOK {
 		return body, nil
@@ -62,6 +65,8 @@ func jsonError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
+	case errors.As(err, &typeErr) && typeErr.Field != "" && isPort(typeErr):
+		return fieldErr(typeErr.Field, fsm.ErrInvalid, "port %s is out of range 0..65535", strings.TrimPrefix(typeErr.Value, "number "))
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return fieldErr(typeErr.Field, fsm.ErrInvalid, "%s is not a valid %s", typeErr.Value, typeErr.Type)
 	case errors.As(err, &syntaxErr):
@@ -72,4 +77,22 @@ func jsonError(err error) error {
 	// Unknown fields and text-unmarshaler failures (a bad address) land here; their
 	// message names the field.
 	return fieldErr("body", fsm.ErrInvalid, "%v", err)
+}
+
+// isPort reports a number that does not fit a port field (a uint16 named port).
+func isPort(e *json.UnmarshalTypeError) bool {
+	name := e.Field[strings.LastIndex(e.Field, ".")+1:]
+	return e.Type != nil && e.Type.Kind() == reflect.Uint16 && strings.HasPrefix(e.Value, "number") &&
+		(name == "port" || strings.HasSuffix(name, "_port"))
+}
+
+// sizeText says a byte count in MiB or KiB when it is a whole number of them.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
 }

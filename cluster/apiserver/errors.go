@@ -27,6 +27,10 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, api.CodeExists
 	case errors.Is(err, fsm.ErrConflict):
 		return http.StatusConflict, api.CodeConflict
+	case errors.Is(err, api.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, api.CodeTooLarge
+	case errors.Is(err, api.ErrMethodNotAllowed):
+		return http.StatusMethodNotAllowed, api.CodeMethod
 	case outcomeUnknown(err):
 		return http.StatusGatewayTimeout, api.CodeOutcomeUnknown
 	case unavailable(err):
@@ -62,6 +66,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		level = s.log.Warn
 	}
 	level("api request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	if status == http.StatusRequestEntityTooLarge {
+		// The rest of the body is not worth reading: answer, then close.
+		w.Header().Set("Connection", "close")
+	}
 	writeJSON(w, status, body)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/raftlvs/raftlvs/cluster"
 	"github.com/raftlvs/raftlvs/fsm"
@@ -24,6 +25,7 @@ type fakeStore struct {
 	// onTransfer runs after this leader stepped down (another fake takes over).
 	onTransfer func()
 	notServing bool
+	onWait     func()
 }
 
 func newFakeStore(id string, leader bool) *fakeStore {
@@ -55,6 +57,40 @@ func (f *fakeStore) Apply(_ context.Context, c fsm.Command) error {
 	}
 	f.applied++
 	return nil
+}
+
+func (f *fakeStore) Barrier(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leader {
+		return f.notLeader("barrier")
+	}
+	return nil
+}
+
+// WaitVersion polls: the fake's state changes only under the test's hand. onWait, if
+// set, runs when a read starts waiting (a test replicates then).
+func (f *fakeStore) WaitVersion(ctx context.Context, v uint64) error {
+	if f.onWait != nil {
+		f.onWait()
+	}
+	for f.version() < v {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("state version %d, still short of %d: %v", f.version(), v, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (f *fakeStore) DryRun(_ context.Context, c fsm.Command) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.leader {
+		return f.notLeader(fmt.Sprintf("dry run %T", c))
+	}
+	return f.state.DryRun(c)
 }
 
 func (f *fakeStore) View(fn func(*fsm.State)) {

@@ -48,8 +48,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	defer resp.Body.Close()
 	s.log.Debug("forwarded write to leader", "method", r.Method, "path", r.URL.Path, "leader", addr, "status", resp.StatusCode)
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
-		w.Header().Set("Content-Type", ct)
+	for _, h := range []string{"Content-Type", api.VersionHeader, api.ClusterHeader} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v) // the leader's state version, after the write
+		}
 	}
 	w.WriteHeader(resp.StatusCode)
 	// Headers are out; a broken copy can only be reported by the truncated body.

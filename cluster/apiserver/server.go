@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/raftlvs/raftlvs/api"
@@ -33,6 +34,12 @@ type Server struct {
 	Agents func() []api.Agent
 	// Health, if set, connects the health-check endpoints (/v1/health…).
 	Health *HealthHooks
+	// Connections, if set, reads this director's IPVS connection table (the first
+	// limit entries) for GET /v1/connections.
+	Connections func(limit int) (*api.ConnectionList, error)
+	// ReadWait bounds how long a read waits for the replica to reach the state version
+	// it asks for (api.ReadWait when 0).
+	ReadWait time.Duration
 }
 
 // ForwardTimeout bounds one forwarded write, leader commit included (a batch may take
@@ -61,7 +68,7 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /v1/status", s.getStatus)
+	s.mux.HandleFunc("GET /v1/status", s.fresh(s.getStatus))
 	s.mux.HandleFunc("GET /v1/state", s.servingOnly(s.getState))
 	s.mux.HandleFunc("GET /v1/services", s.servingOnly(s.listServices))
 	s.mux.HandleFunc("POST /v1/services", s.addService)
@@ -72,18 +79,30 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("PUT /v1/services/{name}/servers/{addr}/{port}", s.editRealServer)
 	s.mux.HandleFunc("DELETE /v1/services/{name}/servers/{addr}/{port}", s.removeRealServer)
 	s.mux.HandleFunc("POST /v1/batch", s.batch)
+	s.mux.HandleFunc("POST /v1/barrier", s.barrier)
+	s.mux.HandleFunc("GET /v1/connections", s.connections)
 	s.mux.HandleFunc("POST /v1/join", s.join)
 	s.mux.HandleFunc("POST /v1/leave", s.leave)
 	s.mux.HandleFunc("POST /v1/leadership/transfer", s.transfer)
 	s.mux.HandleFunc("POST /v1/tokens", s.createToken)
-	s.mux.HandleFunc("GET /v1/tokens", s.listTokens)
+	s.mux.HandleFunc("GET /v1/tokens", s.fresh(s.listTokens))
 	s.mux.HandleFunc("DELETE /v1/tokens/{id}", s.revokeToken)
 	s.mux.HandleFunc("POST /v1/certificates", s.signCertificate)
 	s.healthRoutes()
 	s.stagedRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, fieldErr("path", fsm.ErrNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
-	})
+	s.mux.HandleFunc("/", s.noRoute)
+}
+
+// noRoute answers what no route serves. The catch-all "/" matches every method, so the
+// mux's own 405 never happens: a path that exists with other methods is told here, with
+// Allow, and anything else is 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	if allow := s.mux.allowed(r); len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, fieldErr("method", api.ErrMethodNotAllowed, "%s %s: this endpoint takes %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	s.writeError(w, r, fieldErr("path", fsm.ErrNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 }
 
 // ServeHTTP logs every request at debug level, admits it (auth.go) and routes it.
@@ -91,6 +110,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	if r, ok := s.admit(rec, r); ok {
+		if _, ru, _ := s.rule(r); !ru.open {
+			rec.stamp = s.stampVersion // admitted callers learn the state version
+		}
 		s.mux.ServeHTTP(rec, r)
 	}
 	s.log.Debug("api request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
@@ -100,12 +122,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	// stamp, if set, adds headers just before they go out (the state version).
+	stamp       func(http.Header)
+	wroteHeader bool
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.wroteHeader = true
+		if r.stamp != nil {
+			r.stamp(r.Header())
+		}
+	}
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	if !r.wroteHeader {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // apply commits c, or forwards the request to the leader when this node is not it. It
 // returns false when it has already answered (an error, or the leader's answer).
@@ -196,7 +237,9 @@ func (s *Server) servingOnly(h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, fmt.Errorf("this director has not caught up with the cluster or lost its leader: %w", api.ErrUnavailable))
 			return
 		}
-		h(w, r)
+		if s.caughtUp(w, r) {
+			h(w, r)
+		}
 	}
 }
 

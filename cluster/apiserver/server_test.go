@@ -164,7 +164,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"trailing data", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80} {}`, "", 400, api.CodeInvalid, "body"},
 		{"wrong content type", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80}`, "application/x-www-form-urlencoded", 400, api.CodeInvalid, "body"},
 		{"empty body", "POST", "/v1/services", ``, "application/json", 400, api.CodeInvalid, "body"},
-		{"oversized body", "POST", "/v1/services", `{"name":"` + strings.Repeat("a", api.MaxBodyBytes) + `"}`, "", 400, api.CodeInvalid, "body"},
+		{"oversized body", "POST", "/v1/services", `{"name":"` + strings.Repeat("a", api.MaxBodyBytes) + `"}`, "", 413, api.CodeTooLarge, "body"},
 		{"port out of range", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":70000}`, "", 400, api.CodeInvalid, "port"},
 		{"bad address", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.300","port":80}`, "", 400, api.CodeInvalid, "body"},
 		{"unknown scheduler", "POST", "/v1/services", `{"protocol":"tcp","vip":"192.0.2.11","port":80,"scheduler":"fastest"}`, "", 400, api.CodeInvalid, "scheduler"},
@@ -196,6 +196,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"leave without id", "POST", "/v1/leave", `{}`, "", 400, api.CodeInvalid, "id"},
 		{"leave of an unknown director", "POST", "/v1/leave", `{"id":"d9"}`, "", 404, api.CodeNotFound, "id"},
 		{"no such endpoint", "GET", "/v2/everything", ``, "", 404, api.CodeNotFound, "path"},
+		{"a known path with another method", "PATCH", "/v1/services/web", `{}`, "", 405, api.CodeMethod, "method"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

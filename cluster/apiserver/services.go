@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -193,25 +194,53 @@ func pathKey(r *http.Request) (fsm.RSKey, error) {
 	return fsm.RSKey{Service: r.PathValue("name"), Addr: addr.Unmap(), Port: uint16(port)}, nil
 }
 
-// batch: POST /v1/batch, one atomic fsm.Batch.
+// batch: POST /v1/batch, one atomic fsm.Batch. With ?dry_run=true the leader checks it
+// against its state as it would apply it, and commits nothing.
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+	dryRun, err := dryRunOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var req api.BatchRequest
 	body, err := decodeRequest(r, api.MaxBatchBodyBytes, &req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	var b fsm.Batch
-	s.store.View(func(st *fsm.State) {
-		b, err = req.Batch(healthIn(st))
-	})
+	b, err := req.Batch()
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if dryRun {
+		s.dryRun(w, r, body, b, len(b.Commands))
 		return
 	}
 	if s.applyBatch(w, r, body, b) {
 		res := api.BatchResult{Applied: len(b.Commands)}
 		s.store.View(func(st *fsm.State) { res.Version = st.Version() })
 		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// dryRunOf reads ?dry_run=: the leader checks the change as it would apply it, and
+// commits nothing.
+func dryRunOf(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("dry_run")
+	if v == "" {
+		return false, nil
+	}
+	dryRun, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fieldErr("dry_run", fsm.ErrInvalid, "%q is not true or false", v)
+	}
+	return dryRun, nil
+}
+
+// dryRun answers a dry run of c, a change of commands commands.
+func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, body []byte, c fsm.Command, commands int) {
+	if s.do(w, r, body, func(ctx context.Context) error { return s.store.DryRun(ctx, c) }) {
+		writeJSON(w, http.StatusOK, api.BatchResult{Checked: commands, DryRun: true})
 	}
 }

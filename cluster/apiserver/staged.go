@@ -29,8 +29,7 @@ func (s *Server) stageChunk(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var b fsm.Batch
-	s.store.View(func(st *fsm.State) { b, err = api.BatchRequest(req).Batch(healthIn(st)) })
+	b, err := api.BatchRequest(req).Batch()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -40,8 +39,14 @@ func (s *Server) stageChunk(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// commitStaged: POST /v1/staged/{tx}/commit, every chunk applied at once, or none.
+// commitStaged: POST /v1/staged/{tx}/commit, every chunk applied at once, or none. With
+// ?dry_run=true the leader checks the commit and applies nothing; tx stays staged.
 func (s *Server) commitStaged(w http.ResponseWriter, r *http.Request) {
+	dryRun, err := dryRunOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var req api.CommitRequest
 	body, err := decodeRequest(r, api.MaxBodyBytes, &req)
 	if err != nil {
@@ -56,7 +61,12 @@ func (s *Server) commitStaged(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	})
-	if s.applyBatch(w, r, body, fsm.CommitStaged{Tx: r.PathValue("tx"), Chunks: req.Chunks}) {
+	commit := fsm.CommitStaged{Tx: r.PathValue("tx"), Chunks: req.Chunks}
+	if dryRun {
+		s.dryRun(w, r, body, commit, commands)
+		return
+	}
+	if s.applyBatch(w, r, body, commit) {
 		res := api.BatchResult{Applied: commands}
 		s.store.View(func(st *fsm.State) { res.Version = st.Version() })
 		writeJSON(w, http.StatusOK, res)
@@ -78,12 +88,4 @@ func (s *Server) listStaged(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
-}
-
-// healthIn gives a batch's edits the health the state records, so that they keep it.
-func healthIn(st *fsm.State) api.HealthOf {
-	return func(k fsm.RSKey) fsm.Health {
-		rs, _ := st.RealServer(k)
-		return rs.Health
-	}
 }

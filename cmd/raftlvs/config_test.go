@@ -64,3 +64,29 @@ func TestDirectorRefusesConfigsThatCannotWork(t *testing.T) {
 		})
 	}
 }
+
+func TestNotifyHooksFromTheConfigFileAndFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "director.yaml")
+	if err := os.WriteFile(path, []byte("id: lb1\nnotify: /bin/echo raftlvs\nnotify_health: \"true\"\nnotify_timeout: 3s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &directorConfig{}
+	cmd := directorCmd(cfg, func(context.Context, *directorConfig) error { return nil })
+	cmd.SetArgs([]string{"--config", path, "--gossip-key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "--notify-fault", "/bin/sh /etc/raftlvs/fault.sh"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cfg.options(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := opts.Notify
+	if !slices.Equal(h.Any, []string{"/bin/echo", "raftlvs"}) || len(h.Health) != 1 || !strings.HasSuffix(h.Health[0], "/true") ||
+		!slices.Equal(h.Fault, []string{"/bin/sh", "/etc/raftlvs/fault.sh"}) || h.Leader != nil || opts.NotifyTimeout != 3*time.Second {
+		t.Errorf("hooks %+v, timeout %v", h, opts.NotifyTimeout)
+	}
+	code, _, stderr := raftlvs(t, "", "", "director", "--gossip-key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "--notify-leader", "/no/such/hook up")
+	if code != exitUsage || !strings.Contains(stderr, "--notify-leader") {
+		t.Errorf("a hook that is not there: exit %d %q, want a usage error naming the flag", code, stderr)
+	}
+}

@@ -62,6 +62,8 @@ type directorConfig struct {
 	ReapDelay    duration `json:"reap_delay"`
 	ExecCheckDir string   `json:"exec_check_dir"`
 	LogLevel     string   `json:"log_level"`
+
+	notifyConfig
 }
 
 func newDirectorCmd() *cobra.Command { return directorCmd(&directorConfig{}, runDirector) }
@@ -113,6 +115,7 @@ without IPVS. Flags override the --config file (YAML; keys are the flag names wi
 	durationFlag(f, &cfg.ReapDelay, "reap-delay", registrar.DefaultReapDelay, "how long a failed agent's real servers stay (at weight 0) before removal")
 	f.StringVar(&cfg.ExecCheckDir, "exec-check-dir", "", "directory exec health checks' commands must live in (unset: exec checks are refused: a command in the replicated state runs on every director)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	cfg.notifyConfig.register(f)
 	return cmd
 }
 
@@ -155,7 +158,11 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 	if err != nil {
 		return daemon.Options{}, err
 	}
-	return daemon.Options{
+	hooks, err := c.hooks()
+	if err != nil {
+		return daemon.Options{}, err
+	}
+	opts := daemon.Options{
 		ID: c.ID, DataDir: c.DataDir,
 		RaftBind: c.RaftAddr, RaftAdvertise: c.RaftAdvertise,
 		APIBind: c.APIAddr, APIAdvertise: c.APIAdvertise,
@@ -172,7 +179,9 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 		ReapDelay:    time.Duration(c.ReapDelay),
 		ExecCheckDir: c.ExecCheckDir,
 		Logger:       log,
-	}, nil
+	}
+	opts.Notify, opts.NotifyTimeout = hooks, time.Duration(c.NotifyTimeout)
+	return opts, nil
 }
 
 // optionFlags names the flag of each daemon option a check may refuse.

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -142,20 +141,10 @@ func writeReport(w io.Writer, report []keepalived.Finding) {
 
 // applyChanges sends the steps as one batch: all of it applies, or none.
 func applyChanges(cmd *cobra.Command, changes *plan.Changes) (int, error) {
-	var cmds []api.BatchCommand
-	for _, s := range changes.Steps {
-		bc, err := api.BatchCommandFor(s.Command)
-		if err != nil {
-			return 0, err
-		}
-		cmds = append(cmds, bc)
-	}
-	if len(cmds) == 0 {
+	if len(changes.Steps) == 0 {
 		return 0, nil
 	}
-	c := clientFor(cmd)
-	c.Timeout = max(c.Timeout, api.BatchTimeout+10*time.Second)
-	res, err := c.Batch(ctxOf(cmd), cmds)
+	res, err := sendBatch(cmd, clientFor(cmd), changes.Commands(), false)
 	if err != nil {
 		return 0, err
 	}

@@ -41,6 +41,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "raftlvs: %v\n", err)
+	if errors.Is(err, api.ErrUnconfirmed) {
+		fmt.Fprintln(stderr, "raftlvs: (reads ask the leader first, so as never to show a table older than the last write; --stale reads a director's replica as it is)")
+	}
 	return exitCode(err)
 }
 
@@ -53,6 +56,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().String("api", apiFromEnv(), "director API address(es), ADDR[,ADDR…] tried in order (env RAFTLVS_API)")
 	root.PersistentFlags().Duration("timeout", api.DefaultClientTimeout, "bound on each API request")
+	root.PersistentFlags().Bool("stale", false, "read the answering director's replica as it is, without first asking the leader for the latest state version (works without a leader; may miss the latest writes)")
 	credentialFlags(root)
 	// Credentials are checked before an operator command runs, so a missing one is said
 	// once, plainly; the daemons and offline commands take none.
@@ -76,6 +80,9 @@ func newRootCmd() *cobra.Command {
 		newSaveCmd(),
 		newRestoreCmd(),
 		newImportCmd(),
+		newExportCmd(),
+		newDiffCmd(),
+		newApplyCmd(),
 		newDirectorCmd(),
 		newAgentCmd(),
 		newTokenCmd(),
@@ -112,6 +119,9 @@ func clientAt(cmd *cobra.Command, list string) *api.Client {
 	if d, err := time.ParseDuration(cmd.Flag("timeout").Value.String()); err == nil && d > 0 {
 		c.Timeout = d
 	}
+	// Every read sees every write acknowledged before it (a restore, then a save through
+	// a follower that has not applied it yet), unless --stale.
+	c.Consistent = cmd.Flag("stale").Value.String() != "true"
 	return c
 }
 

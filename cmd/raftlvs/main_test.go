@@ -45,6 +45,13 @@ func (s *leaderStore) IsLeader() bool                                   { return
 func (s *leaderStore) LeaderAPIAddr() (string, error)                   { return "", nil }
 func (s *leaderStore) Status() cluster.Status                           { return cluster.Status{NodeID: "d1", State: "Leader"} }
 func (s *leaderStore) Serving() bool                                    { return true }
+func (s *leaderStore) Barrier(context.Context) error                    { return nil }
+func (s *leaderStore) WaitVersion(context.Context, uint64) error        { return nil }
+func (s *leaderStore) DryRun(_ context.Context, c fsm.Command) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state.DryRun(c)
+}
 
 // testDirector starts an API server over a fresh state and returns its store and address.
 func testDirector(t *testing.T) (*leaderStore, string) {
@@ -123,6 +130,25 @@ func TestFlagsBecomeRequests(t *testing.T) {
 				rs := st.RealServers("web")
 				return expect(len(rs) == 1 && rs[0].Weight == 1 && rs[0].Port == 8080, "%+v", rs)
 			}},
+		{"server add in ipvsadm's form: -t VIP:PORT -r ADDR:PORT", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web"}},
+			[]string{"server", "add", "-t", "192.0.2.10:80", "-r", "198.51.100.21:80", "-w", "3"},
+			func(st *fsm.State) error {
+				rs := st.RealServers("web")
+				return expect(len(rs) == 1 && rs[0].Weight == 3 && rs[0].Port == 80, "%+v", rs)
+			}},
+		{"server add -u VIP:PORT with the real server as the argument", [][]string{{"service", "add", "-u", "192.0.2.10:53", "--name", "dns"}},
+			[]string{"server", "add", "-u", "192.0.2.10:53", "198.51.100.31"},
+			func(st *fsm.State) error {
+				rs := st.RealServers("dns")
+				return expect(len(rs) == 1 && rs[0].Port == 53, "%+v", rs)
+			}},
+		{"server edit and rm by -f FWMARK", [][]string{{"service", "add", "-f", "7", "--name", "mark"}, {"server", "add", "mark", "198.51.100.21"}, {"server", "add", "mark", "198.51.100.22"},
+			{"server", "edit", "-f", "7", "-r", "198.51.100.21", "-w", "9"}},
+			[]string{"server", "rm", "-f", "7", "198.51.100.22"},
+			func(st *fsm.State) error {
+				rs := st.RealServers("mark")
+				return expect(len(rs) == 1 && rs[0].Weight == 9, "%+v", rs)
+			}},
 		{"server edit --drain keeps the weight", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web"}, {"server", "add", "web", "198.51.100.21", "-w", "5"}},
 			[]string{"server", "edit", "web", "198.51.100.21", "--drain"},
 			func(st *fsm.State) error {
@@ -200,6 +226,15 @@ func TestExitCodes(t *testing.T) {
 		{"a check whose timeout outlasts its interval names the field", []string{"service", "add", "-t", "192.0.2.10:83", "--check", "tcp,interval=1s,timeout=2s"}, exitError, "health_check.timeout_ms"},
 		{"a check that does not parse names the key", []string{"service", "add", "-t", "192.0.2.10:84", "--check", "http,colour=blue"}, exitUsage, "unknown key"},
 		{"missing real server", []string{"server", "rm", "web", "198.51.100.99"}, exitError, "no real server"},
+		{"a port out of range says so", []string{"service", "add", "-t", "192.0.2.10:70000"}, exitUsage, "port 70000 is out of range 1..65535"},
+		{"a real server's port out of range says so", []string{"server", "add", "web", "198.51.100.21:99999"}, exitUsage, "port 99999 is out of range"},
+		{"a service named by its address is explained", []string{"server", "add", "192.0.2.10:80", "198.51.100.21"}, exitError,
+			"services go by name, not by address (raftlvs service ls lists them; one added without --name is called tcp-192.0.2.10-80); to name it by its address as ipvsadm does, give -t 192.0.2.10:80"},
+		{"the same for an edit", []string{"server", "edit", "192.0.2.10:80", "198.51.100.21", "-w", "2"}, exitError, "give -t 192.0.2.10:80"},
+		{"and for a service's removal", []string{"service", "rm", "192.0.2.10:80"}, exitError, "give -t 192.0.2.10:80"},
+		{"a service's edit, which has no match flag for it", []string{"service", "edit", "192.0.2.10:80", "-s", "rr"}, exitError, "one added without --name is called tcp-192.0.2.10-80)"},
+		{"no service with that match", []string{"server", "add", "-t", "192.0.2.10:81", "198.51.100.21"}, exitError, "no service matches -t 192.0.2.10:81"},
+		{"a match and a name", []string{"server", "add", "web", "-t", "192.0.2.10:80", "198.51.100.21"}, exitUsage, "got 2 argument(s)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -392,6 +427,16 @@ func TestRestoreOfAnySizeIsStagedAndAllOrNothing(t *testing.T) {
 	}
 	rules := b.String()
 	store, url := testDirector(t)
+	// A dry run stages it, has the leader check the commit, and aborts: nothing applied,
+	// nothing left staged.
+	if code, out, stderr := raftlvs(t, url, rules, "restore", "--dry-run"); code != exitOK || !strings.Contains(out, "accepts the 13200 commands") {
+		t.Fatalf("restore --dry-run: %d %q %s", code, out, stderr)
+	}
+	store.View(func(st *fsm.State) {
+		if len(st.Services()) != 0 || len(st.Staged()) != 0 {
+			t.Fatalf("after a dry run: %d services, %d staged", len(st.Services()), len(st.Staged()))
+		}
+	})
 	code, out, stderr := raftlvs(t, url, rules, "restore")
 	if code != exitOK || !strings.Contains(out, "restored 13200 commands") {
 		t.Fatalf("restore: %d %q %s", code, out, stderr)
@@ -405,6 +450,10 @@ func TestRestoreOfAnySizeIsStagedAndAllOrNothing(t *testing.T) {
 	// transaction is aborted rather than left staged.
 	if code, _, stderr := raftlvs(t, url, rules, "restore"); code != exitError || !strings.Contains(stderr, "already exists") {
 		t.Fatalf("a restore of what exists: exit %d, %s", code, stderr)
+	}
+	// And its dry run says so too.
+	if code, _, stderr := raftlvs(t, url, rules, "restore", "--dry-run"); code != exitError || !strings.Contains(stderr, "already exists") {
+		t.Fatalf("a dry run of what exists: exit %d, %s", code, stderr)
 	}
 	store.View(func(st *fsm.State) {
 		if len(st.Staged()) != 0 || len(st.Services()) != 1200 {

@@ -99,12 +99,18 @@ func parseRealServer(s string) (netip.Addr, uint16, error) {
 
 func newServerAddCmd() *cobra.Command {
 	var f serverFlags
+	var ref serviceRef
 	cmd := &cobra.Command{
-		Use:   "add SERVICE ADDR[:PORT] [-w WEIGHT] [-x N] [-y N] [-m|-g|-i] [--drain]",
+		Use:   "add (SERVICE | -t|-u|--sctp-service VIP:PORT | -f FWMARK [-6]) (ADDR[:PORT] | -r ADDR[:PORT]) [-w WEIGHT] [-x N] [-y N] [-m|-g|-i] [--drain]",
 		Short: "Add a real server to a service (ipvsadm -a)",
-		Args:  exactArgs(2, "SERVICE and ADDR[:PORT]"),
+		Args:  func(cmd *cobra.Command, args []string) error { return ref.args(cmd, args) },
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			addr, port, err := parseRealServer(args[1])
+			c := clientFor(cmd)
+			service, rsArg, err := ref.resolve(ctxOf(cmd), cmd, c, args)
+			if err != nil {
+				return fmt.Errorf("add real server: %w", err)
+			}
+			addr, port, err := parseRealServer(rsArg)
 			if err != nil {
 				return err
 			}
@@ -112,15 +118,16 @@ func newServerAddCmd() *cobra.Command {
 			if err := f.apply(cmd.Flags(), &req); err != nil {
 				return err
 			}
-			rs, err := clientFor(cmd).AddRealServer(ctxOf(cmd), args[0], req)
+			rs, err := c.AddRealServer(ctxOf(cmd), service, req)
 			if err != nil {
-				return fmt.Errorf("add real server %s to %s: %w", args[1], args[0], err)
+				return fmt.Errorf("add real server %s to %s: %w", rsArg, service, namingHint(service, err))
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "real server %s added to %s\n", netip.AddrPortFrom(rs.Addr, rs.Port), args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "real server %s added to %s\n", netip.AddrPortFrom(rs.Addr, rs.Port), service)
 			return nil
 		}),
 	}
 	f.registerOn(cmd)
+	ref.register(cmd.Flags())
 	return cmd
 }
 
@@ -147,30 +154,35 @@ func findRealServer(svc *api.ServiceInfo, addr netip.Addr, port uint16) (fsm.Rea
 	return candidates[0], nil
 }
 
-// currentRealServer reads the real server that args (SERVICE ADDR[:PORT]) name from the
-// cluster, for an edit or a removal.
-func currentRealServer(cmd *cobra.Command, args []string, what string) (*api.Client, fsm.RealServer, error) {
-	addr, port, err := parseRealServer(args[1])
-	if err != nil {
-		return nil, fsm.RealServer{}, err
-	}
+// currentRealServer reads the real server that args name (SERVICE ADDR[:PORT], or the
+// ipvsadm form) from the cluster, for an edit or a removal. It returns the service's name.
+func currentRealServer(cmd *cobra.Command, ref *serviceRef, args []string, what string) (*api.Client, string, fsm.RealServer, error) {
 	c := clientFor(cmd)
-	svc, err := c.Service(ctxOf(cmd), args[0])
+	service, rsArg, err := ref.resolve(ctxOf(cmd), cmd, c, args)
 	if err != nil {
-		return nil, fsm.RealServer{}, fmt.Errorf("%s %s of %s: %w", what, args[1], args[0], err)
+		return nil, "", fsm.RealServer{}, fmt.Errorf("%s: %w", what, err)
+	}
+	addr, port, err := parseRealServer(rsArg)
+	if err != nil {
+		return nil, "", fsm.RealServer{}, err
+	}
+	svc, err := c.Service(ctxOf(cmd), service)
+	if err != nil {
+		return nil, "", fsm.RealServer{}, fmt.Errorf("%s %s of %s: %w", what, rsArg, service, namingHint(service, err))
 	}
 	cur, err := findRealServer(svc, addr, port)
-	return c, cur, err
+	return c, service, cur, err
 }
 
 func newServerEditCmd() *cobra.Command {
 	var f serverFlags
+	var ref serviceRef
 	cmd := &cobra.Command{
-		Use:   "edit SERVICE ADDR[:PORT] [-w WEIGHT] [-x N] [-y N] [-m|-g|-i] [--drain|--activate]",
+		Use:   "edit (SERVICE | -t|-u|--sctp-service VIP:PORT | -f FWMARK [-6]) (ADDR[:PORT] | -r ADDR[:PORT]) [-w WEIGHT] [-x N] [-y N] [-m|-g|-i] [--drain|--activate]",
 		Short: "Change the settings given, and only those, of a real server (ipvsadm -e)",
-		Args:  exactArgs(2, "SERVICE and ADDR[:PORT]"),
+		Args:  func(cmd *cobra.Command, args []string) error { return ref.args(cmd, args) },
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			c, cur, err := currentRealServer(cmd, args, "edit real server")
+			c, service, cur, err := currentRealServer(cmd, &ref, args, "edit real server")
 			if err != nil {
 				return err
 			}
@@ -178,33 +190,37 @@ func newServerEditCmd() *cobra.Command {
 			if err := f.apply(cmd.Flags(), &req); err != nil {
 				return err
 			}
-			if _, err := c.EditRealServer(ctxOf(cmd), args[0], cur.Addr, cur.Port, req); err != nil {
-				return fmt.Errorf("edit real server %s of %s: %w", args[1], args[0], err)
+			if _, err := c.EditRealServer(ctxOf(cmd), service, cur.Addr, cur.Port, req); err != nil {
+				return fmt.Errorf("edit real server %s of %s: %w", netip.AddrPortFrom(cur.Addr, cur.Port), service, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "real server %s of %s changed\n", netip.AddrPortFrom(cur.Addr, cur.Port), args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "real server %s of %s changed\n", netip.AddrPortFrom(cur.Addr, cur.Port), service)
 			return nil
 		}),
 	}
 	f.registerOn(cmd)
+	ref.register(cmd.Flags())
 	return cmd
 }
 
 func newServerRmCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "rm SERVICE ADDR[:PORT]",
+	var ref serviceRef
+	cmd := &cobra.Command{
+		Use:     "rm (SERVICE | -t|-u|--sctp-service VIP:PORT | -f FWMARK [-6]) (ADDR[:PORT] | -r ADDR[:PORT])",
 		Aliases: []string{"remove", "delete"},
 		Short:   "Remove a real server from a service (ipvsadm -d)",
-		Args:    exactArgs(2, "SERVICE and ADDR[:PORT]"),
+		Args:    func(cmd *cobra.Command, args []string) error { return ref.args(cmd, args) },
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			c, cur, err := currentRealServer(cmd, args, "remove real server")
+			c, service, cur, err := currentRealServer(cmd, &ref, args, "remove real server")
 			if err != nil {
 				return err
 			}
-			if err := c.RemoveRealServer(ctxOf(cmd), args[0], cur.Addr, cur.Port); err != nil {
-				return fmt.Errorf("remove real server %s from %s: %w", args[1], args[0], err)
+			if err := c.RemoveRealServer(ctxOf(cmd), service, cur.Addr, cur.Port); err != nil {
+				return fmt.Errorf("remove real server %s from %s: %w", netip.AddrPortFrom(cur.Addr, cur.Port), service, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "real server %s removed from %s\n", netip.AddrPortFrom(cur.Addr, cur.Port), args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "real server %s removed from %s\n", netip.AddrPortFrom(cur.Addr, cur.Port), service)
 			return nil
 		}),
 	}
+	ref.register(cmd.Flags())
+	return cmd
 }

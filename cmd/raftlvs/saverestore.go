@@ -2,17 +2,10 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"slices"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,7 +35,7 @@ func newSaveCmd() *cobra.Command {
 }
 
 func newRestoreCmd() *cobra.Command {
-	var replace bool
+	var replace, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "restore [FILE|-]",
 		Short: "Apply rules in `ipvsadm -Sn` format, all or nothing",
@@ -52,7 +45,8 @@ number, and nothing is applied; a rule set too large for one batch is staged in 
 committed at once, all or nothing as well. --replace makes the cluster's table the input's, in the same
 batch: services the input lacks are removed, the others changed in place, and what the
 ipvsadm format cannot say (names, health checks, quorum and sorry servers, health verdicts,
-drains) is kept for the services that stay.`,
+drains) is kept for the services that stay. --dry-run has the leader check the change
+against its state and applies nothing (a staged one is staged, checked, and aborted).`,
 		Args: rangeArgs(0, 1, "at most one FILE"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			in := cmd.InOrStdin()
@@ -65,27 +59,29 @@ drains) is kept for the services that stay.`,
 				defer f.Close()
 				in, src = f, args[0]
 			}
-			n, err := restore(cmd, in, replace)
+			n, err := restore(cmd, in, replace, dryRun)
 			if err != nil {
 				return fmt.Errorf("restore from %s: %w", src, err)
+			}
+			if dryRun {
+				fmt.Fprintf(cmd.OutOrStdout(), "dry run: the leader accepts the %d commands from %s as one change; nothing restored\n", n, src)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "restored %d commands from %s\n", n, src)
 			return nil
 		}),
 	}
 	cmd.Flags().BoolVar(&replace, "replace", false, "make the table the input's: remove what it lacks, keep the checks of what stays")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "have the leader check the change, and restore nothing")
 	return cmd
 }
 
-func restore(cmd *cobra.Command, in io.Reader, replace bool) (int, error) {
+func restore(cmd *cobra.Command, in io.Reader, replace, dryRun bool) (int, error) {
 	rules, err := ipvsadm.Parse(in)
 	if err != nil {
 		return 0, err
 	}
 	c := clientFor(cmd)
-	// One batch is one log entry every director stores and applies: give the leader the
-	// whole of its bound before giving up on the answer.
-	c.Timeout = max(c.Timeout, api.BatchTimeout+10*time.Second)
 	var cmds []fsm.Command
 	if replace {
 		// Read now, changed in the batch: a service changed meanwhile fails the batch
@@ -105,114 +101,11 @@ func restore(cmd *cobra.Command, in io.Reader, replace bool) (int, error) {
 	if len(cmds) == 0 {
 		return 0, fmt.Errorf("no rules in the input: %w", fsm.ErrInvalid)
 	}
-	if len(cmds) > stagedChunk {
-		return restoreStaged(cmd, c, cmds)
-	}
-	batch, err := batchOf(cmds)
+	res, err := sendBatch(cmd, c, cmds, dryRun)
 	if err != nil {
 		return 0, err
 	}
-	res, err := c.Batch(ctxOf(cmd), batch)
-	if err != nil {
-		return 0, err
-	}
-	return res.Applied, nil
-}
-
-// stagedChunk is the most commands a restore sends at once: far enough under the API's
-// limits (MaxBatchCommands, MaxBatchBodyBytes) that a chunk of long names still fits.
-const stagedChunk = 10_000
-
-// chunksInFlight is how many chunks of a staged restore are sent at once.
-const chunksInFlight = 4
-
-// restoreStaged sends a restore too large for one batch as a staged transaction: its
-// chunks a few at a time, each service with its real servers, then one commit that applies
-// them all or none. A failure aborts the transaction, so nothing is applied.
-func restoreStaged(cmd *cobra.Command, c *api.Client, cmds []fsm.Command) (int, error) {
-	ctx := ctxOf(cmd)
-	var id [6]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return 0, fmt.Errorf("transaction id: %w", err)
-	}
-	tx := "restore-" + hex.EncodeToString(id[:])
-	chunks := fsm.SplitForStaging(cmds, stagedChunk)
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-	)
-	sem := make(chan struct{}, chunksInFlight)
-	for seq, chunk := range chunks {
-		batch, err := batchOf(chunk)
-		if err != nil {
-			return 0, err
-		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := stageChunk(ctx, c, tx, seq, batch); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("stage chunk %d of %d: %w", seq+1, len(chunks), err))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	err := errors.Join(errs...)
-	if err == nil {
-		_, err = commitStaged(ctx, c, tx, len(chunks))
-	}
-	if err != nil {
-		if aerr := c.AbortStaged(context.WithoutCancel(ctx), tx); aerr != nil && !errors.Is(aerr, fsm.ErrNotFound) {
-			err = errors.Join(err, fmt.Errorf("abort staged restore %s (it expires by itself): %w", tx, aerr))
-		}
-		return 0, err
-	}
-	return len(cmds), nil // the commit applies every one, or none
-}
-
-// stageChunk sends one chunk. A chunk whose outcome is unknown (the leader changed while
-// committing it) is sent again: staged already, it is refused as existing, which is what
-// the first attempt did.
-func stageChunk(ctx context.Context, c *api.Client, tx string, seq int, batch []api.BatchCommand) error {
-	err := c.StageChunk(ctx, tx, seq, batch)
-	for try := 0; try < 3 && errors.Is(err, api.ErrOutcomeUnknown); try++ {
-		if err = c.StageChunk(ctx, tx, seq, batch); errors.Is(err, fsm.ErrExists) {
-			return nil
-		}
-	}
-	return err
-}
-
-// commitStaged commits. A commit whose outcome is unknown is known by the list of staged
-// transactions: gone, it was committed (an abort is the client's); still there, it was
-// not, and it is sent again.
-func commitStaged(ctx context.Context, c *api.Client, tx string, chunks int) (*api.BatchResult, error) {
-	res, err := c.CommitStaged(ctx, tx, chunks)
-	for try := 0; try < 3 && errors.Is(err, api.ErrOutcomeUnknown); try++ {
-		staged, lerr := c.Staged(ctx)
-		if lerr != nil {
-			return nil, errors.Join(err, lerr)
-		}
-		if !slices.ContainsFunc(staged, func(s api.StagedTx) bool { return s.ID == tx }) {
-			return &api.BatchResult{}, nil
-		}
-		res, err = c.CommitStaged(ctx, tx, chunks)
-	}
-	return res, err
-}
-
-func batchOf(cmds []fsm.Command) ([]api.BatchCommand, error) {
-	batch := make([]api.BatchCommand, 0, len(cmds))
-	for _, fc := range cmds {
-		bc, err := api.BatchCommandFor(fc)
-		if err != nil {
-			return nil, err
-		}
-		batch = append(batch, bc)
-	}
-	return batch, nil
+	return res.Applied + res.Checked, nil
 }
 
 // keepRaftlvsSettings is the rule set as the table a replace should leave, with what the

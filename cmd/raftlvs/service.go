@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -171,6 +173,18 @@ func parseVIPPort(s string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	}
+	// An address with a port that is not one: say which part is wrong.
+	if host, port, err := net.SplitHostPort(s); err == nil {
+		if _, err := netip.ParseAddr(host); err == nil {
+			n, err := strconv.ParseUint(port, 10, 64)
+			switch {
+			case errors.Is(err, strconv.ErrRange) || err == nil && n > 65535:
+				return netip.AddrPort{}, fmt.Errorf("%q: port %s is out of range 1..65535", s, port)
+			case err != nil:
+				return netip.AddrPort{}, fmt.Errorf("%q: port %q is not a number", s, port)
+			}
+		}
+	}
 	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("%q is not ADDR[:PORT] with a numeric address", s)
@@ -240,7 +254,7 @@ func newServiceEditCmd() *cobra.Command {
 			c := clientFor(cmd)
 			cur, err := c.Service(ctxOf(cmd), args[0])
 			if err != nil {
-				return fmt.Errorf("edit service %s: %w", args[0], err)
+				return fmt.Errorf("edit service %s: %w", args[0], hintNaming(args[0], err, false))
 			}
 			svc := cur.Service
 			if err := f.apply(cmd.Flags(), &svc); err != nil {
@@ -291,7 +305,7 @@ func newServiceRmCmd() *cobra.Command {
 				}
 			}
 			if err := c.RemoveService(ctxOf(cmd), name); err != nil {
-				return fmt.Errorf("remove service %s: %w", name, err)
+				return fmt.Errorf("remove service %s: %w", name, namingHint(name, err))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "service %s removed\n", name)
 			return nil

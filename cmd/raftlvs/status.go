@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -18,6 +19,7 @@ import (
 func newStatusCmd() *cobra.Command {
 	var stats, rate, exact bool
 	var output string
+	var conns connectionsFlags
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster and the IPVS table, like ipvsadm -Ln",
@@ -29,9 +31,21 @@ func newStatusCmd() *cobra.Command {
 			if output != "" && output != "json" && output != "text" {
 				return usagef("-o %q: want text or json", output)
 			}
+			if conns.on {
+				return conns.run(cmd, output)
+			}
 			// The text shows ActiveConn and InActConn as ipvsadm -Ln does; JSON has the
 			// counters with --stats or --rate only (scripts poll it).
-			st, err := clientFor(cmd).Status(ctxOf(cmd), output != "json" || stats || rate)
+			c := clientFor(cmd)
+			counters := output != "json" || stats || rate
+			st, err := c.Status(ctxOf(cmd), counters)
+			if errors.Is(err, api.ErrUnconfirmed) {
+				// No leader to confirm with: what a director holds is what an operator
+				// needs to see then, said to be unconfirmed.
+				fmt.Fprintf(cmd.ErrOrStderr(), "raftlvs: warning: %v\nraftlvs: warning: showing the answering director's replica, which may miss the latest writes\n", err)
+				c.Consistent = false
+				st, err = c.Status(ctxOf(cmd), counters)
+			}
 			if err != nil {
 				return fmt.Errorf("status: %w", err)
 			}
@@ -59,6 +73,7 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&exact, "exact", false, "print exact numbers, without K/M/G rounding")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text (like ipvsadm -Ln, it reads each service's counters: slow on a large table) or json (the raw status; counters only with --stats or --rate)")
 	cmd.MarkFlagsMutuallyExclusive("stats", "rate")
+	conns.register(cmd)
 	return cmd
 }
 
@@ -154,6 +169,7 @@ func leaderContacts(cmd *cobra.Command, st *api.StatusResponse) {
 	}
 	c := clientAt(cmd, leaderAPI)
 	c.Timeout = min(c.Timeout, 3*time.Second)
+	c.Consistent = false // its view of the voters now, not of the table: no barrier first
 	ls, err := c.Status(ctxOf(cmd), false)
 	if err != nil || ls.Node.NodeID != n.LeaderID || ls.Node.State != "Leader" {
 		return

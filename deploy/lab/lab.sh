@@ -24,7 +24,11 @@ CACHE_DIR=${LAB_CACHE_DIR:-$LAB_DIR/.cache}
 KERNEL_DIR=$CACHE_DIR/kernel          # one unpacked .deb per kernel package version
 LOG_DIR=${LAB_LOG_DIR:-$CACHE_DIR/logs}
 
-HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 jq curl)
+HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 jq curl keepalived)
+
+# Host programs a scenario needs beyond the base initramfs: packed (with their shared
+# libraries) into that scenario's overlay only, by `run` and `test` alike.
+declare -A SCENARIO_TOOLS=([keepalived]=/usr/sbin/keepalived)
 KERNEL_META=linux-image-cloud-amd64
 
 # Modules put into the initramfs and loaded by /init before the scenario starts. Their
@@ -542,6 +546,8 @@ cmd_run() {
 	[[ -n $SCENARIO ]] || { usage >&2; exit 2; }
 	[[ -f $SCENARIO ]] || [[ ! -f $LAB_DIR/scenarios/$SCENARIO.sh ]] || SCENARIO=$LAB_DIR/scenarios/$SCENARIO.sh
 	[[ -f $SCENARIO ]] || die "no scenario $SCENARIO"
+	# shellcheck disable=SC2206 # one path per word
+	TOOLS+=(${SCENARIO_TOOLS[$(basename "$SCENARIO" .sh)]:-})
 	[[ $TIMEOUT =~ ^[0-9]+$ && $TIMEOUT -gt 0 ]] || die "--timeout wants whole seconds"
 	[[ -z $BIN || -f $BIN ]] || die "--bin $BIN: no such file"
 	local spec tool
@@ -620,7 +626,7 @@ report() {
 
 # The scenarios `lab.sh test` runs, in this order, each in a VM of its own (a fresh kernel
 # per scenario: no state leaks from one to the next). Seconds are their guest timeouts.
-TEST_SCENARIOS=(forwarding:240 failover:240 drift:240 restart:240 agents:300 health:300 rogue:240 gotests:300)
+TEST_SCENARIOS=(forwarding:240 failover:240 drift:240 restart:240 agents:300 health:300 rogue:240 keepalived:240 gotests:300)
 
 # build_gotests DIR: the Go lab tests as static test binaries, one per package.
 build_gotests() {

@@ -25,6 +25,9 @@ type Options struct {
 	// Prune removes the cluster's services the table does not name (restore --replace,
 	// apply --prune). Agent-registered real servers are never removed.
 	Prune bool
+	// KeepAgentServices, with Prune, keeps a service the table does not name if agents
+	// registered real servers in it (removing it would remove them): apply --prune.
+	KeepAgentServices bool
 }
 
 // StepOp is what applying a plan does to one service or real server of a cluster.
@@ -56,6 +59,9 @@ type Changes struct {
 	// AgentServers are real servers registered by agents in the imported services: the
 	// import leaves them to their agents.
 	AgentServers []fsm.RealServer
+	// KeptForAgents are the services Prune would have removed and KeepAgentServices
+	// kept, since agents registered real servers in them.
+	KeptForAgents []string
 }
 
 // Commands returns the steps' commands, in an order that applies: services before their
@@ -148,9 +154,17 @@ func Against(p Table, services []fsm.Service, servers []fsm.RealServer, opts Opt
 			c.Steps = append(c.Steps, Step{Op: OpRemove, RealServer: &prev, Command: fsm.RemoveRealServer{Key: prev.Key()}})
 		}
 	}
+	agentIn := map[string]bool{}
+	for _, rs := range servers {
+		if rs.IsAgent() {
+			agentIn[rs.Service] = true
+		}
+	}
 	for _, s := range services {
 		switch {
 		case imported[s.Name]:
+		case opts.Prune && opts.KeepAgentServices && agentIn[s.Name]:
+			c.KeptForAgents = append(c.KeptForAgents, s.Name)
 		case opts.Prune:
 			svc := s
 			c.Steps = append(c.Steps, Step{Op: OpRemove, Service: &svc, Command: fsm.RemoveService{Name: s.Name}})

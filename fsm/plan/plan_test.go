@@ -55,3 +55,30 @@ func TestAgainstPrunesWhatTheTableLacksAndKeepsHealthAndDrains(t *testing.T) {
 		t.Fatalf("a second plan has steps: %+v", again.Steps)
 	}
 }
+
+// TestPruneKeepsAServiceAgentsServeWhenAskedTo: apply --prune never takes agents' real
+// servers away, not even with their service; restore --replace (plain Prune) does.
+func TestPruneKeepsAServiceAgentsServeWhenAskedTo(t *testing.T) {
+	st := fsm.NewState()
+	agent := fsm.RealServer{Service: "api", Addr: netip.MustParseAddr("10.0.0.9"), Weight: 1, Origin: fsm.AgentOrigin("rs9")}
+	for _, c := range []fsm.Command{
+		fsm.AddService{Service: fsm.Service{Name: "api", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.10"), Port: 443}},
+		fsm.UpsertAgentRS{RealServer: agent},
+		fsm.AddService{Service: fsm.Service{Name: "old", Protocol: fsm.UDP, VIP: netip.MustParseAddr("192.0.2.10"), Port: 53}},
+	} {
+		p, err := st.Prepare(c)
+		if err == nil {
+			err = st.Execute(p)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := Against(Table{}, st.Services(), st.AllRealServers(), Options{Prune: true, KeepAgentServices: true})
+	if len(c.Steps) != 1 || c.Steps[0].String() != "remove service old (UDP 192.0.2.10:53)" || len(c.KeptForAgents) != 1 || c.KeptForAgents[0] != "api" {
+		t.Errorf("steps %v, kept for agents %v; want old removed and api kept", c.Steps, c.KeptForAgents)
+	}
+	if c := Against(Table{}, st.Services(), st.AllRealServers(), Options{Prune: true}); len(c.Steps) != 2 {
+		t.Errorf("plain prune: %v, want both services removed", c.Steps)
+	}
+}

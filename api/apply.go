@@ -1,0 +1,134 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/raftlvs/raftlvs/fsm"
+)
+
+// StagedChunk is the most commands Apply sends at once: far enough under the API's
+// limits (MaxBatchCommands, MaxBatchBodyBytes) that a chunk of long names still fits.
+const StagedChunk = 10_000
+
+// chunksInFlight is how many chunks of a staged change are sent at once.
+const chunksInFlight = 4
+
+// Apply makes operator commands (services and real servers added, edited, removed) one
+// change of the cluster, all or nothing, whatever their number: one batch when they fit
+// in StagedChunk, else a staged transaction (its chunks a few at a time, each service
+// with its real servers, then one commit). With dryRun the leader checks the change as it
+// would apply it, and applies nothing: a staged one is staged, its commit checked, then
+// aborted. A failure aborts what was staged, so nothing is applied.
+func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*BatchResult, error) {
+	if len(cmds) <= StagedChunk {
+		batch, err := batchOf(cmds)
+		if err != nil {
+			return nil, err
+		}
+		if dryRun {
+			return c.CheckBatch(ctx, batch)
+		}
+		return c.Batch(ctx, batch)
+	}
+	var id [6]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("transaction id: %w", err)
+	}
+	tx := "apply-" + hex.EncodeToString(id[:])
+	chunks := fsm.SplitForStaging(cmds, StagedChunk)
+	batches := make([][]BatchCommand, len(chunks))
+	for i, chunk := range chunks {
+		var err error
+		if batches[i], err = batchOf(chunk); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, chunksInFlight)
+	for seq, batch := range batches {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := c.stageOnce(ctx, tx, seq, batch); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("stage chunk %d of %d: %w", seq+1, len(chunks), err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	var res *BatchResult
+	if err == nil {
+		if dryRun {
+			res, err = c.CheckStaged(ctx, tx, len(chunks))
+		} else {
+			res, err = c.commitOnce(ctx, tx, len(chunks))
+		}
+	}
+	if err != nil || dryRun {
+		if aerr := c.AbortStaged(context.WithoutCancel(ctx), tx); aerr != nil && !errors.Is(aerr, fsm.ErrNotFound) {
+			err = errors.Join(err, fmt.Errorf("abort staged change %s (it expires by itself): %w", tx, aerr))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !dryRun {
+		res.Applied = len(cmds) // the commit applies every one, or none
+	}
+	return res, nil
+}
+
+// stageOnce sends one chunk. A chunk whose outcome is unknown (the leader changed while
+// committing it) is sent again: staged already, it is refused as existing, which is what
+// the first attempt did.
+func (c *Client) stageOnce(ctx context.Context, tx string, seq int, batch []BatchCommand) error {
+	err := c.StageChunk(ctx, tx, seq, batch)
+	for try := 0; try < 3 && errors.Is(err, ErrOutcomeUnknown); try++ {
+		if err = c.StageChunk(ctx, tx, seq, batch); errors.Is(err, fsm.ErrExists) {
+			return nil
+		}
+	}
+	return err
+}
+
+// commitOnce commits. A commit whose outcome is unknown is known by the list of staged
+// transactions: gone, it was committed (an abort is the client's); still there, it was
+// not, and it is sent again.
+func (c *Client) commitOnce(ctx context.Context, tx string, chunks int) (*BatchResult, error) {
+	res, err := c.CommitStaged(ctx, tx, chunks)
+	for try := 0; try < 3 && errors.Is(err, ErrOutcomeUnknown); try++ {
+		staged, lerr := c.Staged(ctx)
+		if lerr != nil {
+			return nil, errors.Join(err, lerr)
+		}
+		if !slices.ContainsFunc(staged, func(s StagedTx) bool { return s.ID == tx }) {
+			return &BatchResult{}, nil
+		}
+		res, err = c.CommitStaged(ctx, tx, chunks)
+	}
+	return res, err
+}
+
+func batchOf(cmds []fsm.Command) ([]BatchCommand, error) {
+	batch := make([]BatchCommand, 0, len(cmds))
+	for _, fc := range cmds {
+		bc, err := BatchCommandFor(fc)
+		if err != nil {
+			return nil, err
+		}
+		batch = append(batch, bc)
+	}
+	return batch, nil
+}
