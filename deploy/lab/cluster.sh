@@ -181,6 +181,19 @@ rl_json() {
 		"https://${RL_IP[$1]}:7080/v1/status" 2>/dev/null | jq -r "$2"
 }
 
+# rl_get DIR PATH [CURL-ARG...]: GET PATH of DIR's API from the client's namespace, with
+# the admin certificate unless the arguments bring their own credentials (a bearer token,
+# as Prometheus would scrape /metrics).
+rl_get() {
+	local dir=$1 path=$2
+	shift 2
+	if [ $# -gt 0 ]; then
+		lab_exec client curl -sf --max-time 20 --cacert "$RAFTLVS_CA" "$@" "https://${RL_IP[$dir]}:7080$path"
+	else
+		lab_exec client curl -sf --max-time 20 --cacert "$RAFTLVS_CA" --cert "$RAFTLVS_CERT" --key "$RAFTLVS_KEY" "https://${RL_IP[$dir]}:7080$path"
+	fi
+}
+
 # rl_leader [DIR]: the leader's id as DIR (default: any director) sees it; empty if none.
 rl_leader() {
 	local d

@@ -79,7 +79,7 @@ agent_ready() {
 lab_check "rs2's agent metrics: ready, 2 services, 2 VIPs configured [$(agent_ready)]" \
 	test "$(agent_ready)" = "raftlvs_agent_ready 1 raftlvs_agent_services 2 raftlvs_agent_vips_configured 2 "
 leader_counts_agents() {
-	scrape "http://${RL_IP[$(rl_leader)]}:7080/metrics" | grep -qx 'raftlvs_agents{state="alive"} 3'
+	rl_get "$(rl_leader)" /metrics | grep -qx 'raftlvs_agents{state="alive"} 3'
 }
 lab_check "the leader's metrics count 3 alive agents" leader_counts_agents
 

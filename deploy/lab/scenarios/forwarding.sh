@@ -93,8 +93,10 @@ metrics_say() { # MODE: "yes", or what is wrong with MODE's series in $metrics
 	done
 	echo yes
 }
+# Scraped as Prometheus would: a read token, the cluster's CA.
+scrape_token=$(rl_token operator --access read --description prometheus) || lab_die "no read token for the scrape"
 scrape_ok() {
-	lab_exec client $LAB_BB timeout 20 $LAB_BB wget -q -O "$metrics" "http://${RL_IP[$leader]}:7080/metrics" || return 1
+	rl_get "$leader" /metrics -H "Authorization: Bearer $scrape_token" >"$metrics" || return 1
 	[ "$(metrics_say nat)/$(metrics_say dr)/$(metrics_say tun)" = yes/yes/yes ]
 }
 lab_wait_for scrape_ok "$RL_BOUND" 1
