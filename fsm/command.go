@@ -177,6 +177,10 @@ func decode(entry []byte, depth int) (Command, error) {
 		c, err = decodeBody[RegisterDirector](body)
 	case TypeRemoveDirector:
 		c, err = decodeBody[RemoveDirector](body)
+	case TypeAddVIP:
+		c, err = decodeBody[AddVIP](body)
+	case TypeRemoveVIP:
+		c, err = decodeBody[RemoveVIP](body)
 	case TypeBatch:
 		c, err = decodeBatch(body, depth)
 	default:

@@ -60,8 +60,37 @@ func (g commandGen) realServer() RealServer {
 	return rs
 }
 
+// vip declares one of the generator's addresses, some of them service VIPs too, now and
+// then with a length, an interface or a name; a few are refused at Prepare (a network or
+// broadcast address), and the raw ones must replay the same all the same.
+func (g commandGen) vip() VIP {
+	fam := []Family{IPv4, IPv6}[g.r.IntN(2)]
+	a := g.addr(fam)
+	bits := a.BitLen()
+	switch n := g.r.IntN(6); {
+	case n == 0 && fam == IPv6:
+		bits = 64
+	case n == 0:
+		bits = 24
+	case n == 1 && fam == IPv4:
+		bits = 30 // 10.0.0.3/30 and 10.0.0.4/30 are a network's broadcast and network address
+	}
+	v := VIP{Prefix: netip.PrefixFrom(a, bits)}
+	if g.r.IntN(2) == 0 {
+		v.Interface = []string{"eth0", "bond0.42"}[g.r.IntN(2)]
+	}
+	if g.r.IntN(3) == 0 {
+		v.Name = "api"
+	}
+	return v
+}
+
 func (g commandGen) command(depth int) Command {
-	switch n := g.r.IntN(11); {
+	switch n := g.r.IntN(13); {
+	case n == 11:
+		return AddVIP{VIP: g.vip()}
+	case n == 12:
+		return RemoveVIP{Addr: g.vip().Addr()}
 	case n < 3:
 		return AddService{Service: g.service()}
 	case n == 3:
@@ -107,7 +136,7 @@ func TestSnapshotRestoreEqualsReplay(t *testing.T) {
 			g := commandGen{rand.New(rand.NewPCG(seed, 7))}
 			leader := NewState()
 			var log [][]byte
-			accepted, peakServers := 0, 0
+			accepted, peakServers, peakVIPs := 0, 0, 0
 			for range 150 {
 				// The leader logs what it prepared, or, now and then, a raw command it
 				// did not check (as a racing write would be): both must replay the same.
@@ -124,6 +153,7 @@ func TestSnapshotRestoreEqualsReplay(t *testing.T) {
 					accepted++
 				}
 				peakServers = max(peakServers, len(leader.AllRealServers()))
+				peakVIPs = max(peakVIPs, len(leader.DeclaredVIPs()))
 			}
 			cut := int(seed) * len(log) / 40
 			early := NewState()
@@ -149,7 +179,7 @@ func TestSnapshotRestoreEqualsReplay(t *testing.T) {
 				t.Fatalf("states differ: leader v%d %d svcs, replica v%d, restored v%d",
 					leader.Version(), len(leader.Services()), replica.Version(), restored.Version())
 			}
-			if accepted < 10 || peakServers == 0 {
+			if accepted < 10 || peakServers == 0 || peakVIPs == 0 {
 				t.Fatal("generator produced no accepted commands: the test proves nothing")
 			}
 		})

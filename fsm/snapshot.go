@@ -16,6 +16,7 @@ type snapshot struct {
 	Services    []Service    `json:"services"`
 	RealServers []RealServer `json:"real_servers"`
 	Directors   []Director   `json:"directors"`
+	VIPs        []VIP        `json:"vips,omitempty"` // absent from snapshots older than declared VIPs
 }
 
 // WriteSnapshot writes the whole state. Take it from a Clone when the state may change
@@ -28,6 +29,7 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		Services:    s.Services(),
 		RealServers: s.AllRealServers(),
 		Directors:   s.Directors(),
+		VIPs:        s.DeclaredVIPs(),
 	}
 	if err := json.NewEncoder(w).Encode(snap); err != nil {
 		return fmt.Errorf("write state snapshot: %w", err)
@@ -63,6 +65,12 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			return nil, fmt.Errorf("state snapshot director %s: %w", d.ID, err)
 		}
 		s.directors[d.ID] = d
+	}
+	for _, v := range snap.VIPs {
+		if err := (AddVIP{VIP: v}).check(s); err != nil {
+			return nil, fmt.Errorf("state snapshot VIP %s: %w", v.Prefix, err)
+		}
+		s.vips[v.Addr()] = v
 	}
 	s.version = snap.Version
 	return s, nil

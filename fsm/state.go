@@ -17,6 +17,7 @@ type State struct {
 	servers   map[string]map[RSKey]*RealServer // by service name, then key
 	directors map[string]Director
 	matches   map[matchKey]string // what each service matches → its name
+	vips      map[netip.Addr]VIP  // declared VIPs by address (vip.go)
 }
 
 // matchKey is what a service matches packets by: protocol, VIP and port, or fwmark and
@@ -53,7 +54,7 @@ func deleteService(s *State, name string) {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{}, matches: map[matchKey]string{}}
+	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{}, matches: map[matchKey]string{}, vips: map[netip.Addr]VIP{}}
 }
 
 // ClusterID is the id set when the cluster was bootstrapped.
@@ -170,6 +171,7 @@ func (s *State) Clone() *State {
 		servers:   make(map[string]map[RSKey]*RealServer, len(s.servers)),
 		directors: maps.Clone(s.directors),
 		matches:   maps.Clone(s.matches),
+		vips:      maps.Clone(s.vips),
 	}
 	for k, v := range s.services {
 		c.services[k] = v.Clone()
@@ -186,7 +188,7 @@ func (s *State) Clone() *State {
 func (s *State) Equal(o *State) bool {
 	return s.clusterID == o.clusterID && s.version == o.version &&
 		reflect.DeepEqual(s.services, o.services) && reflect.DeepEqual(s.servers, o.servers) &&
-		maps.Equal(s.directors, o.directors)
+		maps.Equal(s.directors, o.directors) && maps.Equal(s.vips, o.vips)
 }
 
 // CompareServices orders services as ipvsadm lists them: fwmark services after the others

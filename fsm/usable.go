@@ -38,6 +38,8 @@ func checkUsableAddresses(c Command) error {
 		return checkUsable("addr", c.RealServer.Addr)
 	case UpsertAgentRS:
 		return checkUsable("addr", c.RealServer.Addr)
+	case AddVIP:
+		return vipUsable(c.VIP)
 	case Batch:
 		for i, sub := range c.Commands {
 			if err := checkUsableAddresses(sub); err != nil {
