@@ -145,3 +145,19 @@ func (c RemoveVIP) check(s *State) error {
 }
 
 func (c RemoveVIP) mutate(s *State) { delete(s.vips, c.Addr) }
+
+// HeldVIPs is every VIP the leader holds, by address: the declared ones, and the distinct
+// VIPs of the services (host addresses on the default interface) that no declaration
+// names. Fwmark services have no VIP: their addresses are the operator's business.
+func (s *State) HeldVIPs() []VIP {
+	out := s.DeclaredVIPs()
+	for _, svc := range s.services {
+		if a := svc.VIP; a.IsValid() {
+			if _, declared := s.vips[a]; !declared {
+				out = append(out, VIP{Prefix: netip.PrefixFrom(a, a.BitLen())})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b VIP) int { return a.Addr().Compare(b.Addr()) })
+	return slices.CompactFunc(out, func(a, b VIP) bool { return a.Addr() == b.Addr() })
+}

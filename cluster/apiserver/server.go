@@ -65,6 +65,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/join", s.join)
 	s.mux.HandleFunc("POST /v1/leave", s.leave)
 	s.mux.HandleFunc("POST /v1/leadership/transfer", s.transfer)
+	s.vipRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fieldErr("path", fsm.ErrNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -58,6 +58,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(),
 		newServiceCmd(),
 		newServerCmd(),
+		newVIPCmd(),
 		newJoinCmd(),
 		newLeaveCmd(),
 		newTransferCmd(),
