@@ -66,6 +66,9 @@ type Config struct {
 	// Witness marks this director, in its Director entry, as a Raft-only voter: a
 	// planned leadership transfer never picks it (see TransferLeadership).
 	Witness bool
+	// Eligible, if set, says whether a director may be handed leadership by a planned
+	// transfer (its tracked checks pass, as its gossip metadata says); nil: every one.
+	Eligible func(id string) bool
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
