@@ -26,7 +26,8 @@ const (
 	maxWeight      = 65535 // fsm.MaxWeight
 	flagDraining   = 1 << 0
 	flagLeaving    = 1 << 1
-	knownFlagsMask = flagDraining | flagLeaving
+	flagIneligible = 1 << 2
+	knownFlagsMask = flagDraining | flagLeaving | flagIneligible
 )
 
 // Errors of Encode and Decode, for errors.Is.
@@ -68,6 +69,9 @@ type Meta struct {
 
 	// Director.
 	APIAddr string // host:port of its HTTP API
+	// Ineligible says the director's tracked checks fail: a planned leadership transfer
+	// does not pick it (it would hand leadership straight on).
+	Ineligible bool
 
 	// Agent.
 	Addr     netip.Addr // the real-server address
@@ -94,6 +98,9 @@ func (m Meta) encode(leaving bool) ([]byte, error) {
 	}
 	if leaving {
 		flags |= flagLeaving
+	}
+	if m.Ineligible {
+		flags |= flagIneligible
 	}
 	b := []byte{metaVersion, byte(m.Role), flags}
 	b = appendString(b, m.ID)
@@ -142,8 +149,8 @@ func (m Meta) validate() error {
 			return bad("director %s: only agents announce an address, services or draining", m.ID)
 		}
 	case RoleAgent:
-		if m.APIAddr != "" {
-			return bad("agent %s: only directors announce an api address", m.ID)
+		if m.APIAddr != "" || m.Ineligible {
+			return bad("agent %s: only directors announce an api address or eligibility", m.ID)
 		}
 		a := m.Addr.Unmap()
 		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
@@ -229,6 +236,7 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 		return Meta{}, false, fmt.Errorf("%w: unknown flags %#x", ErrBadMeta, flags)
 	}
 	m.Draining = flags&flagDraining != 0
+	m.Ineligible = flags&flagIneligible != 0
 	if err := m.validate(); err != nil {
 		return Meta{}, false, err
 	}

@@ -20,6 +20,7 @@ func TestMetaRoundTrip(t *testing.T) {
 	}{
 		{"director", Meta{Role: RoleDirector, ID: "d1", APIAddr: "10.0.0.1:8080"}},
 		{"director with ipv6 api", Meta{Role: RoleDirector, ID: "d1", APIAddr: "[2001:db8::1]:8080"}},
+		{"director whose tracked checks fail", Meta{Role: RoleDirector, ID: "d1", APIAddr: "10.0.0.1:8080", Ineligible: true}},
 		{"agent without services", agentMeta("a1")},
 		{"agent with services", agentMeta("a1", ServicePort{"web", 80, 100}, ServicePort{"web", 8080, 0}, ServicePort{"dns", 0, 65535})},
 		{"draining ipv6 agent", Meta{Role: RoleAgent, ID: "a1", Addr: netip.MustParseAddr("2001:db8::10"), Services: []ServicePort{{"web", 80, 1}}, Draining: true}},
@@ -70,6 +71,7 @@ func TestMetaEncodeRefusesInvalid(t *testing.T) {
 		{"agent without address", Meta{Role: RoleAgent, ID: "a1"}, ErrBadMeta},
 		{"agent with unspecified address", Meta{Role: RoleAgent, ID: "a1", Addr: netip.IPv4Unspecified()}, ErrBadMeta},
 		{"agent with api address", Meta{Role: RoleAgent, ID: "a1", Addr: netip.MustParseAddr("192.0.2.1"), APIAddr: "a:1"}, ErrBadMeta},
+		{"agent announcing eligibility", Meta{Role: RoleAgent, ID: "a1", Addr: netip.MustParseAddr("192.0.2.1"), Ineligible: true}, ErrBadMeta},
 		{"negative weight", agentMeta("a1", ServicePort{"web", 80, -1}), ErrBadMeta},
 		{"weight above 65535", agentMeta("a1", ServicePort{"web", 80, 65536}), ErrBadMeta},
 		{"service listed twice", agentMeta("a1", ServicePort{"web", 80, 1}, ServicePort{"web", 80, 2}), ErrBadMeta},
