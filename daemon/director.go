@@ -24,6 +24,7 @@ import (
 	"github.com/raftlvs/raftlvs/director/ipvs"
 	"github.com/raftlvs/raftlvs/director/registrar"
 	"github.com/raftlvs/raftlvs/director/syncd"
+	"github.com/raftlvs/raftlvs/director/track"
 	"github.com/raftlvs/raftlvs/director/vip"
 )
 
@@ -62,6 +63,13 @@ type Options struct {
 
 	// Witness runs Raft only: no IPVS, no VIPs, and it hands leadership away.
 	Witness bool
+	// VIPOnly holds VIPs through Raft leadership and programs no IPVS (no reconciler, no
+	// sync daemons, no agent registration): keepalived's VRRP alone, for a proxy on
+	// this machine. It runs on a kernel without IPVS.
+	VIPOnly bool
+	// Track, if set, are this director's tracked checks: while they fail it holds no
+	// VIPs, hands leadership away and is no planned transfer's target.
+	Track *track.Config
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -86,6 +94,7 @@ type Director struct {
 	log    *slog.Logger
 	api    net.Listener
 	plane  *director.Director // nil on a witness
+	track  *track.Tracker     // nil without tracked checks
 	pool   *gossip.Pool
 	node   *cluster.Node
 	server *http.Server
@@ -111,6 +120,8 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, fmt.Errorf("listen on the API address: %w", err)
 	}
 	d.close = append(d.close, func() { d.api.Close() })
+	// The VIP owner fences its announcements with the Raft lease (director/vip).
+	opts.VIP.Lease = cmp.Or(opts.LeaderLeaseTimeout, cluster.DefaultLeaderLeaseTimeout)
 	if !opts.Witness {
 		if d.plane, err = newDataPlane(opts); err != nil {
 			return nil, err
@@ -121,6 +132,13 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	d.close = append(d.close, func() { d.pool.Shutdown() })
+	if opts.Track != nil {
+		cfg := *opts.Track
+		cfg.Logger, cfg.OnChange = opts.Logger, d.announceEligibility
+		if d.track, err = track.New(cfg); err != nil {
+			return nil, badOption("Track", "%v", err)
+		}
+	}
 	d.node, err = cluster.Open(cluster.Config{
 		NodeID:             opts.ID,
 		DataDir:            opts.DataDir,
@@ -131,6 +149,7 @@ func New(opts Options) (_ *Director, err error) {
 		Bootstrap:          opts.Bootstrap,
 		ClusterID:          opts.ClusterID,
 		Witness:            opts.Witness,
+		Eligible:           d.eligible,
 		HeartbeatTimeout:   opts.HeartbeatTimeout,
 		ElectionTimeout:    opts.ElectionTimeout,
 		LeaderLeaseTimeout: opts.LeaderLeaseTimeout,
@@ -145,15 +164,23 @@ func New(opts Options) (_ *Director, err error) {
 	return d, nil
 }
 
-// duties is what this director does while it leads, in order: the VIPs first in and
-// first out, then the master sync daemon, then agent registration. A witness only hands
-// leadership away.
+// duties is what this director does while it leads, in order: its tracked checks, which
+// keep the rest from starting while they fail; the VIPs, first in and first out; then
+// the master sync daemon and agent registration, which a VIP-only director has no use
+// for. A witness only hands leadership away.
 func (d *Director) duties() []cluster.Duty {
 	if d.plane == nil {
 		return []cluster.Duty{d.node.WitnessDuty()}
 	}
-	return []cluster.Duty{
-		{Name: "VIPs", Run: d.plane.HoldVIPs},
+	var duties []cluster.Duty
+	if d.track != nil {
+		duties = append(duties, cluster.Duty{Name: "tracked checks", Run: d.track.Duty(d.node)})
+	}
+	duties = append(duties, cluster.Duty{Name: "VIPs", Run: d.plane.HoldVIPs})
+	if d.opts.VIPOnly {
+		return duties
+	}
+	return append(duties, []cluster.Duty{
 		{Name: "master sync daemon", Run: d.plane.RunSyncMaster},
 		{Name: "agent registrar", Run: registrar.Lead(registrar.Config{
 			Members:   d.pool,
@@ -164,7 +191,7 @@ func (d *Director) duties() []cluster.Duty {
 			ReapDelay: d.opts.ReapDelay,
 			Logger:    d.log,
 		}, d.node)},
-	}
+	}...)
 }
 
 // Run serves until ctx ends or the node is removed from the cluster, then stops as
@@ -189,6 +216,9 @@ func (d *Director) Run(ctx context.Context) error {
 		}
 	}()
 	go keepDirectorsInGossip(ctx, d.pool, d.node, d.log)
+	if d.track != nil {
+		go d.track.Run(ctx)
+	}
 	if len(d.opts.Join) > 0 {
 		go func() {
 			if err := d.node.JoinThrough(ctx, api.NewClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
@@ -197,7 +227,7 @@ func (d *Director) Run(ctx context.Context) error {
 		}()
 	}
 	d.log.Info("director running", "id", d.opts.ID, "raft", d.node.Self().RaftAddr, "api", d.APIAddr(),
-		"gossip", d.pool.LocalAddr(), "witness", d.opts.Witness)
+		"gossip", d.pool.LocalAddr(), "witness", d.opts.Witness, "vip_only", d.opts.VIPOnly, "tracked_checks", d.track != nil)
 	var err error
 	if d.plane != nil {
 		err = d.plane.Run(ctx, d.node)
@@ -260,9 +290,11 @@ func (d *Director) openPool() (*gossip.Pool, error) {
 	if err != nil {
 		return nil, badOption("GossipBind", "%v", err)
 	}
+	// A director with tracked checks starts ineligible: no transfer should pick it before
+	// its checks have run once.
 	pool, err := gossip.New(gossip.Config{
 		NodeName: d.opts.ID, BindAddr: host, BindPort: port, SecretKey: d.opts.GossipKey, Logger: d.log,
-	}, gossip.Meta{Role: gossip.RoleDirector, ID: d.opts.ID, APIAddr: d.APIAddr()})
+	}, d.gossipMeta(d.opts.Track == nil))
 	if err != nil {
 		return nil, fmt.Errorf("join the gossip pool: %w", err)
 	}
@@ -272,11 +304,17 @@ func (d *Director) openPool() (*gossip.Pool, error) {
 // newDataPlane opens the kernel (unless Options gave one) and prepares the director over it.
 func newDataPlane(opts Options) (*director.Director, error) {
 	kernel := opts.Kernel
+	if kernel == nil && opts.VIPOnly {
+		var err error
+		if kernel, err = director.NewLinuxVIPKernel(); err != nil {
+			return nil, err
+		}
+	}
 	if kernel == nil {
 		var err error
 		kernel, err = director.NewLinuxKernel(opts.Sync != nil)
 		if errors.Is(err, ipvs.ErrNoIPVS) {
-			return nil, fmt.Errorf("%w (or run as a witness for a Raft-only voter)", err)
+			return nil, fmt.Errorf("%w (or run VIP-only, which holds VIPs and programs no IPVS, or as a witness, a Raft-only voter)", err)
 		}
 		if err != nil {
 			return nil, err
@@ -296,6 +334,18 @@ func newDataPlane(opts Options) (*director.Director, error) {
 
 // check refuses options that cannot work, before anything starts.
 func (o Options) check() error {
+	if o.VIPOnly && o.Witness {
+		return badOption("VIPOnly", "a witness holds no VIPs: choose one")
+	}
+	if o.VIPOnly && o.Sync != nil {
+		return badOption("Sync", "a VIP-only director runs no IPVS, so no sync daemon")
+	}
+	if o.VIPOnly && o.Kernel != nil && o.Kernel.IPVS != nil {
+		return badOption("Kernel", "a VIP-only director is given no IPVS")
+	}
+	if o.Witness && o.Track != nil {
+		return badOption("Track", "a witness never holds the VIPs: it has nothing to track")
+	}
 	if o.Bootstrap && len(o.Join) > 0 {
 		return badOption("Bootstrap", "a director that bootstraps joins no one: bootstrap the first director only, join the others")
 	}
