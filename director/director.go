@@ -48,7 +48,7 @@ type Config struct {
 // Kernel is the director's access to its kernel; NewLinuxKernel opens the real one. A
 // VIP-only director (NewLinuxVIPKernel) has no IPVS: it holds VIPs and programs nothing.
 type Kernel struct {
-	IPVS      ipvs.Kernel // nil: VIP-only
+	IPVS      ipvs.Kernel      // nil: VIP-only
 	Stats     ipvs.StatsReader // optional
 	Links     vip.Links
 	Announcer vip.Announcer
