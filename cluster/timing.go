@@ -28,7 +28,7 @@ var TimingProfiles = []TimingProfile{
 	{"relaxed", Timing{time.Second, time.Second, 500 * time.Millisecond},
 		"raft's own defaults: VMs that migrate, shared or network disks, busy hosts"},
 	{"default", Timing{DefaultHeartbeatTimeout, DefaultElectionTimeout, DefaultLeaderLeaseTimeout},
-		"a LAN trio: a crash moves the VIPs in about 0.6-1 s, and a 250 ms stall is no crash"},
+		"a LAN trio: a crash moves the VIPs in about 0.6-0.9 s, and a stall under 150 ms is no crash"},
 	{"fast", Timing{100 * time.Millisecond, 100 * time.Millisecond, 50 * time.Millisecond},
 		"a dedicated network (or VLAN) and local SSDs: a crash moves the VIPs in about 0.15-0.3 s, but an fsync or GC stall over 50 ms costs an election"},
 }

@@ -34,7 +34,7 @@ func TestRaftTimingProfiles(t *testing.T) {
 		args      []string
 		hb, lease time.Duration
 	}{
-		{nil, 500 * time.Millisecond, 250 * time.Millisecond},
+		{nil, 300 * time.Millisecond, 150 * time.Millisecond},
 		{[]string{"--raft-timing", "fast"}, 100 * time.Millisecond, 50 * time.Millisecond},
 		{[]string{"--raft-timing", "relaxed"}, time.Second, 500 * time.Millisecond},
 		{[]string{"--raft-timing", "fast", "--heartbeat", "150ms", "--election", "150ms"}, 150 * time.Millisecond, 50 * time.Millisecond},

@@ -56,7 +56,7 @@ type Config struct {
 }
 
 // DefaultLease is cluster.DefaultLeaderLeaseTimeout (vip does not import cluster).
-const DefaultLease = 250 * time.Millisecond
+const DefaultLease = 150 * time.Millisecond
 
 // Owner claims the VIPs while this director leads and releases them when it stops.
 // Its methods are safe for concurrent use.
