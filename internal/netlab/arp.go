@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/mdlayher/arp"
@@ -90,4 +91,49 @@ func inNamespace(name string, fn func() error) error {
 		errc <- err
 	}()
 	return <-errc
+}
+
+// ARPSeen is one gratuitous ARP (sender IP = target IP, either form) heard on a host.
+type ARPSeen struct {
+	MAC net.HardwareAddr
+	At  time.Time
+}
+
+// WatchGratuitousARP records, until done is closed, every gratuitous ARP for addr that
+// reaches h's eth0: who announced itself as addr, and when. The returned func reports
+// what was heard so far.
+func (h *Host) WatchGratuitousARP(addr netip.Addr, done <-chan struct{}) (func() []ARPSeen, error) {
+	var client *arp.Client
+	err := inNamespace(h.NS, func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		client, err = arp.Dial(ifi)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ARP socket in %s: %w", h.Name, err)
+	}
+	var mu sync.Mutex
+	var seen []ARPSeen
+	go func() { <-done; client.Close() }()
+	go func() {
+		for {
+			p, _, err := client.Read()
+			if err != nil {
+				return // closed
+			}
+			if p.SenderIP == addr && p.TargetIP == addr {
+				mu.Lock()
+				seen = append(seen, ARPSeen{MAC: p.SenderHardwareAddr, At: time.Now()})
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []ARPSeen {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}, nil
 }

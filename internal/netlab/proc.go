@@ -28,13 +28,26 @@ func (h *Host) Start(logPath string, env []string, name string, args ...string) 
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
-	cmd.Stdout, cmd.Stderr = log, log
+	return h.start(exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...), log, log, env)
+}
+
+// StartWithStdout is Start with the process's standard output going to stdout (a pipe the
+// caller reads) and only its standard error to logPath.
+func (h *Host) StartWithStdout(stdout *os.File, logPath string, name string, args ...string) (*Proc, error) {
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return h.start(exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...), stdout, log, nil)
+}
+
+func (h *Host) start(cmd *exec.Cmd, stdout, log *os.File, env []string) (*Proc, error) {
+	cmd.Stdout, cmd.Stderr = stdout, log
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		log.Close()
-		return nil, fmt.Errorf("start %s in %s: %w", name, h.Name, err)
+		return nil, fmt.Errorf("start %s in %s: %w", cmd.Args[4], h.Name, err)
 	}
 	p := &Proc{Host: h, cmd: cmd, done: make(chan struct{})}
 	go func() {
