@@ -16,47 +16,45 @@ type Leader interface {
 	RestartLeaderLoop(ctx context.Context) error
 }
 
-// recheck is how often a failing leader with no one to hand over to looks again.
-const recheck = time.Second
+// recheck is how often a failing leader with no one to hand over to looks again;
+// handOverWait how long it waits for a handover it started to stop it before it tries
+// again (one that failed before it stopped the leader loop).
+const (
+	recheck      = time.Second
+	handOverWait = 10 * time.Second
+)
 
 // Duty is the first leader duty of a director with tracked checks. Until their first run
-// has finished, and while they fail, it is not in force, so the duties after it (the VIPs first) do not start: it
-// hands leadership to an eligible director, or, with none, leads holding nothing and
-// looks again every second and at each change. Once the checks pass it is in force;
-// when they fail during the term it hands over (or, with no one to hand over to,
-// restarts the leader loop so that the VIPs go at once) and waits to be stopped.
+// has finished, and while they fail, it is not in force, so the duties after it (the
+// VIPs first) do not start: it hands leadership to an eligible director, or, with none,
+// leads holding nothing and looks again every second and at each change. Once the checks
+// pass it is in force; when they fail during the term it hands over (or, with no one to
+// hand over to, restarts the leader loop so that the VIPs go at once). A handover stops
+// this duty; one that failed without doing so is tried again.
 func (t *Tracker) Duty(node Leader) func(ctx context.Context, started func()) error {
 	return func(ctx context.Context, started func()) error {
 		tick := time.NewTicker(recheck)
 		defer tick.Stop()
+		inForce := false
 		for {
 			passing, known, reason, changed := t.Verdict()
-			if passing {
-				break
-			}
-			if known && t.handOver(ctx, node, reason, false) {
-				<-ctx.Done() // the transfer stops this duty
-				return nil
+			switch {
+			case passing && !inForce:
+				started()
+				inForce = true
+			case !passing && known && t.handOver(ctx, node, reason, inForce):
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(handOverWait):
+					continue
+				}
 			}
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-changed:
 			case <-tick.C:
-			}
-		}
-		started()
-		for {
-			passing, _, reason, changed := t.Verdict()
-			if !passing {
-				t.handOver(ctx, node, reason, true)
-				<-ctx.Done()
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-changed:
 			}
 		}
 	}
