@@ -160,13 +160,14 @@ func measureSystem(b *bench, system, bin string, trials, partitions int, logf fu
 		}
 		p := row{system: sys, settings: system, event: "raft partition"}
 		for i := range partitions {
-			g, margin, err := r.partitionTrial()
+			g, released, margin, err := r.partitionTrial()
 			if err != nil {
 				return nil, fmt.Errorf("partition trial %d: %w", i+1, err)
 			}
 			logf("%s %s partition %d/%d: gap %v, VIP on no director for %v", sys, system, i+1, partitions, g, margin)
 			p.samples = append(p.samples, g)
 			p.margins = append(p.margins, margin)
+			p.released = append(p.released, released)
 		}
 		if partitions > 0 {
 			rows = append(rows, p)
@@ -176,4 +177,3 @@ func measureSystem(b *bench, system, bin string, trials, partitions int, logf fu
 	}
 	return rows, nil
 }
-
