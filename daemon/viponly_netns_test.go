@@ -220,4 +220,3 @@ func poke(t *testing.T, client *netlab.Host, addr netip.Addr) {
 	defer c.Close()
 	c.Write([]byte("who holds the VIP?"))
 }
-

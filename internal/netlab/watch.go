@@ -5,10 +5,10 @@ package netlab
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
-	"net/netip"
 	"time"
 
 	"github.com/vishvananda/netlink"
