@@ -43,7 +43,7 @@ lab-bench: build lab-setup
 # Failover side by side on this host, in network namespaces the bench creates: keepalived
 # (Debian's package, installed here if missing; VRRPv2 advert_int 1, VRRPv3 advert_int 0.1)
 # and three raftlvs --vip-only directors (default and fast timing), crashes and planned
-# handovers, 20 trials each, one table. About 15 minutes; not part of make test.
+# handovers, 20 trials each, one table. About 17 minutes; not part of make test.
 bench-failover: build
 	@command -v keepalived >/dev/null && command -v nft >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq keepalived nftables iproute2; }
