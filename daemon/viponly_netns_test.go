@@ -164,7 +164,7 @@ func TestVIPOnlyDirectorsFollowTrackedChecks(t *testing.T) {
 			if got == nil || !got.d.Node().IsLeader() || !slices.Contains(among, got) {
 				return false
 			}
-			poke(t, client, vipAddr)
+			client.Poke(vipAddr)
 			mac, _, err := client.Neighbour(vipAddr)
 			return err == nil && bytes.Equal(mac, got.host.MAC)
 		})
@@ -208,15 +208,4 @@ func others(all []*vipOnlyDirector, not *vipOnlyDirector) []*vipOnlyDirector {
 		}
 	}
 	return out
-}
-
-// poke sends one UDP datagram from the client to addr, so that the client resolves it.
-func poke(t *testing.T, client *netlab.Host, addr netip.Addr) {
-	t.Helper()
-	c, err := client.DialContext(context.Background(), "udp", netip.AddrPortFrom(addr, 9).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte("who holds the VIP?"))
 }

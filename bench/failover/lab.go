@@ -77,15 +77,7 @@ func (b *bench) startProbe() error {
 }
 
 // holders lists the directors whose eth0 carries the VIP.
-func (b *bench) holders() []string {
-	var out []string
-	for _, d := range directors {
-		if ok, _ := b.lab.Host(d).Holds(vipAddr); ok {
-			out = append(out, d)
-		}
-	}
-	return out
-}
+func (b *bench) holders() []string { return b.lab.Holders(vipAddr, directors...) }
 
 // measure waits for the client's view of an event at t0 to settle and returns its gap.
 func (b *bench) measure(t0 time.Time) (time.Duration, error) {

@@ -92,15 +92,7 @@ func (l *procLab) leader(running ...string) string {
 }
 
 // holders lists the directors whose eth0 carries the VIP.
-func (l *procLab) holders() []string {
-	var out []string
-	for _, id := range []string{"d1", "d2", "d3"} {
-		if ok, _ := l.lab.Host(id).Holds(failoverVIP); ok {
-			out = append(out, id)
-		}
-	}
-	return out
-}
+func (l *procLab) holders() []string { return l.lab.Holders(failoverVIP, "d1", "d2", "d3") }
 
 // movedTo waits until one director other than from leads among running, holds the VIP
 // (alone, unless from is frozen: a stopped process's addresses stay on its interface),
@@ -124,14 +116,8 @@ func (l *procLab) movedTo(from string, fromFrozen bool, running ...string) strin
 	return to
 }
 
-// poke sends the VIP one datagram from the client, so the client resolves it.
-func (l *procLab) poke() {
-	c, err := l.lab.Host("c").DialContext(context.Background(), "udp", netip.AddrPortFrom(failoverVIP, 9).String())
-	if err == nil {
-		c.Write([]byte("who holds the VIP?"))
-		c.Close()
-	}
-}
+// poke makes the client resolve the VIP.
+func (l *procLab) poke() { l.lab.Host("c").Poke(failoverVIP) }
 
 // neverOnTwo checks, from the directors' address notifications, that the VIP left from
 // before it reached to.

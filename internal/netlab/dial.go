@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -25,4 +26,27 @@ func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn,
 // HTTPClient is an HTTP client whose connections start inside h.
 func (h *Host) HTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{DialContext: h.DialContext, DisableKeepAlives: true}}
+}
+
+// Poke sends addr one UDP datagram from h, so that h resolves addr's MAC (its neighbour
+// table then says who answered).
+func (h *Host) Poke(addr netip.Addr) error {
+	c, err := h.DialContext(context.Background(), "udp", netip.AddrPortFrom(addr, 9).String())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte("who has this address?"))
+	return err
+}
+
+// Holders names the hosts, among names, whose eth0 carries addr.
+func (l *Lab) Holders(addr netip.Addr, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		if ok, _ := l.Host(n).Holds(addr); ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }
