@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftlvs/raftlvs/fsm"
@@ -61,6 +64,12 @@ type Client struct {
 	// Timeout bounds a whole call, retries included (DefaultClientTimeout when 0). A
 	// sooner ctx deadline wins.
 	Timeout time.Duration
+	// Token, if set, is sent as Authorization: Bearer (an operator token, or a join
+	// token for RequestCertificate). A client certificate in HTTP's TLS config, if
+	// any, is what the director goes by when both are there.
+	Token string
+	// HTTPS makes addresses without a scheme https:// (NewTLSClient sets it).
+	HTTPS bool
 }
 
 // NewClient returns a client for these director addresses.
@@ -68,6 +77,15 @@ func NewClient(addrs ...string) *Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	return &Client{Addrs: addrs, HTTP: &http.Client{Transport: t}}
+}
+
+// NewTLSClient returns a client that speaks HTTPS with cfg (the tls.Config comes from
+// package pki: a client certificate, a trusted CA, or the CA a token pins).
+func NewTLSClient(cfg *tls.Config, addrs ...string) *Client {
+	c := NewClient(addrs...)
+	c.HTTP.Transport.(*http.Transport).TLSClientConfig = cfg
+	c.HTTPS = true
+	return c
 }
 
 // Status returns GET /v1/status.
@@ -203,7 +221,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		errs = errs[:0]
 		round503 := false
 		for _, addr := range c.Addrs {
-			err := c.try(ctx, baseURL(addr)+path, method, body, out)
+			err := c.try(ctx, c.baseURL(addr)+path, method, body, out)
 			switch next, why := nextStep(write, err); next {
 			case done:
 				return err
@@ -249,6 +267,10 @@ func nextStep(write bool, err error) (step, error) {
 	if err == nil {
 		return done, nil
 	}
+	var hs *HandshakeError
+	if errors.As(err, &hs) {
+		return done, err // every director would refuse these credentials alike
+	}
 	var apiErr *Error
 	if errors.As(err, &apiErr) {
 		if errors.Is(err, ErrUnavailable) {
@@ -276,12 +298,22 @@ func (c *Client) try(ctx context.Context, url, method string, body []byte, out a
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
 	}
+	var gotConn atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) },
+	}))
 	resp, err := hc.Do(req)
 	if err != nil {
+		if !gotConn.Load() && ctx.Err() == nil && !isDialOrTimeout(err) {
+			return &HandshakeError{Addr: req.URL.Host, Err: err}
+		}
 		return err // *url.Error already names method and URL
 	}
 	defer resp.Body.Close()
@@ -301,9 +333,33 @@ func (c *Client) try(ctx context.Context, url, method string, body []byte, out a
 	return nil
 }
 
-func baseURL(addr string) string {
+// HandshakeError is a connection to a director that opened and then failed before the
+// request went out: the TLS handshake (a certificate refused on either side, a CA that
+// does not match, plain HTTP on one end and HTTPS on the other). The client does not
+// try the other directors: they would refuse the same credentials.
+type HandshakeError struct {
+	Addr string
+	Err  error
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("connect to director %s: %v (TLS handshake refused: check the certificate, CA or token, and that client and director agree on --insecure)", e.Addr, e.Err)
+}
+
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+func isDialOrTimeout(err error) bool {
+	var opErr *net.OpError
+	var ne net.Error
+	return errors.As(err, &opErr) && opErr.Op == "dial" || errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *Client) baseURL(addr string) string {
 	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		return strings.TrimSuffix(addr, "/")
+	}
+	if c.HTTPS {
+		return "https://" + addr
 	}
 	return "http://" + addr
 }

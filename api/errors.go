@@ -20,27 +20,36 @@ var (
 	// time (the leader lost its leadership, or the commit timed out): it may or may not
 	// take effect. Read the state before sending it again. HTTP 504.
 	ErrOutcomeUnknown = errors.New("outcome unknown: the write may or may not have been applied; read before retrying")
+	// ErrUnauthenticated means the request carried no credentials the director accepts
+	// (no client certificate, no token, or a bad, expired or revoked one). HTTP 401.
+	ErrUnauthenticated = errors.New("not authenticated")
+	// ErrForbidden means the credentials are good but do not allow this. HTTP 403.
+	ErrForbidden = errors.New("forbidden")
 )
 
 // Error codes of ErrorBody.Code.
 const (
-	CodeInvalid        = "invalid"
-	CodeNotFound       = "not_found"
-	CodeExists         = "exists"
-	CodeConflict       = "conflict"
-	CodeUnavailable    = "unavailable"
-	CodeOutcomeUnknown = "outcome_unknown"
-	CodeInternal       = "internal"
+	CodeInvalid         = "invalid"
+	CodeNotFound        = "not_found"
+	CodeExists          = "exists"
+	CodeConflict        = "conflict"
+	CodeUnavailable     = "unavailable"
+	CodeOutcomeUnknown  = "outcome_unknown"
+	CodeInternal        = "internal"
+	CodeUnauthenticated = "unauthenticated"
+	CodeForbidden       = "forbidden"
 )
 
 // CodeKinds maps each error code to the sentinel errors.Is recognises.
 var CodeKinds = map[string]error{
-	CodeInvalid:        fsm.ErrInvalid,
-	CodeNotFound:       fsm.ErrNotFound,
-	CodeExists:         fsm.ErrExists,
-	CodeConflict:       fsm.ErrConflict,
-	CodeUnavailable:    ErrUnavailable,
-	CodeOutcomeUnknown: ErrOutcomeUnknown,
+	CodeInvalid:         fsm.ErrInvalid,
+	CodeNotFound:        fsm.ErrNotFound,
+	CodeExists:          fsm.ErrExists,
+	CodeConflict:        fsm.ErrConflict,
+	CodeUnavailable:     ErrUnavailable,
+	CodeOutcomeUnknown:  ErrOutcomeUnknown,
+	CodeUnauthenticated: ErrUnauthenticated,
+	CodeForbidden:       ErrForbidden,
 }
 
 // Error is an error answer of the API, seen by the client. It wraps the sentinel of its
@@ -71,6 +80,10 @@ func (e *Error) Unwrap() error {
 		return ErrUnavailable
 	case http.StatusGatewayTimeout:
 		return ErrOutcomeUnknown
+	case http.StatusUnauthorized:
+		return ErrUnauthenticated
+	case http.StatusForbidden:
+		return ErrForbidden
 	}
 	return nil
 }

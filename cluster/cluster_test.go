@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/pki/pkitest"
 )
 
 var verboseRaft = flag.Bool("cluster.log", false, "log raft and cluster output to stderr")
@@ -124,10 +125,12 @@ type testCluster struct {
 	t testing.TB
 	// ourDefaults runs the package's default timings instead of the slower test ones.
 	ourDefaults bool
-	duties      *leaderDuties
-	mu          sync.Mutex
-	nodes       map[string]*Node // open nodes by id
-	cfgs        map[string]Config
+	// pki, if set, gives every node a director certificate: Raft over mutual TLS.
+	pki    *pkitest.Cluster
+	duties *leaderDuties
+	mu     sync.Mutex
+	nodes  map[string]*Node // open nodes by id
+	cfgs   map[string]Config
 }
 
 func newTestCluster(t testing.TB) *testCluster {
@@ -164,6 +167,9 @@ func (tc *testCluster) start(id string, bootstrap bool, options ...func(*Config)
 		}
 		if tc.ourDefaults {
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 0, 0, 0
+		}
+		if tc.pki != nil {
+			cfg.TLS = tc.pki.Director(id)
 		}
 		for _, o := range options {
 			o(&cfg)

@@ -21,8 +21,8 @@ func TestConfigDefaultsAreValidAndMatchTheDesign(t *testing.T) {
 		t.Fatalf("defaults rejected: %v", err)
 	}
 	if c.HeartbeatTimeout != 300*time.Millisecond || c.ElectionTimeout != 300*time.Millisecond ||
-		c.LeaderLeaseTimeout != 150*time.Millisecond || c.CommitTimeout != 50*time.Millisecond {
-		t.Fatalf("timings %v/%v/%v/%v, want 300ms/300ms/150ms/50ms", c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout)
+		c.LeaderLeaseTimeout != 150*time.Millisecond || c.CommitTimeout != 10*time.Millisecond {
+		t.Fatalf("timings %v/%v/%v/%v, want 300ms/300ms/150ms/10ms", c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout)
 	}
 }
 

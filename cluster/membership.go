@@ -56,8 +56,8 @@ func (n *Node) Join(ctx context.Context, d fsm.Director) error {
 		}
 	}
 	if !alreadyVoter {
-		if err := dialRaft(ctx, d.RaftAddr); err != nil {
-			return fmt.Errorf("join %s: raft address %s is not reachable from the leader: %w: %w", d.ID, addr, err, fsm.ErrInvalid)
+		if err := n.proveRaftPeer(ctx, d); err != nil {
+			return fmt.Errorf("join %s: %w", d.ID, err)
 		}
 	}
 	for _, sid := range stale {

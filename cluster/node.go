@@ -37,6 +37,7 @@ var (
 )
 
 const (
+	logCacheEntries   = 16
 	snapshotsRetained = 2
 	transportPool     = 3
 	transportTimeout  = 10 * time.Second
@@ -52,6 +53,7 @@ type Node struct {
 	raft  *raft.Raft
 	store *raftboltdb.BoltStore
 	trans *leaderCommitTransport
+	layer *TLSStreamLayer // nil in plain mode
 	sm    *stateMachine
 	self  fsm.Director // this node's entry in the Director table
 
@@ -134,7 +136,7 @@ func (n *Node) start() (err error) {
 			return &ConfigError{Field: "RaftAdvertise", Reason: err.Error(), Err: err}
 		}
 	}
-	tcp, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, transportPool, transportTimeout, hlog.Named("transport"))
+	tcp, err := n.openTransport(advertise, hlog)
 	if err != nil {
 		// A wildcard bind without RaftAdvertise is the usual cause: peers cannot dial 0.0.0.0.
 		return fmt.Errorf("raft transport on %s (advertise %q): %w", cfg.RaftBind, cfg.RaftAdvertise, err)
@@ -192,7 +194,14 @@ func (n *Node) start() (err error) {
 		n.log.Info("no raft state; waiting to be joined by the leader")
 	}
 
-	n.raft, err = raft.NewRaft(rc, n.sm, n.store, n.store, snaps, trans)
+	// A small cache in front of bolt: without it raft reads each new entry back from bolt
+	// and decodes it again for every follower it replicates to (a restore's 1.6 MB
+	// chunks: 1.05 s → 0.80 s for 10,000 × 10). 16 entries bound what it holds.
+	logs, err := raft.NewLogCache(logCacheEntries, n.store)
+	if err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.sm, logs, n.store, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -217,7 +226,9 @@ func (n *Node) View(fn func(*fsm.State)) { n.sm.view(fn) }
 
 // Watch returns a channel signalled (coalesced, buffer 1) after every applied entry that
 // changed the state and after a snapshot restore, and a func that stops the signals. A
-// consumer reads the newest state with View after each signal.
+// consumer reads the newest state with View after each signal, and what changed since it
+// last looked with fsm.State.ChangesSince and the cursor it keeps (everything, after a
+// restore: the state is then another one).
 func (n *Node) Watch() (<-chan struct{}, func()) { return n.sm.watch() }
 
 // IsLeader reports whether this node is the Raft leader now.
@@ -266,9 +277,13 @@ func (n *Node) Apply(ctx context.Context, c fsm.Command) error {
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	var prepared fsm.Command
-	var err error
-	n.View(func(s *fsm.State) { prepared, err = s.Prepare(c) })
+	if sc, ok := c.(fsm.StageChunk); ok && sc.At.IsZero() {
+		// The fsm has no clock: the leader's time in the entry is what expires an
+		// abandoned transaction, alike on every node.
+		sc.At = time.Now()
+		c = sc
+	}
+	prepared, err := n.sm.prepare(c)
 	if err != nil {
 		return err
 	}

@@ -45,24 +45,34 @@ func (td *testDirector) node() *cluster.Node { return td.d.Node() }
 
 // startDirector runs a director of the test's cluster: the first bootstraps, the others
 // join through its API.
-func startDirector(t *testing.T, id string, key []byte, join string) *testDirector {
+func startDirector(t testing.TB, id string, key []byte, join string, options ...func(*Options)) *testDirector {
+	t.Helper()
+	// This test is about agents and their namespaces; security_test.go is about TLS.
+	return startDirectorWith(t, id, key, join, Security{Insecure: true}, options...)
+}
+
+func startDirectorWith(t testing.TB, id string, key []byte, join string, sec Security, options ...func(*Options)) *testDirector {
 	t.Helper()
 	links := vip.NewFakeLinks()
 	links.AddLink("eth0", net.HardwareAddr{2, 0, 0, 0, 0, byte(len(id))}, netip.MustParsePrefix("10.0.0.1/24"))
 	td := &testDirector{id: id, table: ipvs.NewFake()}
 	opts := Options{
-		ID: id, DataDir: t.TempDir(),
+		ID: id, DataDir: filepath.Join(t.TempDir(), id),
 		RaftBind: "127.0.0.1:0", APIBind: "127.0.0.1:0", GossipBind: "127.0.0.1:0", GossipKey: key,
 		Bootstrap: join == "",
 		// raft's own (slower) timings: the race detector on two shared cores stalls.
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
 		VIP:      vip.Config{Interface: "eth0", Burst: 1, Refresh: -1},
 		DrainMax: 5 * time.Second, ReapDelay: time.Minute,
-		Kernel: &director.Kernel{IPVS: td.table, Stats: td.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)},
-		Logger: testLog,
+		Kernel:   &director.Kernel{IPVS: td.table, Stats: td.table, Links: links, Announcer: vip.NewFakeAnnouncer(links)},
+		Logger:   testLog,
+		Security: sec,
 	}
 	if join != "" {
 		opts.Join = []string{join}
+	}
+	for _, o := range options {
+		o(&opts)
 	}
 	d, err := New(opts)
 	if err != nil {
@@ -84,6 +94,12 @@ func startDirector(t *testing.T, id string, key []byte, join string) *testDirect
 	return td
 }
 
+// localCheck is an agent's own check and the directory its exec command lives in.
+type localCheck struct {
+	spec *fsm.HealthCheck
+	dir  string
+}
+
 // testAgent is an agent whose gossip runs on loopback and whose kernel side is a netns.
 type testAgent struct {
 	id, ns   string
@@ -94,7 +110,7 @@ type testAgent struct {
 	finished chan struct{} // closed once Run has returned
 }
 
-func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join []string, service string) *testAgent {
+func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join []string, service string, check ...localCheck) *testAgent {
 	t.Helper()
 	a := &testAgent{id: id, ns: ns, addr: addr, done: make(chan error, 1), finished: make(chan struct{})}
 	h, err := netns.GetFromName(a.ns)
@@ -118,7 +134,11 @@ func startAgent(t *testing.T, id, ns string, addr netip.Addr, key []byte, join [
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := realserver.NewDaemon(realserver.DaemonConfig{Agent: cfg, Host: host, Pool: a.pool})
+	dc := realserver.DaemonConfig{Agent: cfg, Host: host, Pool: a.pool, Security: realserver.Security{Insecure: true}}
+	if len(check) > 0 {
+		dc.Check, dc.ExecCheckDir = check[0].spec, check[0].dir
+	}
+	d, err := realserver.NewDaemon(dc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +178,7 @@ func newTestNetns(t *testing.T, addr netip.Addr) string {
 	return name
 }
 
-func runIn(t *testing.T, name string, args ...string) string {
+func runIn(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -179,7 +199,7 @@ func nsView(t *testing.T, ns string) string {
 	return b.String()
 }
 
-func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
+func waitUntil(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -271,6 +291,25 @@ func TestAgentsRegisterConfigureTheirNamespaceAndLeave(t *testing.T) {
 		waitUntil(t, d.id+" programmed both agents", 20*time.Second, func() bool {
 			return programmedDests(d.table, vipAddr) == 2
 		})
+	}
+
+	// An agent whose own check fails votes its real server down, and the leader takes it
+	// out everywhere.
+	checks := t.TempDir()
+	if err := os.WriteFile(filepath.Join(checks, "unwell"), []byte("#!/bin/sh\necho 'db: connection refused'\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	addrC := netip.MustParseAddr("10.99.0.13")
+	startAgent(t, "rs-c", newTestNetns(t, addrC), addrC, key, seed, "web", localCheck{dir: checks,
+		spec: &fsm.HealthCheck{Type: fsm.CheckExec, Command: []string{filepath.Join(checks, "unwell")}, IntervalMS: 200, TimeoutMS: 150, Rise: 1, Fall: 1}})
+	for _, d := range directors {
+		waitUntil(t, "rs-c voted down on "+d.id, 30*time.Second, func() bool {
+			rs, ok := realServerOf(d, "web", addrC)
+			return ok && rs.Health == fsm.HealthDown && strings.Contains(rs.HealthReason, "agent: rs-c: ")
+		})
+		if n := programmedDests(d.table, vipAddr); n != 2 {
+			t.Errorf("%s programs %d real servers in rotation, want 2 (rs-c is down)", d.id, n)
+		}
 	}
 
 	// A crash (no leave: gossip just stops) takes rs-a out of rotation at once.

@@ -26,6 +26,7 @@ import (
 	"github.com/raftlvs/raftlvs/director/syncd"
 	"github.com/raftlvs/raftlvs/director/track"
 	"github.com/raftlvs/raftlvs/director/vip"
+	"github.com/raftlvs/raftlvs/pki"
 )
 
 // ErrBadOptions classifies Options that cannot work; the error is an *OptionError.
@@ -80,8 +81,19 @@ type Options struct {
 	// the leader).
 	Sync *syncd.Config
 
+	// Security: TLS between directors, HTTPS and authentication on the API; the zero
+	// value is the secure default (see tls.go).
+	Security Security
+
 	DrainMax  time.Duration // longest a leaving agent's real servers stay draining
 	ReapDelay time.Duration // how long a failed agent's real servers stay before removal
+
+	// ExecCheckDir is where exec health checks' commands must live; "" refuses them
+	// (a command in the replicated state runs on every director).
+	ExecCheckDir string
+	// HealthDial, if set, opens the health checks' connections (the namespace tests
+	// probe from a director's own network namespace).
+	HealthDial func(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error)
 
 	// Kernel, if set, replaces this namespace's kernel (tests give an in-memory IPVS).
 	Kernel *director.Kernel
@@ -95,8 +107,10 @@ type Director struct {
 	api    net.Listener
 	plane  *director.Director // nil on a witness
 	track  *track.Tracker     // nil without tracked checks
+	health *health            // nil on a witness or a VIP-only director
 	pool   *gossip.Pool
 	node   *cluster.Node
+	tls    *pki.Reloader // nil when insecure
 	server *http.Server
 	close  []func()
 }
@@ -122,6 +136,9 @@ func New(opts Options) (_ *Director, err error) {
 	d.close = append(d.close, func() { d.api.Close() })
 	// The VIP owner fences its announcements with the Raft lease (director/vip).
 	opts.VIP.Lease = cmp.Or(opts.LeaderLeaseTimeout, cluster.DefaultLeaderLeaseTimeout)
+	if d.tls, err = d.openTLS(); err != nil {
+		return nil, err
+	}
 	if !opts.Witness {
 		if d.plane, err = newDataPlane(opts); err != nil {
 			return nil, err
@@ -147,7 +164,8 @@ func New(opts Options) (_ *Director, err error) {
 		APIAddr:            d.APIAddr(),
 		GossipAddr:         d.pool.LocalAddr().String(),
 		Bootstrap:          opts.Bootstrap,
-		ClusterID:          opts.ClusterID,
+		ClusterID:          d.opts.ClusterID,
+		TLS:                d.tlsSource(),
 		Witness:            opts.Witness,
 		Eligible:           d.eligible,
 		HeartbeatTimeout:   opts.HeartbeatTimeout,
@@ -159,15 +177,21 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	d.close = append(d.close, func() { d.node.Stop() })
-	d.node.Lead(d.duties()...)
+	if d.plane != nil && !opts.VIPOnly {
+		if d.health, err = newHealth(opts, d.node, d.apiClient, agentVerdicts(d.pool, d.node)); err != nil {
+			return nil, err
+		}
+	}
+	d.node.Lead(append(d.duties(), d.trustDuty())...)
 	d.server = &http.Server{Handler: d.apiServer(), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
 
 // duties is what this director does while it leads, in order: its tracked checks, which
 // keep the rest from starting while they fail; the VIPs, first in and first out; then
-// the master sync daemon and agent registration, which a VIP-only director has no use
-// for. A witness only hands leadership away.
+// the master sync daemon, agent registration and the health checks' aggregation, which a
+// VIP-only director has no use for; and the sweep of abandoned staged restores. A
+// witness only hands leadership away.
 func (d *Director) duties() []cluster.Duty {
 	if d.plane == nil {
 		return []cluster.Duty{d.node.WitnessDuty()}
@@ -177,8 +201,9 @@ func (d *Director) duties() []cluster.Duty {
 		duties = append(duties, cluster.Duty{Name: "tracked checks", Run: d.track.Duty(d.node)})
 	}
 	duties = append(duties, cluster.Duty{Name: "VIPs", Run: d.plane.HoldVIPs})
+	sweep := cluster.Duty{Name: "staged restore sweep", Run: abortAbandoned(d.node, time.Now, stagedSweep, d.log)}
 	if d.opts.VIPOnly {
-		return duties
+		return append(duties, sweep)
 	}
 	return append(duties, []cluster.Duty{
 		{Name: "master sync daemon", Run: d.plane.RunSyncMaster},
@@ -189,8 +214,11 @@ func (d *Director) duties() []cluster.Duty {
 			Conns:     d.plane,
 			MaxDrain:  d.opts.DrainMax,
 			ReapDelay: d.opts.ReapDelay,
+			Admit:     d.agentAdmission(),
 			Logger:    d.log,
 		}, d.node)},
+		d.health.duty(),
+		sweep,
 	}...)
 }
 
@@ -219,9 +247,13 @@ func (d *Director) Run(ctx context.Context) error {
 	if d.track != nil {
 		go d.track.Run(ctx)
 	}
+	if d.health != nil {
+		go d.health.run(ctx)
+	}
+	d.watchTLS(ctx)
 	if len(d.opts.Join) > 0 {
 		go func() {
-			if err := d.node.JoinThrough(ctx, api.NewClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
+			if err := d.node.JoinThrough(ctx, d.apiClient(d.opts.Join...)); err != nil && ctx.Err() == nil {
 				d.log.Error("join the cluster", "err", err)
 			}
 		}()
@@ -269,6 +301,10 @@ func (d *Director) apiServer() *apiserver.Server {
 		srv.DataPlane = func(counters bool) *api.DataPlane { return dataPlaneStatus(d.plane.Status(counters)) }
 	}
 	srv.Agents = func() []api.Agent { return agentsOf(d.pool) }
+	if d.health != nil {
+		srv.Health = d.health.hooks()
+	}
+	d.secureAPI(srv)
 	return srv
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"net"
+	"path/filepath"
 	"testing"
 )
 
@@ -22,10 +23,17 @@ func TestNewRefusesOptionsThatCannotWork(t *testing.T) {
 		{"API on every address without advertise", Options{ID: "d1", APIBind: "0.0.0.0:7080"}, "APIAdvertise"},
 		{"API port in use", Options{ID: "d1", APIBind: taken.Addr().String(), RaftBind: "127.0.0.1:0", Witness: true}, ""},
 		{"bad gossip address", Options{ID: "d1", APIBind: "127.0.0.1:0", GossipBind: "nowhere", Witness: true}, "GossipBind"},
+		{"neither bootstrap, nor a token, nor certificates", Options{ID: "d1", APIBind: "127.0.0.1:0", RaftBind: "127.0.0.1:0", Witness: true,
+			Security: Security{Insecure: false}}, "Security"},
+		{"join without a token", Options{ID: "d2", APIBind: "127.0.0.1:0", RaftBind: "127.0.0.1:0", Witness: true, Join: []string{"127.0.0.1:1"},
+			Security: Security{Insecure: false}}, "Security"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.opts.DataDir, tt.opts.GossipKey = t.TempDir(), key
+			tt.opts.DataDir, tt.opts.GossipKey = filepath.Join(t.TempDir(), "data"), key
+			if tt.option != "Security" {
+				tt.opts.Security.Insecure = true // these are about other options
+			}
 			d, err := New(tt.opts)
 			if err == nil {
 				d.shutdown()

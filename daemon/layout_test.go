@@ -50,7 +50,7 @@ func imports(t *testing.T, pattern string) map[string][]string {
 }
 
 func TestTheAgentLinksNeitherRaftNorBolt(t *testing.T) {
-	for _, pkg := range []string{module + "/realserver", module + "/api"} {
+	for _, pkg := range []string{module + "/realserver", module + "/api", module + "/pki", module + "/pki/enroll"} {
 		for _, d := range deps(t, pkg) {
 			if strings.Contains(d, "hashicorp/raft") || strings.Contains(d, "bbolt") || strings.Contains(d, "boltdb") {
 				t.Errorf("%s links %s", pkg, d)
@@ -77,6 +77,7 @@ func TestLayersImportDownwardOnly(t *testing.T) {
 		"director":   {"cluster/apiserver", "daemon", "realserver", "cmd"},
 		"realserver": {"cluster/apiserver", "director", "daemon", "cmd"},
 		"dialect":    {"cluster", "director", "realserver", "daemon", "cmd"},
+		"pki":        {"cluster", "director", "realserver", "daemon", "dialect", "cmd"},
 	}
 	for pkg, imps := range imports(t, module+"/...") {
 		rel := strings.TrimPrefix(pkg, module+"/")

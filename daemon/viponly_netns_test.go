@@ -60,6 +60,8 @@ func startVIPOnlyDirector(t *testing.T, id string, host *netlab.Host, key []byte
 		// raft's own (slower) timings: the race detector on two shared cores stalls.
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
 		VIPOnly: true,
+		// This test is about VIPs and tracked checks; security_test.go is about TLS.
+		Security: Security{Insecure: true},
 		// One announcement per claim: the client must follow each move at once.
 		VIP:    vip.Config{Interface: "eth0", Burst: 1, Refresh: -1},
 		Track:  &track.Config{Checks: []track.Check{chk}, Interval: 100 * time.Millisecond},

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"cmp"
 	"fmt"
 )
 
@@ -17,77 +16,153 @@ func (s *State) Apply(entry []byte) error {
 	return s.Execute(c)
 }
 
-// Execute applies a decoded command, all or nothing.
+// Execute applies a decoded command, all or nothing: a batch that fails at its 9,000th
+// command is undone, in place, to exactly the state before it (undo.go). What an accepted
+// command touched goes to the journal (ChangesSince).
 func (s *State) Execute(c Command) error {
-	if b, ok := c.(Batch); ok {
-		// Apply to one copy and keep it: a batch (a restore of thousands of services)
-		// is then checked and applied in a single pass.
-		scratch := s.Clone()
-		if err := b.applyTo(scratch); err != nil {
-			return err
-		}
-		*s = *scratch
-		s.version++
-		return nil
+	if err := s.run(c); err != nil {
+		s.rollback(0)
+		return err
+	}
+	s.version++
+	s.commit()
+	return nil
+}
+
+// runner is a command made of commands (a batch, a staged commit): it checks and applies
+// each in turn, in one pass, so checking it is trying it and undoing it.
+type runner interface {
+	run(s *State) error
+}
+
+// run checks and applies c, recording what it replaces; on an error the caller undoes it.
+func (s *State) run(c Command) error {
+	if r, ok := c.(runner); ok {
+		return r.run(s)
 	}
 	if err := c.check(s); err != nil {
 		return err
 	}
 	c.mutate(s)
-	s.version++
 	return nil
 }
 
-// Check reports whether c would be accepted by the current state, without applying it.
+// try runs c and undoes it, whatever the outcome.
+func (s *State) try(c runner) error {
+	mark := len(s.undo)
+	err := c.run(s)
+	s.rollback(mark)
+	return err
+}
+
+// NeedsExclusive reports whether Prepare or Check of c changes the state for a moment: a
+// batch (or a staged commit) is tried on the state itself and undone, without a copy, so
+// the caller must hold the state exclusively (as for Apply), not share it with readers.
+func NeedsExclusive(c Command) bool {
+	_, ok := c.(runner)
+	return ok
+}
+
+// Check reports whether c would be accepted by the current state, without applying it
+// (see NeedsExclusive).
 func (s *State) Check(c Command) error { return c.check(s) }
 
 // Prepare normalizes a command from an operator or agent against the current state
 // (defaults filled in, the origin of an edited real server kept) and validates it. The
-// leader logs only prepared commands.
+// leader logs only prepared commands. See NeedsExclusive.
 func (s *State) Prepare(c Command) (Command, error) {
-	var err error
-	c, err = s.normalize(c)
+	switch c := c.(type) {
+	case Batch:
+		// Each command is normalized against the state the earlier ones leave behind:
+		// the batch is applied as it goes, then undone.
+		mark := len(s.undo)
+		p, err := s.normalizeBatch(c)
+		s.rollback(mark)
+		if err != nil {
+			return nil, err
+		}
+		return p, checkStatic(p)
+	case StageChunk:
+		return s.prepareStage(c)
+	case CommitStaged:
+		// Validated when applied, on every node alike (a failed commit changes nothing):
+		// trying 110,000 commands here as well would only double the cost.
+		_, err := c.complete(s)
+		return c, err
+	}
+	p, err := normalize(s, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkUsableAddresses(c); err != nil {
+	if err := checkStatic(p); err != nil {
 		return nil, err
 	}
-	if err := checkHealthSpecs(c); err != nil {
+	if err := p.check(s); err != nil {
 		return nil, err
 	}
-	if _, ok := c.(Batch); ok {
-		return c, nil // normalize applied it to a copy of the state already
-	}
-	if err := c.check(s); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return p, nil
 }
 
-func (s *State) normalize(c Command) (Command, error) {
+// normalizeBatch normalizes and applies each command of b in turn; the caller undoes them.
+func (s *State) normalizeBatch(b Batch) (Batch, error) {
+	out := Batch{Commands: make([]Command, len(b.Commands))}
+	for i, sub := range b.Commands {
+		var n Command
+		err := batchable(sub)
+		switch nested, ok := sub.(Batch); {
+		case err != nil:
+		case ok:
+			n, err = s.normalizeBatch(nested)
+		default:
+			if n, err = normalize(s, sub); err == nil {
+				err = s.run(n)
+			}
+		}
+		if err != nil {
+			return Batch{}, fmt.Errorf("command %d: %w", i+1, err)
+		}
+		out.Commands[i] = n
+	}
+	return out, nil
+}
+
+// checkStatic runs the checks of Prepare that do not depend on the state.
+func checkStatic(c Command) error {
+	if err := checkUsableAddresses(c); err != nil {
+		return err
+	}
+	return checkHealthSpecs(c)
+}
+
+// lookup is what normalizing a command reads: the state, or the state as a staged
+// transaction will leave it (stageView).
+type lookup interface {
+	service(name string) *Service
+	server(k RSKey) (*RealServer, bool)
+}
+
+func (s *State) service(name string) *Service { return s.services[name] }
+
+// normalize fills in the defaults of one command (not a batch) against v.
+func normalize(v lookup, c Command) (Command, error) {
 	switch c := c.(type) {
 	case AddService:
 		c.Service = *c.Service.Clone()
 		NormalizeService(&c.Service)
-		normalizeCheck(c.Service.HealthCheck)
-		c.Service.OnDown = cmp.Or(c.Service.OnDown, DefaultDownAction)
 		return c, nil
 	case EditService:
 		c.Service = *c.Service.Clone()
 		NormalizeService(&c.Service)
-		normalizeCheck(c.Service.HealthCheck)
-		c.Service.OnDown = cmp.Or(c.Service.OnDown, DefaultDownAction)
 		return c, nil
 	case AddRealServer:
-		s.normalizeNewRealServer(&c.RealServer)
+		normalizeNewRealServer(v, &c.RealServer)
 		return c, nil
 	case UpsertAgentRS:
-		if old, ok := s.server(c.RealServer.Key()); ok && c.RealServer.Health == "" {
+		if old, ok := v.server(c.RealServer.Key()); ok && c.RealServer.Health == "" {
 			// A registration refresh is no health verdict: keep the checks' last word.
 			c.RealServer.Health, c.RealServer.HealthReason, c.RealServer.HealthSince = old.Health, old.HealthReason, old.HealthSince
 		}
-		s.normalizeNewRealServer(&c.RealServer)
+		normalizeNewRealServer(v, &c.RealServer)
 		return c, nil
 	case SetHealth:
 		c.Since = c.Since.UTC().Round(0)
@@ -102,8 +177,9 @@ func (s *State) normalize(c Command) (Command, error) {
 	case EditRealServer:
 		// An edit changes the operator's settings; who registered the server and what
 		// the health checks last said are not the editor's to reset.
-		defaultPort(&c.RealServer, s.services[c.RealServer.Service])
-		if old, ok := s.server(c.RealServer.Key()); ok {
+		svc := v.service(c.RealServer.Service)
+		defaultPort(&c.RealServer, svc)
+		if old, ok := v.server(c.RealServer.Key()); ok {
 			// The registrar would undo an edit within seconds: say so instead.
 			if old.IsAgent() && c.RealServer.Origin == "" {
 				return nil, conflict("addr", "real server %s port %d of %s is registered by %s: change it on the agent (its --service weight), or stop the agent to drain it",
@@ -118,23 +194,8 @@ func (s *State) normalize(c Command) (Command, error) {
 		}
 		c.RealServer.HealthCheck = c.RealServer.HealthCheck.Clone()
 		normalizeCheck(c.RealServer.HealthCheck)
-		NormalizeRealServer(&c.RealServer, s.services[c.RealServer.Service])
+		NormalizeRealServer(&c.RealServer, svc)
 		return c, nil
-	case Batch:
-		// Each command is normalized against the state the earlier ones leave behind.
-		scratch := s.Clone()
-		out := Batch{Commands: make([]Command, len(c.Commands))}
-		for i, sub := range c.Commands {
-			n, err := scratch.normalize(sub)
-			if err != nil {
-				return nil, fmt.Errorf("command %d: %w", i+1, err)
-			}
-			if err := scratch.Execute(n); err != nil {
-				return nil, fmt.Errorf("command %d: %w", i+1, err)
-			}
-			out.Commands[i] = n
-		}
-		return out, nil
 	}
 	return c, nil
 }
@@ -153,7 +214,7 @@ func (c AddService) check(s *State) error {
 	return nil
 }
 
-func (c AddService) mutate(s *State) { putService(s, c.Service.Clone()) }
+func (c AddService) mutate(s *State) { s.setService(c.Service.Clone()) }
 
 func (c EditService) check(s *State) error {
 	svc := &c.Service
@@ -174,7 +235,7 @@ func (c EditService) check(s *State) error {
 	return nil
 }
 
-func (c EditService) mutate(s *State) { putService(s, c.Service.Clone()) }
+func (c EditService) mutate(s *State) { s.setService(c.Service.Clone()) }
 
 func (c RemoveService) check(s *State) error {
 	if _, ok := s.services[c.Name]; !ok {
@@ -183,10 +244,7 @@ func (c RemoveService) check(s *State) error {
 	return nil
 }
 
-func (c RemoveService) mutate(s *State) {
-	deleteService(s, c.Name)
-	delete(s.servers, c.Name)
-}
+func (c RemoveService) mutate(s *State) { s.dropService(c.Name) }
 
 func checkRealServer(s *State, rs *RealServer) error {
 	svc, ok := s.services[rs.Service]
@@ -206,7 +264,7 @@ func (c AddRealServer) check(s *State) error {
 	return nil
 }
 
-func (c AddRealServer) mutate(s *State) { putServer(s, c.RealServer) }
+func (c AddRealServer) mutate(s *State) { s.setServer(&c.RealServer) }
 
 func (c EditRealServer) check(s *State) error {
 	old, ok := s.server(c.RealServer.Key())
@@ -222,7 +280,7 @@ func (c EditRealServer) check(s *State) error {
 	return nil
 }
 
-func (c EditRealServer) mutate(s *State) { putServer(s, c.RealServer) }
+func (c EditRealServer) mutate(s *State) { s.setServer(&c.RealServer) }
 
 func (c RemoveRealServer) check(s *State) error {
 	if _, ok := s.server(c.Key); !ok {
@@ -231,7 +289,7 @@ func (c RemoveRealServer) check(s *State) error {
 	return nil
 }
 
-func (c RemoveRealServer) mutate(s *State) { deleteServer(s, c.Key) }
+func (c RemoveRealServer) mutate(s *State) { s.dropServer(c.Key) }
 
 func (c SetHealth) check(s *State) error {
 	if _, ok := s.server(c.Key); !ok {
@@ -252,9 +310,15 @@ func (c SetHealth) checkValue(field string) error {
 	return nil
 }
 
+// mutate puts a changed copy in place: the state never changes a real server in place.
 func (c SetHealth) mutate(s *State) {
-	rs := s.servers[c.Key.Service][c.Key]
+	old := s.servers[c.Key.Service][c.Key]
+	if old.Health == c.Health && old.HealthReason == c.Reason && old.HealthSince == c.Since {
+		return // the same verdict again: nothing changes, nothing to reprogram
+	}
+	rs := *old
 	rs.Health, rs.HealthReason, rs.HealthSince = c.Health, c.Reason, c.Since
+	s.setServer(&rs)
 }
 
 // SetHealths checks only its values: a real server removed since the leader decided is
@@ -289,7 +353,7 @@ func (c SetClusterID) check(s *State) error {
 	return nil
 }
 
-func (c SetClusterID) mutate(s *State) { s.clusterID = c.ID }
+func (c SetClusterID) mutate(s *State) { s.setClusterID(c.ID) }
 
 func (c UpsertAgentRS) check(s *State) error {
 	rs := &c.RealServer
@@ -305,25 +369,33 @@ func (c UpsertAgentRS) check(s *State) error {
 	return nil
 }
 
-func (c UpsertAgentRS) mutate(s *State) { putServer(s, c.RealServer) }
+func (c UpsertAgentRS) mutate(s *State) { s.setServer(&c.RealServer) }
 
-func (c Batch) check(s *State) error { return c.applyTo(s.Clone()) }
+func (c Batch) check(s *State) error { return s.try(c) }
 
-// mutate applies a batch that check accepted (State.Execute uses applyTo directly).
-func (c Batch) mutate(s *State) {
-	for _, sub := range c.Commands {
-		sub.mutate(s)
-	}
-}
+// mutate applies a batch that check accepted (Execute runs it in one pass instead).
+func (c Batch) mutate(s *State) { _ = c.run(s) }
 
-// applyTo checks and applies each command in turn; on an error s is half changed, so it
-// must be a scratch copy.
-func (c Batch) applyTo(s *State) error {
+// run checks and applies each command in turn; on an error s is half changed, and the
+// caller undoes it.
+func (c Batch) run(s *State) error {
 	for i, sub := range c.Commands {
-		if err := sub.check(s); err != nil {
+		if err := batchable(sub); err != nil {
 			return fmt.Errorf("command %d: %w", i+1, err)
 		}
-		sub.mutate(s)
+		if err := s.run(sub); err != nil {
+			return fmt.Errorf("command %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// batchable refuses the staged-transaction commands inside a batch: a transaction is
+// staged and committed at the top of the log, one entry each.
+func batchable(c Command) error {
+	switch c.(type) {
+	case StageChunk, CommitStaged, AbortStaged:
+		return invalid("commands", "%T cannot be part of a batch", c)
 	}
 	return nil
 }
@@ -331,8 +403,8 @@ func (c Batch) applyTo(s *State) error {
 // normalizeNewRealServer fills in a real server's defaults, canonicalises its own check and
 // keeps it out of rotation until its first successful check when the check that applies
 // says so (keepalived's alpha).
-func (s *State) normalizeNewRealServer(rs *RealServer) {
-	svc := s.services[rs.Service]
+func normalizeNewRealServer(v lookup, rs *RealServer) {
+	svc := v.service(rs.Service)
 	rs.HealthCheck = rs.HealthCheck.Clone()
 	normalizeCheck(rs.HealthCheck)
 	NormalizeRealServer(rs, svc)
@@ -355,10 +427,18 @@ func checkHealthSpecs(c Command) error {
 	case UpsertAgentRS:
 		return ValidateHealthCheck("health_check", c.RealServer.HealthCheck)
 	case Batch:
-		for i, sub := range c.Commands {
-			if err := checkHealthSpecs(sub); err != nil {
-				return fmt.Errorf("command %d: %w", i+1, err)
-			}
+		return eachCommand(c.Commands, checkHealthSpecs)
+	case StageChunk:
+		return eachCommand(c.Commands, checkHealthSpecs)
+	}
+	return nil
+}
+
+// eachCommand runs check on each command, naming the first that fails.
+func eachCommand(cmds []Command, check func(Command) error) error {
+	for i, sub := range cmds {
+		if err := check(sub); err != nil {
+			return fmt.Errorf("command %d: %w", i+1, err)
 		}
 	}
 	return nil

@@ -22,29 +22,78 @@ func restoreChunk(first int) Batch {
 	return b
 }
 
-// BenchmarkRestoreChunkInto9kServices prepares and applies the last 1000 services of a
-// 10,000-service restore, as the leader does (Prepare) and every node does (Execute).
-func BenchmarkRestoreChunkInto9kServices(b *testing.B) {
-	base := NewState()
-	for first := 0; first < 9000; first += 1000 {
-		p, err := base.Prepare(restoreChunk(first))
+func loadedState(b *testing.B, services int) *State {
+	b.Helper()
+	s := NewState()
+	for first := 0; first < services; first += 1000 {
+		p, err := s.Prepare(restoreChunk(first))
 		if err == nil {
-			err = base.Execute(p)
+			err = s.Execute(p)
 		}
 		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	chunk := restoreChunk(9000)
-	b.ResetTimer()
-	for b.Loop() {
-		s := base.Clone()
-		p, err := s.Prepare(chunk)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Execute(p); err != nil {
-			b.Fatal(err)
-		}
+	return s
+}
+
+// BenchmarkRestoreChunk prepares and applies 1000 more services × 10 in a state of 1k,
+// 10k or 50k services × 10, as the leader does (Prepare) and every node does (Execute).
+// Neither copies the state, so the cost does not grow with it.
+func BenchmarkRestoreChunk(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 50_000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			base := loadedState(b, n)
+			chunk := restoreChunk(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				s := base.Clone()
+				b.StartTimer()
+				p, err := s.Prepare(chunk)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Execute(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFailedBatch is a batch of 1000 services × 10 that fails at its last command,
+// undone in place, in a state of 1k, 10k or 50k services × 10.
+func BenchmarkFailedBatch(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 50_000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			s := loadedState(b, n)
+			p, err := s.Prepare(restoreChunk(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			bad := p.(Batch)
+			bad.Commands = append(bad.Commands, RemoveService{Name: "nope"})
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Execute(bad); err == nil {
+					b.Fatal("the batch was accepted")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFreeze is what a Raft snapshot costs the apply path: freezing the state of 1k,
+// 10k or 50k services × 10 (writing it happens beside Apply).
+func BenchmarkFreeze(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 50_000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			s := loadedState(b, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = s.Freeze()
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
 	"testing"
@@ -133,5 +134,62 @@ func TestSetHealthsSkipsRemovedServersAndKeepsTheReason(t *testing.T) {
 	}
 	if rs, _ = s.RealServer(key); rs.Health != HealthUp {
 		t.Fatalf("after the encoded entry: %+v", rs)
+	}
+}
+
+func TestQuorumIsLostAndRegainedWithHysteresis(t *testing.T) {
+	s := NewState()
+	svc := webService()
+	svc.Quorum, svc.Hysteresis, svc.SorryServer = 5, 1, netip.MustParseAddrPort("198.51.100.99:80")
+	svc.QuorumDown = false // an operator cannot set the verdict
+	mustApply(t, s, AddService{Service: svc})
+	quorumDown := func() bool { got, _ := s.Service("web"); return got.QuorumDown }
+	if !quorumDown() {
+		t.Fatal("a service with a quorum and no real servers holds its quorum")
+	}
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}) }
+	setWeight := func(i, w int) {
+		t.Helper()
+		mustApply(t, s, EditRealServer{RealServer: RealServer{Service: "web", Addr: addr(i), Weight: w}})
+	}
+	for i := 1; i <= 3; i++ {
+		mustApply(t, s, AddRealServer{RealServer: RealServer{Service: "web", Addr: addr(i), Weight: 1}})
+	}
+	steps := []struct {
+		what string
+		do   func()
+		down bool
+	}{
+		{"3 of 5: still lost", func() {}, true},
+		{"5, not yet 6 (quorum+hysteresis)", func() { setWeight(3, 3) }, true},
+		{"6: regained", func() { setWeight(3, 4) }, false},
+		{"4 (quorum-hysteresis): still held", func() { setWeight(3, 2) }, false},
+		{"3: lost", func() {
+			mustApply(t, s, SetHealth{Key: RSKey{Service: "web", Addr: addr(3), Port: 80}, Health: HealthDown})
+		}, true},
+		{"an edit of the service keeps the verdict", func() {
+			e := svc
+			e.Scheduler = "rr"
+			mustApply(t, s, EditService{Service: e})
+		}, true},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := quorumDown(); got != st.down {
+			t.Fatalf("%s: quorum down %v, want %v", st.what, got, st.down)
+		}
+	}
+	// A copy and a snapshot keep the verdict as it is; replaying their servers anew
+	// (hysteresis) could say otherwise.
+	if c := s.Clone(); !c.Equal(s) {
+		t.Fatal("a clone differs")
+	}
+	var buf bytes.Buffer
+	if err := s.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadSnapshot(&buf)
+	if err != nil || !r.Equal(s) {
+		t.Fatalf("restored snapshot differs: %v", err)
 	}
 }

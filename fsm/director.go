@@ -72,7 +72,7 @@ func (c RegisterDirector) check(s *State) error {
 	return nil
 }
 
-func (c RegisterDirector) mutate(s *State) { s.directors[c.Director.ID] = c.Director }
+func (c RegisterDirector) mutate(s *State) { s.setDirector(c.Director) }
 
 func (c RemoveDirector) check(s *State) error {
 	if _, ok := s.directors[c.ID]; !ok {
@@ -81,4 +81,4 @@ func (c RemoveDirector) check(s *State) error {
 	return nil
 }
 
-func (c RemoveDirector) mutate(s *State) { delete(s.directors, c.ID) }
+func (c RemoveDirector) mutate(s *State) { s.dropDirector(c.ID) }

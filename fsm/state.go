@@ -10,14 +10,23 @@ import (
 
 // State is the replicated state. The zero value is not usable: call NewState.
 // A State is not safe for concurrent use; its owner (the Raft FSM) serializes access.
+// Readers may share it (see NeedsExclusive for the one exception).
 type State struct {
 	clusterID string
 	version   uint64 // bumped by every command that changed the state
 	services  map[string]*Service
 	servers   map[string]map[RSKey]*RealServer // by service name, then key
 	directors map[string]Director
-	matches   map[matchKey]string // what each service matches → its name
-	vips      map[netip.Addr]VIP  // declared VIPs by address (vip.go)
+	matches   map[matchKey]string  // what each service matches → its name
+	vips      map[netip.Addr]VIP   // declared VIPs by address (vip.go)
+	trust     trustState           // tokens, the CA, issued certificates (trust.go)
+	staged    map[string]*stagedTx // open staged transactions by id
+	// stagedCommands counts the commands of every staged transaction (bounded by
+	// MaxStagedCommands).
+	stagedCommands int
+
+	undo    []undoEntry // what the entry being applied replaced so far (undo.go)
+	journal *journal    // what the last entries touched, for consumers (journal.go)
 }
 
 // matchKey is what a service matches packets by: protocol, VIP and port, or fwmark and
@@ -54,7 +63,8 @@ func deleteService(s *State, name string) {
 
 // NewState returns an empty state.
 func NewState() *State {
-	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{}, matches: map[matchKey]string{}, vips: map[netip.Addr]VIP{}}
+	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{},
+		matches: map[matchKey]string{}, vips: map[netip.Addr]VIP{}, trust: newTrustState(), staged: map[string]*stagedTx{}, journal: newJournal(0)}
 }
 
 // ClusterID is the id set when the cluster was bootstrapped.
@@ -131,12 +141,27 @@ func (s *State) FindService(svc *Service) (Service, bool) {
 func (s *State) Walk(fn func(svc *Service, servers []*RealServer)) {
 	var buf []*RealServer
 	for name, svc := range s.services {
-		buf = buf[:0]
-		for _, rs := range s.servers[name] {
-			buf = append(buf, rs)
-		}
+		buf = s.appendServers(buf[:0], name)
 		fn(svc, buf)
 	}
+}
+
+// WalkService is Walk for one service: it calls fn with the named service and its real
+// servers, unless there is no such service. The reconciler recomputes a changed service
+// with it.
+func (s *State) WalkService(name string, fn func(svc *Service, servers []*RealServer)) bool {
+	svc, ok := s.services[name]
+	if ok {
+		fn(svc, s.appendServers(nil, name))
+	}
+	return ok
+}
+
+func (s *State) appendServers(buf []*RealServer, service string) []*RealServer {
+	for _, rs := range s.servers[service] {
+		buf = append(buf, rs)
+	}
+	return buf
 }
 
 func (s *State) server(k RSKey) (*RealServer, bool) {
@@ -144,13 +169,14 @@ func (s *State) server(k RSKey) (*RealServer, bool) {
 	return rs, ok
 }
 
-func putServer(s *State, rs RealServer) {
+// putServer stores rs itself: the state owns it from then on and never changes it.
+func putServer(s *State, rs *RealServer) {
 	servers := s.servers[rs.Service]
 	if servers == nil {
 		servers = map[RSKey]*RealServer{}
 		s.servers[rs.Service] = servers
 	}
-	servers[rs.Key()] = &rs
+	servers[rs.Key()] = rs
 }
 
 // deleteServer removes one real server; an emptied service entry goes too, so that equal
@@ -162,24 +188,25 @@ func deleteServer(s *State, k RSKey) {
 	}
 }
 
-// Clone returns a deep copy.
+// Clone returns an independent copy. Services, real servers and staged transactions are
+// shared: the state never changes them in place. The copy's journal starts afresh, so a
+// Cursor of s reads everything from it.
 func (s *State) Clone() *State {
 	c := &State{
-		clusterID: s.clusterID,
-		version:   s.version,
-		services:  make(map[string]*Service, len(s.services)),
-		servers:   make(map[string]map[RSKey]*RealServer, len(s.servers)),
-		directors: maps.Clone(s.directors),
-		matches:   maps.Clone(s.matches),
-		vips:      maps.Clone(s.vips),
+		clusterID:      s.clusterID,
+		version:        s.version,
+		services:       maps.Clone(s.services),
+		servers:        make(map[string]map[RSKey]*RealServer, len(s.servers)),
+		directors:      maps.Clone(s.directors),
+		matches:        maps.Clone(s.matches),
+		vips:           maps.Clone(s.vips),
+		trust:          s.trust.clone(),
+		staged:         maps.Clone(s.staged),
+		stagedCommands: s.stagedCommands,
+		journal:        newJournal(s.version),
 	}
-	for k, v := range s.services {
-		c.services[k] = v.Clone()
-	}
-	for _, servers := range s.servers {
-		for _, rs := range servers {
-			putServer(c, *rs)
-		}
+	for name, servers := range s.servers {
+		c.servers[name] = maps.Clone(servers)
 	}
 	return c
 }
@@ -188,7 +215,7 @@ func (s *State) Clone() *State {
 func (s *State) Equal(o *State) bool {
 	return s.clusterID == o.clusterID && s.version == o.version &&
 		reflect.DeepEqual(s.services, o.services) && reflect.DeepEqual(s.servers, o.servers) &&
-		maps.Equal(s.directors, o.directors) && maps.Equal(s.vips, o.vips)
+		maps.Equal(s.directors, o.directors) && maps.Equal(s.vips, o.vips) && reflect.DeepEqual(s.staged, o.staged) && s.trust.equal(o.trust)
 }
 
 // CompareServices orders services as ipvsadm lists them: fwmark services after the others

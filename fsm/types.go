@@ -146,6 +146,9 @@ type Service struct {
 	Quorum      int            `json:"quorum,omitempty"`
 	Hysteresis  int            `json:"hysteresis,omitempty"`
 	SorryServer netip.AddrPort `json:"sorry_server,omitzero"`
+	// QuorumDown is the state's verdict on the quorum (updateQuorum), never a command's:
+	// whatever a command says is replaced.
+	QuorumDown bool `json:"quorum_down,omitempty"`
 }
 
 // IsFWMark reports whether the service matches packets by firewall mark.

@@ -1,9 +1,6 @@
 package fsm
 
-import (
-	"fmt"
-	"net/netip"
-)
+import "net/netip"
 
 // Some addresses pass as unicast but cannot carry load-balanced traffic: loopback,
 // link-local, the IPv4 broadcast address, anything with an IPv6 zone. They are refused
@@ -41,11 +38,9 @@ func checkUsableAddresses(c Command) error {
 	case AddVIP:
 		return vipUsable(c.VIP)
 	case Batch:
-		for i, sub := range c.Commands {
-			if err := checkUsableAddresses(sub); err != nil {
-				return fmt.Errorf("command %d: %w", i+1, err)
-			}
-		}
+		return eachCommand(c.Commands, checkUsableAddresses)
+	case StageChunk:
+		return eachCommand(c.Commands, checkUsableAddresses)
 	}
 	return nil
 }

@@ -38,6 +38,11 @@ func NormalizeService(s *Service) {
 	if s.Name == "" {
 		s.Name = DefaultServiceName(s)
 	}
+	if s.OnDown == "" {
+		s.OnDown = DefaultDownAction
+	}
+	s.HealthCheck = s.HealthCheck.Clone() // the caller's spec stays as it was
+	normalizeCheck(s.HealthCheck)
 }
 
 // DefaultServiceName names a service after what it matches: "tcp-192.0.2.10-80", "fwm-100",

@@ -135,7 +135,10 @@ func (c AddVIP) check(s *State) error {
 	return nil
 }
 
-func (c AddVIP) mutate(s *State) { s.vips[c.VIP.Addr()] = c.VIP }
+func (c AddVIP) mutate(s *State) {
+	s.rememberVIP(c.VIP.Addr())
+	s.vips[c.VIP.Addr()] = c.VIP
+}
 
 func (c RemoveVIP) check(s *State) error {
 	if _, ok := s.vips[c.Addr]; !ok {
@@ -144,7 +147,28 @@ func (c RemoveVIP) check(s *State) error {
 	return nil
 }
 
-func (c RemoveVIP) mutate(s *State) { delete(s.vips, c.Addr) }
+func (c RemoveVIP) mutate(s *State) {
+	s.rememberVIP(c.Addr)
+	delete(s.vips, c.Addr)
+}
+
+// rememberVIP records the declaration at addr before a command changes it, so that a
+// batch failing later puts it back (undo.go).
+func (s *State) rememberVIP(addr netip.Addr) {
+	var old any
+	if v, ok := s.vips[addr]; ok {
+		old = v
+	}
+	s.remember(undoVIP, RSKey{Addr: addr}, old)
+}
+
+func (s *State) undoVIP(e undoEntry) {
+	if old, ok := e.old.(VIP); ok {
+		s.vips[e.key.Addr] = old
+	} else {
+		delete(s.vips, e.key.Addr)
+	}
+}
 
 // HeldVIPs is every VIP the leader holds, by address: the declared ones, and the distinct
 // VIPs of the services (host addresses on the default interface) that no declaration

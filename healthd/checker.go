@@ -31,6 +31,10 @@ type CheckerConfig struct {
 	TLSRoots *x509.CertPool
 	// Hostname is the smtp checks' default HELO name; "" is os.Hostname().
 	Hostname string
+	// Dial, if set, opens every check's connection instead of d.DialContext (d carries
+	// the spec's source address): the namespace tests probe from a director's own
+	// network namespace through it.
+	Dial func(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error)
 }
 
 // NewChecker compiles a spec into a checker. A spec ValidateHealthCheck accepts compiles,
@@ -39,7 +43,7 @@ func NewChecker(spec *fsm.HealthCheck, cfg CheckerConfig) (Checker, error) {
 	if spec == nil {
 		return nil, fmt.Errorf("compile health check: no spec: %w", ErrBadCheck)
 	}
-	b := newBase(spec)
+	b := newBase(spec, cfg.Dial)
 	var c protocol
 	var err error
 	switch spec.Type {
@@ -91,10 +95,17 @@ type base struct {
 	source  netip.Addr
 	tcp     net.Dialer
 	udp     net.Dialer
+	// dialer opens connections: d.DialContext unless CheckerConfig.Dial says otherwise.
+	dialer func(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error)
 }
 
-func newBase(spec *fsm.HealthCheck) base {
-	b := base{timeout: spec.Timeout(), source: spec.Source.Unmap()}
+func newBase(spec *fsm.HealthCheck, dial func(context.Context, *net.Dialer, string, string) (net.Conn, error)) base {
+	if dial == nil {
+		dial = func(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error) {
+			return d.DialContext(ctx, network, address)
+		}
+	}
+	b := base{timeout: spec.Timeout(), source: spec.Source.Unmap(), dialer: dial}
 	// A check's connection lives for one exchange: keep-alive probes would only cost
 	// three setsockopt calls per check.
 	b.tcp.KeepAlive = -1
@@ -123,7 +134,7 @@ func (b *base) dial(ctx context.Context, network string, to netip.AddrPort) (net
 	if network == "udp" {
 		d = &b.udp
 	}
-	conn, err := d.DialContext(ctx, network, to.String())
+	conn, err := b.dialer(ctx, d, network, to.String())
 	if err != nil {
 		return nil, failed(ctx, "connect", err, b.timeout), false
 	}

@@ -76,8 +76,10 @@ func newHTTPCheck(b base, spec *fsm.HealthCheck, cfg CheckerConfig) (*httpCheck,
 		}
 	}
 	transport := &http.Transport{
-		Proxy:                  nil, // never the environment's proxy: the real server itself is checked
-		DialContext:            c.base.tcp.DialContext,
+		Proxy: nil, // never the environment's proxy: the real server itself is checked
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			return c.base.dialer(ctx, &c.base.tcp, network, address)
+		},
 		DisableKeepAlives:      true,
 		DisableCompression:     true, // the digest is of the body as served
 		MaxResponseHeaderBytes: 64 << 10,

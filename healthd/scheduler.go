@@ -348,7 +348,9 @@ func (s *Scheduler) record(p *probe, r Result, now time.Time) {
 	}
 }
 
-// logChange logs a transition once: a held server's bounces are not transitions.
+// logChange logs this director's own view changing, at debug: the cluster's transition
+// is logged once, at info, by the leader that commits it. Damping is this director's
+// own decision, and rare: it is logged where it happens.
 func (s *Scheduler) logChange(k fsm.RSKey, c Change) {
 	attrs := []any{"service", k.Service, "addr", k.Addr, "port", k.Port, "reason", c.Reason}
 	switch {
@@ -356,11 +358,7 @@ func (s *Scheduler) logChange(k fsm.RSKey, c Change) {
 		s.log.Warn("real server flapping: held down", attrs...)
 	case c.Released:
 		s.log.Info("real server up after flap damping", attrs...)
-	case c.To == fsm.HealthDown:
-		s.log.Info("real server down", attrs...)
-	case c.From == fsm.HealthUnknown:
-		s.log.Debug("real server up", attrs...) // its first result: one a server at start-up
 	default:
-		s.log.Info("real server up", attrs...)
+		s.log.Debug("this director's check changed its view", append(attrs, "health", c.To)...)
 	}
 }

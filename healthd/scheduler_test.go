@@ -508,11 +508,11 @@ func TestSchedulerStepsTrackersAndSignalsChanges(t *testing.T) {
 		if srv.Failures != 3 || srv.Health != fsm.HealthDown {
 			t.Errorf("status %+v, want 3 failures in a row", srv)
 		}
-		if n := strings.Count(r.log.String(), "real server down"); n != 1 {
+		if n := strings.Count(r.log.String(), "health=down"); n != 1 {
 			t.Errorf("logged the down %d times, want once:\n%s", n, r.log.String())
 		}
 		advance(10 * time.Second)
-		if n := strings.Count(r.log.String(), "real server down"); n != 1 {
+		if n := strings.Count(r.log.String(), "health=down"); n != 1 {
 			t.Errorf("more failures logged the down again (%d times)", n)
 		}
 	})

@@ -64,6 +64,11 @@ type Deps struct {
 	// it once the host is configured, so no director sends traffic to a real server
 	// that would drop it.
 	Members Membership
+	// Checks, if set, is the agent's own check of its services; each round gives it the
+	// services as the cluster knows them.
+	Checks interface {
+		SetServices(known map[string]fsm.Service)
+	}
 }
 
 // Agent keeps a real server's kernel configured for the services it serves, and takes it
@@ -218,6 +223,9 @@ func (a *Agent) round(ctx context.Context, r *rounds) bool {
 			settled = false
 			r.warnOnce(a.log, spec.Name, "cannot resolve service; keeping what is known", err)
 		}
+	}
+	if a.deps.Checks != nil {
+		a.deps.Checks.SetServices(r.known)
 	}
 	// Until the cluster has answered for every service, the host is left as it is: an
 	// agent restarted while the directors are unreachable must not remove the VIPs that

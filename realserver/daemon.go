@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/raftlvs/raftlvs/cluster/gossip"
+	"github.com/raftlvs/raftlvs/fsm"
 )
 
 // DaemonConfig is a whole agent: what it serves (Agent) and how it reaches the directors.
@@ -23,18 +24,27 @@ type DaemonConfig struct {
 	// Host, if set, is the kernel the agent configures instead of this namespace's (the
 	// namespace tests give one of a test namespace).
 	Host Host
+	// Check, if set, is run on this host against each service it serves; its verdicts
+	// go out in the gossip metadata. ExecCheckDir is where an exec check's command must
+	// live.
+	Check        *fsm.HealthCheck
+	ExecCheckDir string
 	// Pool, if set, is a gossip pool the caller joined with AgentMeta(Agent) and owns
 	// (the namespace tests crash an agent by shutting its pool down); Join, GossipBind
 	// and GossipKey are then unused.
 	Pool *gossip.Pool
+	// Security is how the agent authenticates to the directors' API (tls.go); the zero
+	// value is the secure default.
+	Security Security
 }
 
 // Daemon is one real server's agent, assembled: the gossip pool it announces itself in,
 // its kernel, and the Agent that keeps that kernel configured.
 type Daemon struct {
-	agent *Agent
-	pool  *gossip.Pool
-	close []func()
+	agent  *Agent
+	checks *LocalChecks // nil without a local check
+	pool   *gossip.Pool
+	close  []func()
 }
 
 // NewDaemon joins the gossip pool (announcing the agent as draining until its host is
@@ -67,11 +77,18 @@ func NewDaemon(cfg DaemonConfig) (_ *Daemon, err error) {
 		h = nh
 	}
 	directors := &PoolDirectors{Pool: d.pool}
-	d.agent, err = NewAgent(cfg.Agent, Deps{
-		Host: h, Services: directors, Registrations: directors,
-		Members: NewPoolMembership(d.pool, meta),
-	})
-	if err != nil {
+	if directors.Client, err = d.secure(cfg, directors); err != nil {
+		return nil, err
+	}
+	members := NewPoolMembership(d.pool, meta)
+	deps := Deps{Host: h, Services: directors, Registrations: directors, Members: members}
+	if cfg.Check != nil {
+		if d.checks, err = NewLocalChecks(cfg.Agent, cfg.Check, members, cfg.ExecCheckDir); err != nil {
+			return nil, err
+		}
+		deps.Checks = d.checks
+	}
+	if d.agent, err = NewAgent(cfg.Agent, deps); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -84,6 +101,17 @@ func (d *Daemon) GossipAddr() netip.AddrPort { return d.pool.LocalAddr() }
 // what it changed on the host and closes everything.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.shutdown()
+	if d.checks != nil {
+		checkCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := d.checks.Run(checkCtx); err != nil {
+				d.agent.log.Error("this agent's own checks stopped", "err", err)
+			}
+		}()
+		defer func() { stop(); <-done }()
+	}
 	err := d.agent.Run(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

@@ -27,13 +27,20 @@ var (
 	_ RegistrationView = (*PoolDirectors)(nil)
 )
 
-func (p *PoolDirectors) source() (APISource, error) {
+// apiAddrs are the API addresses of the directors alive in the pool, sorted.
+func (p *PoolDirectors) apiAddrs() []string {
 	var addrs []string
 	for _, m := range p.Pool.Members() {
 		if m.State == gossip.StateAlive && m.Meta.Role == gossip.RoleDirector && m.Meta.APIAddr != "" {
 			addrs = append(addrs, m.Meta.APIAddr)
 		}
 	}
+	slices.Sort(addrs)
+	return addrs
+}
+
+func (p *PoolDirectors) source() (APISource, error) {
+	addrs := p.apiAddrs()
 	if len(addrs) == 0 {
 		return APISource{}, fmt.Errorf("no director in the gossip pool yet: %w", ErrNoDirector)
 	}

@@ -34,7 +34,11 @@ func (r *raftlvsRun) args(d string, bootstrap bool) []string {
 	addr := directorAddr(d).String()
 	args := []string{"director", "--id", d, "--data-dir", filepath.Join(r.b.dir, "raftlvs-"+r.profile, d),
 		"--raft-addr", addr + ":7000", "--api-addr", addr + ":7080", "--gossip-addr", addr + ":7946",
-		"--vip-interface", "eth0", "--vip-only", "--raft-timing", r.profile, "--log-level", "info"}
+		"--vip-interface", "eth0", "--vip-only", "--raft-timing", r.profile, "--log-level", "info",
+		// Plain Raft and HTTP: the bench measures failover, and keepalived's VRRP has no
+		// authentication either. (TLS costs a handshake per new connection, not per
+		// heartbeat: cluster/DESIGN.md has its benchmark.)
+		"--insecure"}
 	if bootstrap {
 		return append(args, "--bootstrap")
 	}

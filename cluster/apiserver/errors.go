@@ -15,6 +15,9 @@ import (
 // but got no verdict (leadership lost, the commit timed out) is 504 outcome_unknown, told
 // apart from 503 unavailable (nothing was logged: the client may send it again).
 func classify(err error) (int, string) {
+	if status, code, ok := authError(err); ok {
+		return status, code
+	}
 	switch {
 	case errors.Is(err, fsm.ErrInvalid):
 		return http.StatusBadRequest, api.CodeInvalid

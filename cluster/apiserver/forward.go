@@ -26,7 +26,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.writeError(w, r, fmt.Errorf("not the leader, and no leader is known (%v): %w", err, api.ErrUnavailable))
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, s.scheme()+addr+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("forward to leader at %s: %w", addr, err))
 		return
@@ -35,6 +35,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		req.Header.Set("Content-Type", ct)
 	}
 	req.Header.Set(api.HopHeader, strconv.Itoa(hops+1))
+	s.forwardHeaders(r, req.Header)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		kind := api.ErrOutcomeUnknown

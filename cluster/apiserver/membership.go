@@ -54,7 +54,7 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 		s.forward(w, r, body)
 		return
 	}
-	if s.do(w, r, body, func(ctx context.Context) error { return s.store.Remove(ctx, req.ID) }) {
+	if s.do(w, r, body, func(ctx context.Context) error { return s.removeDirector(ctx, req.ID) }) {
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

@@ -15,14 +15,16 @@ import (
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/cluster"
 	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/pki"
 )
 
 // Server serves the API for one director. Set the optional hooks before serving.
 type Server struct {
 	store  Store
 	log    *slog.Logger
-	mux    *http.ServeMux
+	mux    *routeMux
 	client *http.Client // forwards writes to the leader
+	sec    *security    // nil: no TLS, no authentication (--insecure); see auth.go
 
 	// DataPlane, if set, reports the director's kernel side under "dataplane" in
 	// /v1/status: VIPs and sync daemons, and with counters (asked for with ?counters=true)
@@ -30,6 +32,8 @@ type Server struct {
 	DataPlane func(counters bool) *api.DataPlane
 	// Agents, if set, reports the real-server agents under "agents" in /v1/status.
 	Agents func() []api.Agent
+	// Health, if set, connects the health-check endpoints (/v1/health…).
+	Health *HealthHooks
 }
 
 // ForwardTimeout bounds one forwarded write, leader commit included (a batch may take
@@ -41,16 +45,20 @@ func New(store Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{store: store, log: log, mux: http.NewServeMux(), client: &http.Client{Timeout: ForwardTimeout}}
+	s := &Server{store: store, log: log, mux: newRouteMux(), client: &http.Client{Timeout: ForwardTimeout}}
 	s.routes()
 	return s
 }
 
 // Handle serves more of the director under the API's address and router (metrics, the
-// status page): one listener, one mux.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+// status page): one listener, one mux. Its callers need read access.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.extra[pattern] = pki.AccessRead
+	s.mux.Handle(pattern, h)
+}
 
 func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /v1/status", s.getStatus)
 	s.mux.HandleFunc("GET /v1/state", s.servingOnly(s.getState))
 	s.mux.HandleFunc("GET /v1/services", s.servingOnly(s.listServices))
@@ -65,17 +73,25 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/join", s.join)
 	s.mux.HandleFunc("POST /v1/leave", s.leave)
 	s.mux.HandleFunc("POST /v1/leadership/transfer", s.transfer)
+	s.mux.HandleFunc("POST /v1/tokens", s.createToken)
+	s.mux.HandleFunc("GET /v1/tokens", s.listTokens)
+	s.mux.HandleFunc("DELETE /v1/tokens/{id}", s.revokeToken)
+	s.mux.HandleFunc("POST /v1/certificates", s.signCertificate)
+	s.healthRoutes()
+	s.stagedRoutes()
 	s.vipRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fieldErr("path", fsm.ErrNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
 }
 
-// ServeHTTP logs every request at debug level and routes it.
+// ServeHTTP logs every request at debug level, admits it (auth.go) and routes it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	s.mux.ServeHTTP(rec, r)
+	if r, ok := s.admit(rec, r); ok {
+		s.mux.ServeHTTP(rec, r)
+	}
 	s.log.Debug("api request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 		"remote", r.RemoteAddr, "forwarded", r.Header.Get(api.HopHeader), "duration", time.Since(start))
 }
@@ -96,7 +112,9 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, body []byte, c fs
 	return s.do(w, r, body, func(ctx context.Context) error { return s.store.Apply(ctx, c) })
 }
 
-func (s *Server) applyBatch(w http.ResponseWriter, r *http.Request, body []byte, c fsm.Batch) bool {
+// applyBatch commits a large command (a batch, a staged chunk or commit) with a batch's
+// bound: thousands of services are one large log entry every director stores and applies.
+func (s *Server) applyBatch(w http.ResponseWriter, r *http.Request, body []byte, c fsm.Command) bool {
 	return s.do(w, r, body, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, api.BatchTimeout)
 		defer cancel()

@@ -203,10 +203,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	var b fsm.Batch
 	s.store.View(func(st *fsm.State) {
-		b, err = req.Batch(func(k fsm.RSKey) fsm.Health {
-			rs, _ := st.RealServer(k)
-			return rs.Health
-		})
+		b, err = req.Batch(healthIn(st))
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -26,9 +26,31 @@ const (
 	maxWeight      = 65535 // fsm.MaxWeight
 	flagDraining   = 1 << 0
 	flagLeaving    = 1 << 1
-	flagIneligible = 1 << 2
-	knownFlagsMask = flagDraining | flagLeaving | flagIneligible
+	flagHealth     = 1 << 2 // each service carries the agent's own verdict
+	flagIneligible = 1 << 3 // a director's tracked checks fail
+	knownFlagsMask = flagDraining | flagLeaving | flagHealth | flagIneligible
+	// MaxReasonLen bounds an agent's reason for a verdict: metadata is 512 bytes in all.
+	MaxReasonLen = 48
 )
+
+// Health is an agent's own verdict on a service it serves (from its local check).
+type Health uint8
+
+const (
+	HealthUnknown Health = iota // no local check, or no result yet: the directors decide
+	HealthUp
+	HealthDown
+)
+
+func (h Health) String() string {
+	switch h {
+	case HealthUp:
+		return "up"
+	case HealthDown:
+		return "down"
+	}
+	return "unknown"
+}
 
 // Errors of Encode and Decode, for errors.Is.
 var (
@@ -60,6 +82,9 @@ type ServicePort struct {
 	Service string // the fsm service name
 	Port    uint16 // the real-server port; 0 is the service's port
 	Weight  int    // 0..65535
+	// Health and Reason are the agent's own check of the service, if it runs one.
+	Health Health
+	Reason string
 }
 
 // Meta is what a member announces to the pool.
@@ -85,7 +110,11 @@ type Meta struct {
 //
 //	version(1) role(1) flags(1) len(1) id
 //	director: len(1) api-addr
-//	agent:    len(1) addr(4|16) count(1) count × { len(1) service port(2) weight(2) }
+//	agent:    len(1) addr(4|16) count(1) count × { len(1) service port(2) weight(2)
+//	          [with the health flag: health(1) len(1) reason] }
+//
+// The health flag is set only by agents that check locally, so older directors read
+// every other agent.
 func (m Meta) Encode() ([]byte, error) { return m.encode(false) }
 
 func (m Meta) encode(leaving bool) ([]byte, error) {
@@ -102,6 +131,13 @@ func (m Meta) encode(leaving bool) ([]byte, error) {
 	if m.Ineligible {
 		flags |= flagIneligible
 	}
+	withHealth := false
+	for _, s := range m.Services {
+		withHealth = withHealth || s.Health != HealthUnknown || s.Reason != ""
+	}
+	if withHealth {
+		flags |= flagHealth
+	}
 	b := []byte{metaVersion, byte(m.Role), flags}
 	b = appendString(b, m.ID)
 	switch m.Role {
@@ -116,6 +152,10 @@ func (m Meta) encode(leaving bool) ([]byte, error) {
 			b = appendString(b, s.Service)
 			b = binary.BigEndian.AppendUint16(b, s.Port)
 			b = binary.BigEndian.AppendUint16(b, uint16(s.Weight))
+			if withHealth {
+				b = append(b, byte(s.Health))
+				b = appendString(b, s.Reason)
+			}
 		}
 	}
 	if len(b) > MetaMaxSize {
@@ -166,6 +206,9 @@ func (m Meta) validate() error {
 			}
 			if s.Weight < 0 || s.Weight > maxWeight {
 				return bad("agent %s: service %s: weight %d is out of range 0..%d", m.ID, s.Service, s.Weight, maxWeight)
+			}
+			if s.Health > HealthDown || len(s.Reason) > MaxReasonLen {
+				return bad("agent %s: service %s: health %d or a reason longer than %d bytes", m.ID, s.Service, s.Health, MaxReasonLen)
 			}
 			k := ServicePort{Service: s.Service, Port: s.Port}
 			if seen[k] {
@@ -224,6 +267,10 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 			s := ServicePort{Service: r.string()}
 			s.Port = r.uint16()
 			s.Weight = int(r.uint16())
+			if flags&flagHealth != 0 {
+				s.Health = Health(r.byte())
+				s.Reason = r.string()
+			}
 			m.Services = append(m.Services, s)
 		}
 	}

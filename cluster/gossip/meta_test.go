@@ -22,8 +22,10 @@ func TestMetaRoundTrip(t *testing.T) {
 		{"director with ipv6 api", Meta{Role: RoleDirector, ID: "d1", APIAddr: "[2001:db8::1]:8080"}},
 		{"director whose tracked checks fail", Meta{Role: RoleDirector, ID: "d1", APIAddr: "10.0.0.1:8080", Ineligible: true}},
 		{"agent without services", agentMeta("a1")},
-		{"agent with services", agentMeta("a1", ServicePort{"web", 80, 100}, ServicePort{"web", 8080, 0}, ServicePort{"dns", 0, 65535})},
-		{"draining ipv6 agent", Meta{Role: RoleAgent, ID: "a1", Addr: netip.MustParseAddr("2001:db8::10"), Services: []ServicePort{{"web", 80, 1}}, Draining: true}},
+		{"agent with services", agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: 100}, ServicePort{Service: "web", Port: 8080, Weight: 0}, ServicePort{Service: "dns", Port: 0, Weight: 65535})},
+		{"agent with its own verdicts", agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: 1, Health: HealthDown, Reason: "HTTP 503"},
+			ServicePort{Service: "dns", Weight: 1, Health: HealthUp})},
+		{"draining ipv6 agent", Meta{Role: RoleAgent, ID: "a1", Addr: netip.MustParseAddr("2001:db8::10"), Services: []ServicePort{{Service: "web", Port: 80, Weight: 1}}, Draining: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,15 +69,17 @@ func TestMetaEncodeRefusesInvalid(t *testing.T) {
 		{"id too long", Meta{Role: RoleDirector, ID: strings.Repeat("d", MaxIDLen+1), APIAddr: "a:1"}, ErrBadMeta},
 		{"id with a space", Meta{Role: RoleDirector, ID: "d 1", APIAddr: "a:1"}, ErrBadMeta},
 		{"director api address without port", Meta{Role: RoleDirector, ID: "d1", APIAddr: "10.0.0.1"}, ErrBadMeta},
-		{"director with services", Meta{Role: RoleDirector, ID: "d1", APIAddr: "a:1", Services: []ServicePort{{"web", 80, 1}}}, ErrBadMeta},
+		{"director with services", Meta{Role: RoleDirector, ID: "d1", APIAddr: "a:1", Services: []ServicePort{{Service: "web", Port: 80, Weight: 1}}}, ErrBadMeta},
 		{"agent without address", Meta{Role: RoleAgent, ID: "a1"}, ErrBadMeta},
 		{"agent with unspecified address", Meta{Role: RoleAgent, ID: "a1", Addr: netip.IPv4Unspecified()}, ErrBadMeta},
 		{"agent with api address", Meta{Role: RoleAgent, ID: "a1", Addr: netip.MustParseAddr("192.0.2.1"), APIAddr: "a:1"}, ErrBadMeta},
 		{"agent announcing eligibility", Meta{Role: RoleAgent, ID: "a1", Addr: netip.MustParseAddr("192.0.2.1"), Ineligible: true}, ErrBadMeta},
-		{"negative weight", agentMeta("a1", ServicePort{"web", 80, -1}), ErrBadMeta},
-		{"weight above 65535", agentMeta("a1", ServicePort{"web", 80, 65536}), ErrBadMeta},
-		{"service listed twice", agentMeta("a1", ServicePort{"web", 80, 1}, ServicePort{"web", 80, 2}), ErrBadMeta},
-		{"bad service name", agentMeta("a1", ServicePort{"-web", 80, 1}), ErrBadMeta},
+		{"negative weight", agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: -1}), ErrBadMeta},
+		{"unknown health", agentMeta("a1", ServicePort{Service: "web", Weight: 1, Health: 7}), ErrBadMeta},
+		{"reason too long", agentMeta("a1", ServicePort{Service: "web", Weight: 1, Health: HealthDown, Reason: strings.Repeat("x", MaxReasonLen+1)}), ErrBadMeta},
+		{"weight above 65535", agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: 65536}), ErrBadMeta},
+		{"service listed twice", agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: 1}, ServicePort{Service: "web", Port: 80, Weight: 2}), ErrBadMeta},
+		{"bad service name", agentMeta("a1", ServicePort{Service: "-web", Port: 80, Weight: 1}), ErrBadMeta},
 		{"above memberlist's 512 bytes", agentMeta("a1", manyServices...), ErrMetaTooLarge},
 	}
 	for _, tt := range tests {
@@ -89,7 +93,7 @@ func TestMetaEncodeRefusesInvalid(t *testing.T) {
 }
 
 func TestDecodeMetaRefusesGarbage(t *testing.T) {
-	valid, err := agentMeta("a1", ServicePort{"web", 80, 1}).Encode()
+	valid, err := agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: 1}).Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +123,7 @@ func TestDecodeMetaRefusesGarbage(t *testing.T) {
 func FuzzDecodeMeta(f *testing.F) {
 	for _, m := range []Meta{
 		{Role: RoleDirector, ID: "d1", APIAddr: "10.0.0.1:8080"},
-		agentMeta("a1", ServicePort{"web", 80, 100}, ServicePort{"dns", 53, 0}),
+		agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: 100}, ServicePort{Service: "dns", Port: 53, Weight: 0}),
 	} {
 		b, err := m.Encode()
 		if err != nil {
@@ -148,7 +152,7 @@ func FuzzDecodeMeta(f *testing.F) {
 }
 
 func BenchmarkMetaEncode(b *testing.B) {
-	m := agentMeta("agent-0001", ServicePort{"web", 80, 100}, ServicePort{"api", 8443, 50})
+	m := agentMeta("agent-0001", ServicePort{Service: "web", Port: 80, Weight: 100}, ServicePort{Service: "api", Port: 8443, Weight: 50})
 	for b.Loop() {
 		if _, err := m.Encode(); err != nil {
 			b.Fatal(err)
@@ -157,7 +161,7 @@ func BenchmarkMetaEncode(b *testing.B) {
 }
 
 func BenchmarkMetaDecode(b *testing.B) {
-	enc, err := agentMeta("agent-0001", ServicePort{"web", 80, 100}, ServicePort{"api", 8443, 50}).Encode()
+	enc, err := agentMeta("agent-0001", ServicePort{Service: "web", Port: 80, Weight: 100}, ServicePort{Service: "api", Port: 8443, Weight: 50}).Encode()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/raftlvs/raftlvs/cluster/gossip"
+	"github.com/raftlvs/raftlvs/fsm"
 	"github.com/raftlvs/raftlvs/realserver"
 )
 
@@ -28,7 +29,15 @@ type agentConfig struct {
 	Poll         duration `json:"poll"`
 	DrainTimeout duration `json:"drain_timeout"`
 	NATGateway   string   `json:"nat_gateway"`
+	Check        string   `json:"check"`
+	ExecCheckDir string   `json:"exec_check_dir"`
 	LogLevel     string   `json:"log_level"`
+	Insecure     bool     `json:"insecure"`
+	Token        string   `json:"token"`
+	TLSDir       string   `json:"tls_dir"`
+	TLSCert      string   `json:"tls_cert"`
+	TLSKey       string   `json:"tls_key"`
+	TLSCA        string   `json:"tls_ca"`
 }
 
 func newAgentCmd() *cobra.Command { return agentCmd(&agentConfig{}, runAgent) }
@@ -44,8 +53,9 @@ learns each service's VIP and forwarding method from the directors, and configur
 host: for DR, arp_ignore=1 and arp_announce=2 before the VIP goes on lo; for TUN, tunl0 with
 the VIP and rp_filter relaxed; for NAT, nothing. On SIGTERM it drains, leaves the pool and
 undoes exactly what it changed. Flags override the --config file (YAML).`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: runE(configured(cfg, run)),
+		Args:        exactArgs(0, "no arguments"),
+		RunE:        runE(configured(cfg, run)),
+		Annotations: map[string]string{"credentials": "none"},
 	}
 	f := cmd.Flags()
 	f.String("config", "", "config file (YAML)")
@@ -60,7 +70,10 @@ undoes exactly what it changed. Flags override the --config file (YAML).`,
 	durationFlag(f, &cfg.Poll, "poll", realserver.DefaultPollInterval, "how often services are re-read and the host re-checked")
 	durationFlag(f, &cfg.DrainTimeout, "drain-timeout", realserver.DefaultDrainTimeout, "longest wait, on stop, for the directors to finish draining this server (its connections ending)")
 	f.StringVar(&cfg.NATGateway, "nat-gateway", "", "for NAT services, route replies back to clients via this address (a director or the NAT VIP), replacing the default route while serving; restored on stop")
+	f.StringVar(&cfg.Check, "check", "", "check the services served here locally and publish the verdict ("+checkSyntax+"); a down takes this real server out")
+	f.StringVar(&cfg.ExecCheckDir, "exec-check-dir", "", "directory an exec --check's command must live in")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	agentTLSFlags(cmd, cfg)
 	return cmd
 }
 
@@ -90,6 +103,12 @@ func runAgent(ctx context.Context, cfg *agentConfig) error {
 			return usagef("--nat-gateway: %v", err)
 		}
 	}
+	var check *fsm.HealthCheck
+	if cfg.Check != "" {
+		if check, err = parseCheckFlag("--check", cfg.Check, "off"); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d, err := realserver.NewDaemon(realserver.DaemonConfig{
@@ -98,6 +117,8 @@ func runAgent(ctx context.Context, cfg *agentConfig) error {
 			NATRoute: natRoute, PollInterval: time.Duration(cfg.Poll), DrainTimeout: time.Duration(cfg.DrainTimeout), Logger: log,
 		},
 		Join: cfg.Join, GossipBind: cfg.GossipAddr, GossipKey: key,
+		Check: check, ExecCheckDir: cfg.ExecCheckDir,
+		Security: cfg.security(),
 	})
 	if errors.Is(err, realserver.ErrBadSpec) {
 		return usageError{err}

@@ -46,6 +46,13 @@ type directorConfig struct {
 	TrackTimeout  duration `json:"track_timeout"`
 	TrackRise     int      `json:"track_rise"`
 	TrackFall     int      `json:"track_fall"`
+	Insecure      bool     `json:"insecure"`
+	Token         string   `json:"token"`
+	TLSCert       string   `json:"tls_cert"`
+	TLSKey        string   `json:"tls_key"`
+	TLSCA         string   `json:"tls_ca"`
+	CACert        string   `json:"ca_cert"`
+	CAKey         string   `json:"ca_key"`
 
 	VIPInterface  string   `json:"vip_interface"`
 	GARPBurst     int      `json:"garp_burst"`
@@ -58,13 +65,14 @@ type directorConfig struct {
 	SyncPort      uint16   `json:"sync_port"`
 	SyncTTL       uint8    `json:"sync_ttl"`
 
-	RaftTiming  string   `json:"raft_timing"`
-	Heartbeat   duration `json:"heartbeat"`
-	Election    duration `json:"election"`
-	LeaderLease duration `json:"leader_lease"`
-	DrainMax    duration `json:"drain_max"`
-	ReapDelay   duration `json:"reap_delay"`
-	LogLevel    string   `json:"log_level"`
+	RaftTiming   string   `json:"raft_timing"`
+	Heartbeat    duration `json:"heartbeat"`
+	Election     duration `json:"election"`
+	LeaderLease  duration `json:"leader_lease"`
+	DrainMax     duration `json:"drain_max"`
+	ReapDelay    duration `json:"reap_delay"`
+	ExecCheckDir string   `json:"exec_check_dir"`
+	LogLevel     string   `json:"log_level"`
 }
 
 func newDirectorCmd() *cobra.Command { return directorCmd(&directorConfig{}, runDirector) }
@@ -86,8 +94,9 @@ leadership to a director whose checks pass, and no planned transfer picks it.
 --raft-timing picks how fast a crash is detected (default, fast, relaxed); --heartbeat,
 --election and --leader-lease override its parts. Flags override the --config file
 (YAML; keys are the flag names with _).`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: runE(configured(cfg, run)),
+		Args:        exactArgs(0, "no arguments"),
+		RunE:        runE(configured(cfg, run)),
+		Annotations: map[string]string{"credentials": "none"},
 	}
 	f := cmd.Flags()
 	f.String("config", "", "config file (YAML)")
@@ -109,6 +118,7 @@ leadership to a director whose checks pass, and no planned transfer picks it.
 	durationFlag(f, &cfg.TrackTimeout, "track-timeout", track.DefaultTimeout, "tracked checks: bound on one run")
 	f.IntVar(&cfg.TrackRise, "track-rise", track.DefaultRise, "tracked checks: passing runs in a row to be eligible again")
 	f.IntVar(&cfg.TrackFall, "track-fall", track.DefaultFall, "tracked checks: failing runs in a row to give the VIPs up")
+	directorTLSFlags(cmd, cfg)
 	f.StringVar(&cfg.VIPInterface, "vip-interface", "eth0", "interface that carries the VIPs")
 	f.IntVar(&cfg.GARPBurst, "garp-burst", vip.DefaultBurst, "gratuitous ARP / NA announcements when a VIP is claimed")
 	durationFlag(f, &cfg.GARPInterval, "garp-interval", vip.DefaultBurstInterval, "spacing of the announcement burst")
@@ -125,6 +135,7 @@ leadership to a director whose checks pass, and no planned transfer picks it.
 	durationFlag(f, &cfg.LeaderLease, "leader-lease", 0, "Raft leader lease, at most --heartbeat (default: --raft-timing's)")
 	durationFlag(f, &cfg.DrainMax, "drain-max", registrar.DefaultMaxDrain, "longest a leaving agent's real servers stay draining")
 	durationFlag(f, &cfg.ReapDelay, "reap-delay", registrar.DefaultReapDelay, "how long a failed agent's real servers stay (at weight 0) before removal")
+	f.StringVar(&cfg.ExecCheckDir, "exec-check-dir", "", "directory exec health checks' commands must live in (unset: exec checks are refused: a command in the replicated state runs on every director)")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -188,18 +199,20 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 		LeaderLeaseTimeout: timing.LeaderLeaseTimeout,
 		VIP: vip.Config{Interface: c.VIPInterface, Burst: c.GARPBurst,
 			BurstInterval: time.Duration(c.GARPInterval), Refresh: time.Duration(c.GARPRefresh)},
-		Sync:      sync,
-		DrainMax:  time.Duration(c.DrainMax),
-		ReapDelay: time.Duration(c.ReapDelay),
-		Logger:    log,
+		Security:     c.security(),
+		Sync:         sync,
+		DrainMax:     time.Duration(c.DrainMax),
+		ReapDelay:    time.Duration(c.ReapDelay),
+		ExecCheckDir: c.ExecCheckDir,
+		Logger:       log,
 	}, nil
 }
 
 // optionFlags names the flag of each daemon option a check may refuse.
 var optionFlags = map[string]string{
 	"Bootstrap": "--bootstrap", "APIBind": "--api-addr", "APIAdvertise": "--api-advertise",
-	"RaftBind": "--raft-addr", "GossipBind": "--gossip-addr", "VIPOnly": "--vip-only",
-	"Track": "--track",
+	"RaftBind": "--raft-addr", "GossipBind": "--gossip-addr", "Security": "--token", "ClusterID": "--cluster-id",
+	"VIPOnly": "--vip-only", "Track": "--track",
 }
 
 // timing is --raft-timing's profile with whatever --heartbeat, --election and
@@ -261,5 +274,6 @@ func runDirector(ctx context.Context, cfg *directorConfig) error {
 	if err != nil {
 		return err
 	}
+	reloadOnSIGHUP(ctx, d.ReloadTLS, log)
 	return d.Run(ctx)
 }

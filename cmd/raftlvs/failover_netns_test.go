@@ -53,7 +53,7 @@ func (l *procLab) start(id string, bootstrap bool) {
 	ip := directorIP(id).String()
 	args := []string{"director", "--id", id, "--data-dir", filepath.Join(l.dir, id),
 		"--raft-addr", ip + ":7000", "--api-addr", ip + ":7080", "--gossip-addr", ip + ":7946",
-		"--vip-interface", "eth0", "--vip-only", "--log-level", "info",
+		"--vip-interface", "eth0", "--vip-only", "--log-level", "info", "--insecure",
 		// raft's own (slower) timings: race-detector binaries on two shared cores stall.
 		"--raft-timing", "relaxed",
 		// An announcement every 100 ms: whenever the leader is frozen, one falls due.
@@ -277,7 +277,7 @@ func (l *procLab) cli(id string, args ...string) (int, string, string) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	out, err := l.lab.Host("c").ExecEnv([]string{asMainEnv + "=1"}, self, append([]string{"--api", directorIP(id).String() + ":7080"}, args...)...)
+	out, err := l.lab.Host("c").ExecEnv([]string{asMainEnv + "=1"}, self, append([]string{"--insecure", "--api", directorIP(id).String() + ":7080"}, args...)...)
 	if err != nil {
 		return exitError, string(out), err.Error()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/dialect/ipvsadm"
 	"github.com/raftlvs/raftlvs/dialect/keepalived"
+	"github.com/raftlvs/raftlvs/fsm/plan"
 )
 
 func newImportCmd() *cobra.Command {
@@ -33,6 +34,8 @@ func newImportKeepalivedCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keepalived FILE",
 		Short: "Turn keepalived.conf's virtual servers into services (a dry run unless --apply)",
+		// Offline it needs no API; with the API, a credential problem shows on the call.
+		Annotations: map[string]string{"credentials": "none"},
 		Long: `Read keepalived.conf and the files it includes, and print what importing its virtual
 servers would create, change and remove in the cluster, then the report of every setting
 not carried over as written (VRRP, scripts, checkers raftlvs runs differently), each with
@@ -54,14 +57,14 @@ would list it, to compare with keepalived's own table.`,
 			if err != nil {
 				return fmt.Errorf("import %s: %w", args[0], err)
 			}
-			plan, err := keepalived.Translate(cfg, keepalived.Limits{})
+			imported, err := keepalived.Translate(cfg, keepalived.Limits{})
 			if err != nil {
 				return fmt.Errorf("import %s:\n%w", args[0], err)
 			}
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			defer w.Flush()
 			if save {
-				return ipvsadm.New(plan.Services, plan.RealServers).Write(w)
+				return ipvsadm.New(imported.Services, imported.RealServers).Write(w)
 			}
 			st := &api.StateDump{}
 			if !offline {
@@ -69,12 +72,12 @@ would list it, to compare with keepalived's own table.`,
 					return fmt.Errorf("read the cluster's state (or use --offline): %w", err)
 				}
 			}
-			changes := plan.Against(st.Services, st.RealServers)
+			changes := imported.Against(st.Services, st.RealServers)
 			fmt.Fprintf(w, "keepalived %s (config id %q, %d files): %d services, %d real servers\n",
-				args[0], configID, len(cfg.Files), len(plan.Services), len(plan.RealServers))
+				args[0], configID, len(cfg.Files), len(imported.Services), len(imported.RealServers))
 			writeChanges(w, changes)
-			writeVIPs(w, plan.VIPs)
-			writeReport(w, plan.Report)
+			writeVIPs(w, imported.VIPs)
+			writeReport(w, imported.Report)
 			if !apply {
 				fmt.Fprintln(w, "dry run: nothing applied (--apply sends the steps as one batch)")
 				return nil
@@ -97,7 +100,7 @@ would list it, to compare with keepalived's own table.`,
 	return cmd
 }
 
-func writeChanges(w io.Writer, c *keepalived.Changes) {
+func writeChanges(w io.Writer, c *plan.Changes) {
 	for _, s := range c.Steps {
 		fmt.Fprintf(w, "  %s\n", s)
 	}
@@ -138,7 +141,7 @@ func writeReport(w io.Writer, report []keepalived.Finding) {
 }
 
 // applyChanges sends the steps as one batch: all of it applies, or none.
-func applyChanges(cmd *cobra.Command, changes *keepalived.Changes) (int, error) {
+func applyChanges(cmd *cobra.Command, changes *plan.Changes) (int, error) {
 	var cmds []api.BatchCommand
 	for _, s := range changes.Steps {
 		bc, err := api.BatchCommandFor(s.Command)

@@ -53,9 +53,20 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().String("api", apiFromEnv(), "director API address(es), ADDR[,ADDR…] tried in order (env RAFTLVS_API)")
 	root.PersistentFlags().Duration("timeout", api.DefaultClientTimeout, "bound on each API request")
+	credentialFlags(root)
+	// Credentials are checked before an operator command runs, so a missing one is said
+	// once, plainly; the daemons and offline commands take none.
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if cmd.Annotations["credentials"] == "none" {
+			return nil
+		}
+		_, err := apiClient(cmd, nil)
+		return err
+	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newStatusCmd(),
+		newHealthCmd(),
 		newServiceCmd(),
 		newServerCmd(),
 		newVIPCmd(),
@@ -67,6 +78,7 @@ func newRootCmd() *cobra.Command {
 		newImportCmd(),
 		newDirectorCmd(),
 		newAgentCmd(),
+		newTokenCmd(),
 	)
 	return root
 }
@@ -92,7 +104,11 @@ func clientAt(cmd *cobra.Command, list string) *api.Client {
 			addrs = append(addrs, a)
 		}
 	}
-	c := api.NewClient(addrs...)
+	c, err := apiClient(cmd, addrs)
+	if err != nil {
+		c = api.NewClient(addrs...)
+		c.HTTP.Transport = failingTransport{err}
+	}
 	if d, err := time.ParseDuration(cmd.Flag("timeout").Value.String()); err == nil && d > 0 {
 		c.Timeout = d
 	}

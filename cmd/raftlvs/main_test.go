@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/cluster"
@@ -26,6 +27,10 @@ type leaderStore struct {
 func (s *leaderStore) Apply(_ context.Context, c fsm.Command) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if sc, ok := c.(fsm.StageChunk); ok {
+		sc.At = time.Now().UTC() // as cluster.Node.Apply stamps the leader's clock
+		c = sc
+	}
 	p, err := s.state.Prepare(c)
 	if err != nil {
 		return err
@@ -53,7 +58,7 @@ func testDirector(t *testing.T) (*leaderStore, string) {
 func raftlvs(t *testing.T, url, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(append([]string{"--api", url}, args...), strings.NewReader(stdin), &out, &errOut)
+	code = run(append([]string{"--insecure", "--api", url}, args...), strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -124,6 +129,28 @@ func TestFlagsBecomeRequests(t *testing.T) {
 				rs := st.RealServers("web")
 				return expect(len(rs) == 1 && rs[0].Weight == 5 && rs[0].Admin == fsm.Draining, "%+v", rs)
 			}},
+		{"service add with a check and its policies", nil,
+			[]string{"service", "add", "-t", "192.0.2.10:80", "--name", "web", "--check", "http:/healthz,status=200-299,fall=2",
+				"--on-down", "inhibit", "--quorum", "3", "--hysteresis", "1", "--sorry", "198.51.100.99:8080", "--fail-open", "50"},
+			func(st *fsm.State) error {
+				s, _ := st.Service("web")
+				hc := s.HealthCheck
+				return expect(hc != nil && hc.Type == fsm.CheckHTTP && hc.Path == "/healthz" && hc.Fall == 2 && s.OnDown == fsm.DownInhibit &&
+					s.Quorum == 3 && s.Hysteresis == 1 && s.SorryServer == netip.MustParseAddrPort("198.51.100.99:8080") && s.FailOpenPercent == 50, "%+v %+v", s, hc)
+			}},
+		{"service edit --check off removes it", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web", "--check", "tcp"}},
+			[]string{"service", "edit", "web", "--check", "off"},
+			func(st *fsm.State) error {
+				s, _ := st.Service("web")
+				return expect(s.HealthCheck == nil, "%+v", s.HealthCheck)
+			}},
+		{"server add with its own check; edit --check inherit clears it", [][]string{{"service", "add", "-t", "192.0.2.10:80", "--name", "web", "--check", "tcp"},
+			{"server", "add", "web", "198.51.100.21", "--check", "http:/status"}},
+			[]string{"server", "edit", "web", "198.51.100.21", "-w", "4", "--check", "inherit"},
+			func(st *fsm.State) error {
+				rs := st.RealServers("web")
+				return expect(len(rs) == 1 && rs[0].HealthCheck == nil && rs[0].Weight == 4, "%+v", rs)
+			}},
 		{"server rm without port", [][]string{{"service", "add", "-t", "[2001:db8::10]:80", "--name", "web6"}, {"server", "add", "web6", "[2001:db8::21]:80"}},
 			[]string{"server", "rm", "web6", "2001:db8::21"},
 			func(st *fsm.State) error {
@@ -170,6 +197,8 @@ func TestExitCodes(t *testing.T) {
 		{"duplicate service", []string{"service", "add", "-t", "192.0.2.10:81", "--name", "web"}, exitError, "already exists"},
 		{"invalid scheduler names the field", []string{"service", "add", "-t", "192.0.2.10:82", "-s", "best"}, exitError, "scheduler"},
 		{"missing service", []string{"service", "rm", "nope"}, exitError, "no service nope"},
+		{"a check whose timeout outlasts its interval names the field", []string{"service", "add", "-t", "192.0.2.10:83", "--check", "tcp,interval=1s,timeout=2s"}, exitError, "health_check.timeout_ms"},
+		{"a check that does not parse names the key", []string{"service", "add", "-t", "192.0.2.10:84", "--check", "http,colour=blue"}, exitUsage, "unknown key"},
 		{"missing real server", []string{"server", "rm", "web", "198.51.100.99"}, exitError, "no real server"},
 	}
 	for _, tt := range tests {
@@ -222,6 +251,28 @@ func TestSaveRestore(t *testing.T) {
 		})
 	})
 
+	t.Run("replace keeps what ipvsadm cannot say of the services that stay", func(t *testing.T) {
+		mustRun(t, url, "service", "edit", "tcp-192.0.2.10-80", "--check", "http:/healthz,fall=2", "--on-down", "inhibit")
+		key := fsm.RSKey{Service: "tcp-192.0.2.10-80", Addr: netip.MustParseAddr("198.51.100.21"), Port: 80}
+		store.mu.Lock()
+		p, _ := store.state.Prepare(fsm.SetHealth{Key: key, Health: fsm.HealthDown, Reason: "HTTP 503"})
+		store.state.Execute(p)
+		store.mu.Unlock()
+		// The same table with one real server's weight changed and the UDP service gone.
+		next := "-A -t 192.0.2.10:80 -s wlc -p 300\n-a -t 192.0.2.10:80 -r 198.51.100.21:80 -g -w 7\n-a -t 192.0.2.10:80 -r 198.51.100.22:80 -g -w 0\n"
+		if code, _, stderr := raftlvs(t, url, next, "restore", "--replace"); code != exitOK {
+			t.Fatalf("restore --replace: %d %s", code, stderr)
+		}
+		store.View(func(st *fsm.State) {
+			svc, _ := st.Service("tcp-192.0.2.10-80")
+			rs, _ := st.RealServer(key)
+			_, udp := st.Service("udp-192.0.2.10-53")
+			if svc.HealthCheck == nil || svc.HealthCheck.Path != "/healthz" || svc.OnDown != fsm.DownInhibit || rs.Weight != 7 || rs.Health != fsm.HealthDown || udp {
+				t.Errorf("after replace: service %+v, real server %+v, udp service still there %v", svc, rs, udp)
+			}
+		})
+	})
+
 	t.Run("replace swaps the whole table in one batch", func(t *testing.T) {
 		next := "-A -t 192.0.2.30:80 -s rr\n-a -t 192.0.2.30:80 -r 198.51.100.5:80 -m -w 2\n"
 		if code, _, stderr := raftlvs(t, url, next, "restore", "--replace"); code != exitOK {
@@ -248,8 +299,10 @@ func TestStatusRendering(t *testing.T) {
 					{Service: "web", Addr: netip.MustParseAddr("198.51.100.21"), Port: 80, Weight: 10, Admin: fsm.Active, Health: fsm.HealthUp},
 					{Service: "web", Addr: netip.MustParseAddr("198.51.100.22"), Port: 80, Weight: 5, Admin: fsm.Draining, Health: fsm.HealthUp},
 				}},
-			{Service: fsm.Service{Name: "hash", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.11"), Port: 443, Family: fsm.IPv4, Scheduler: "sh", SchedFlags: []string{"sh-fallback", "sh-port"}, PersistMask: 32, Forwarding: fsm.TUN},
-				RealServers: []fsm.RealServer{{Service: "hash", Addr: netip.MustParseAddr("198.51.100.41"), Port: 443, Weight: 1, Admin: fsm.Active, Health: fsm.HealthDown}}},
+			{Service: fsm.Service{Name: "hash", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.11"), Port: 443, Family: fsm.IPv4, Scheduler: "sh", SchedFlags: []string{"sh-fallback", "sh-port"}, PersistMask: 32, Forwarding: fsm.TUN,
+				HealthCheck: &fsm.HealthCheck{Type: fsm.CheckHTTPS, Path: "/healthz"}, OnDown: fsm.DownInhibit, Quorum: 2, Hysteresis: 1, QuorumDown: true, SorryServer: netip.MustParseAddrPort("198.51.100.99:443")},
+				RealServers: []fsm.RealServer{{Service: "hash", Addr: netip.MustParseAddr("198.51.100.41"), Port: 443, Weight: 1, Admin: fsm.Active, Health: fsm.HealthDown,
+					HealthReason: "HTTP 503", HealthSince: time.Date(2026, 12, 1, 10, 0, 3, 0, time.UTC)}}},
 			{Service: fsm.Service{Name: "fwm-100", FWMark: 100, Family: fsm.IPv4, Scheduler: "wrr", Persistence: 360, PersistMask: 24, Forwarding: fsm.NAT},
 				RealServers: []fsm.RealServer{{Service: "fwm-100", Addr: netip.MustParseAddr("198.51.100.51"), Weight: 1, Admin: fsm.Active, Health: fsm.HealthUnknown}}},
 		},
@@ -284,10 +337,11 @@ Prot LocalAddress:Port Scheduler Flags
 TCP  192.0.2.10:80 wlc persistent 300  [web]
   -> 198.51.100.21:80             Route   10     3          12         up
   -> 198.51.100.22:80             Route   5      -          -          draining
-TCP  192.0.2.11:443 sh (sh-fallback,sh-port)  [hash]
-  -> 198.51.100.41:443            Tunnel  1      -          -          down
+TCP  192.0.2.11:443 sh (sh-fallback,sh-port)  [hash, check https:/healthz, on-down inhibit, quorum 2±1 lost: sorry server 198.51.100.99:443]
+  -> 198.51.100.41:443            Tunnel  1      -          -          down since 2026-12-01 10:00:03Z (HTTP 503)
 FWM  100 wrr persistent 360 mask 255.255.255.0  [fwm-100]
   -> 198.51.100.51:0              Masq    1      -          -          unknown
+State: up or down is the health checks' verdict (since when, and why); unknown: not checked (yet); draining: no new connections
 
 VIPs held:
   192.0.2.10 on eth0
@@ -316,5 +370,41 @@ TCP  192.0.2.11:443                      0        0        0        0        0
 				t.Errorf("got:\n%s\nwant it to contain:\n%s", b.String(), tt.want)
 			}
 		})
+	}
+}
+
+func TestRestoreOfAnySizeIsStagedAndAllOrNothing(t *testing.T) {
+	// 1,200 services × 10 real servers: 13,200 commands, more than one chunk.
+	var b strings.Builder
+	for i := range 1200 {
+		vip := fmt.Sprintf("10.%d.%d.1:80", 20+i/250, i%250)
+		fmt.Fprintf(&b, "-A -t %s -s rr\n", vip)
+		for j := range 10 {
+			fmt.Fprintf(&b, "-a -t %s -r 192.0.%d.%d:80 -m -w 1\n", vip, i%250, 10+j)
+		}
+	}
+	rules := b.String()
+	store, url := testDirector(t)
+	code, out, stderr := raftlvs(t, url, rules, "restore")
+	if code != exitOK || !strings.Contains(out, "restored 13200 commands") {
+		t.Fatalf("restore: %d %q %s", code, out, stderr)
+	}
+	store.View(func(st *fsm.State) {
+		if len(st.Services()) != 1200 || len(st.AllRealServers()) != 12000 || len(st.Staged()) != 0 {
+			t.Fatalf("%d services, %d real servers, %d staged", len(st.Services()), len(st.AllRealServers()), len(st.Staged()))
+		}
+	})
+	// The same again fails on its first service (it exists): nothing is applied, and the
+	// transaction is aborted rather than left staged.
+	if code, _, stderr := raftlvs(t, url, rules, "restore"); code != exitError || !strings.Contains(stderr, "already exists") {
+		t.Fatalf("a restore of what exists: exit %d, %s", code, stderr)
+	}
+	store.View(func(st *fsm.State) {
+		if len(st.Staged()) != 0 || len(st.Services()) != 1200 {
+			t.Fatalf("after a failed staged restore: %d staged, %d services", len(st.Staged()), len(st.Services()))
+		}
+	})
+	if code, saved, _ := raftlvs(t, url, "", "save"); code != exitOK || strings.Count(saved, "\n") != 13200 {
+		t.Fatalf("save after the restores: %d lines", strings.Count(saved, "\n"))
 	}
 }

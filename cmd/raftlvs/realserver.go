@@ -28,6 +28,7 @@ type serverFlags struct {
 	forward          string
 	masq, gate, ipip bool
 	drain, activate  bool
+	check            string
 }
 
 func (f *serverFlags) register(fs *pflag.FlagSet) {
@@ -40,6 +41,7 @@ func (f *serverFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.ipip, "ipip", "i", false, "same as --forward tun")
 	fs.BoolVar(&f.drain, "drain", false, "drain: weight 0 in IPVS, existing connections finish")
 	fs.BoolVar(&f.activate, "activate", false, "put a drained real server back in rotation")
+	fs.StringVar(&f.check, "check", "", "this real server's own health check, overriding the service's ("+checkSyntax+"); inherit: the service's")
 }
 
 // registerOn adds the flags to cmd, with the exclusions cobra checks before running it.
@@ -67,6 +69,13 @@ func (f *serverFlags) apply(fs *pflag.FlagSet, req *api.RealServerRequest) error
 	}
 	if fwd != "" {
 		req.Forwarding = fwd
+	}
+	if fs.Changed("check") {
+		hc, err := parseCheckFlag("--check", f.check, "inherit")
+		if err != nil {
+			return err
+		}
+		req.HealthCheck = hc
 	}
 	switch {
 	case f.drain && f.activate:

@@ -39,6 +39,7 @@ type serviceFlags struct {
 	masq, gate     bool
 	ipip           bool
 	name           string
+	health         healthFlags
 }
 
 func (f *serviceFlags) register(fs *pflag.FlagSet) {
@@ -59,6 +60,7 @@ func (f *serviceFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.gate, "gatewaying", "g", false, "same as --forward dr")
 	fs.BoolVarP(&f.ipip, "ipip", "i", false, "same as --forward tun")
 	fs.StringVar(&f.name, "name", "", "service name (default: derived from the match, e.g. tcp-192.0.2.10-80)")
+	f.health.register(fs)
 }
 
 // apply sets on svc what the command line gave, and only that: add starts from a zero
@@ -136,7 +138,7 @@ func (f *serviceFlags) apply(fs *pflag.FlagSet, svc *fsm.Service) error {
 	if fs.Changed("name") {
 		svc.Name = f.name
 	}
-	return nil
+	return f.health.apply(fs, svc)
 }
 
 // forwardingFlag reads --forward and its ipvsadm shortcuts -m, -g, -i; "" if none was given.

@@ -69,6 +69,9 @@ func renderStatus(w io.Writer, st *api.StatusResponse, mode ipvsadm.ListMode, ex
 	if err := ipvsadm.List(&b, st.Services, counters, mode, exact); err != nil {
 		return err
 	}
+	if mode == ipvsadm.ListPlain {
+		b.WriteString("State: up or down is the health checks' verdict (since when, and why); unknown: not checked (yet); draining: no new connections\n")
+	}
 	if dp := st.DataPlane; dp != nil {
 		b.WriteString("\nVIPs held:")
 		if len(dp.VIPs) == 0 {

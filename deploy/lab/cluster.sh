@@ -46,6 +46,10 @@ declare -A RL_NAT_IP=([rs1]=10.100.2.21 [rs2]=10.100.2.22 [rs3]=10.100.2.23)
 # A fresh gossip key per run, as an operator would make one.
 RL_GOSSIP_KEY=${RL_GOSSIP_KEY:-$(head -c 32 /dev/urandom | $LAB_BB base64)}
 export RAFTLVS_API="${RL_IP[d1]}:7080,${RL_IP[d2]}:7080,${RL_IP[d3]}:7080"
+# TLS is on, as by default: d1's bootstrap makes the cluster CA and leaves an admin
+# certificate in its data dir, which the operator's CLI (in the client namespace) uses.
+RL_TLS=/var/lib/raftlvs-d1/tls
+export RAFTLVS_CERT=$RL_TLS/admin.pem RAFTLVS_KEY=$RL_TLS/admin-key.pem RAFTLVS_CA=$RL_TLS/ca.pem
 
 # ---- topology -------------------------------------------------------------------------
 
@@ -95,15 +99,31 @@ rl_echo_server() {
 
 # ---- directors ------------------------------------------------------------------------
 
+# rl_token ROLE [FLAG...]: a fresh token from the cluster (raftlvs token create).
+rl_token() {
+	local role=$1
+	shift
+	rl_cli token create --role "$role" --ttl 1h "$@"
+}
+
 # rl_director NAME [EXTRA_FLAG...]: start (or restart: same data dir) director NAME in its
 # namespace. d1 carries --bootstrap (ignored once it has state), the others join through
-# every director's API. RL_DIRECTOR_FLAGS adds flags to every director. Output appends to
+# every director's API, with a director token the first time (a restart has its
+# certificate). RL_DIRECTOR_FLAGS adds flags to every director. Output appends to
 # $LAB_RUN/NAME.log.
 rl_director() {
-	local name=$1 ip=${RL_IP[$1]} role
+	local name=$1 ip=${RL_IP[$1]} role token
 	shift
-	if [ "$name" = d1 ]; then role=--bootstrap; else role="--join=$RAFTLVS_API"; fi
-	mkdir -p "/var/lib/raftlvs-$name"
+	if [ "$name" = d1 ]; then
+		role=--bootstrap
+	else
+		role="--join=$RAFTLVS_API"
+		if [ ! -e "/var/lib/raftlvs-$name/tls/node.pem" ]; then
+			token=${RL_JOIN_TOKEN:-$(rl_token director)} || lab_die "no director token for $name"
+			role="$role --token=$token"
+		fi
+	fi
+	mkdir -p -m 700 "/var/lib/raftlvs-$name"
 	# ip netns exec execs raftlvs: $! is raftlvs itself (a shell function here would put a
 	# subshell in between, and a kill -9 would miss raftlvs).
 	$LAB_IP netns exec "$name" "$RL_BIN" director --id "$name" $role \
@@ -126,11 +146,12 @@ rl_cli() {
 }
 
 # rl_json DIR JQ: a director's own status (GET /v1/status, what `raftlvs status -o json`
-# prints), asked of that director only, through jq. busybox wget rather than the CLI: the
-# waits poll it, and a Go process start costs a few tenths of a second under emulation.
+# prints), asked of that director only, through jq. curl rather than the CLI: the waits
+# poll it, and a Go process start costs a few tenths of a second under emulation. The
+# director's certificate names its address, so curl verifies it as any client would.
 rl_json() {
-	lab_exec client $LAB_BB timeout 10 $LAB_BB wget -q -O - "http://${RL_IP[$1]}:7080/v1/status" 2>/dev/null |
-		jq -r "$2"
+	lab_exec client curl -sf --max-time 10 --cacert "$RAFTLVS_CA" --cert "$RAFTLVS_CERT" --key "$RAFTLVS_KEY" \
+		"https://${RL_IP[$1]}:7080/v1/status" 2>/dev/null | jq -r "$2"
 }
 
 # rl_leader [DIR]: the leader's id as DIR (default: any director) sees it; empty if none.
@@ -162,6 +183,9 @@ rl_cluster() {
 	local t0
 	t0=$(lab_now_ms)
 	rl_director d1
+	# The joiners' tokens come from the cluster: d1 must lead first.
+	lab_wait_for 'test "$(rl_json d1 .node.leader_id)" = d1' "$RL_BOUND" 0.5 ||
+		lab_die "d1 did not bootstrap"
 	rl_director d2
 	rl_director d3
 	lab_wait_for 'rl_converged_voters 3' "$RL_BOUND" 0.5 ||
@@ -235,9 +259,15 @@ rl_agent() {
 	local rs=$1 spec args=()
 	shift
 	for spec in "$@"; do args+=(--service "$spec"); done
+	if [ ! -e "/var/lib/agent-$rs/agent/tls/node.pem" ]; then
+		# The lab's real servers reach the directors from their front address while
+		# they may serve from their NAT one: the token allows the lab's networks.
+		args+=(--token "$(rl_token agent --network 10.100.0.0/16)")
+	fi
+	mkdir -p -m 700 "/var/lib/agent-$rs"
 	$LAB_IP netns exec "$rs" "$RL_BIN" agent --id "$rs" --addr "${RL_AGENT_ADDR:-${RL_IP[$rs]}}" \
 		--join "${RL_IP[d1]}:7946,${RL_IP[d2]}:7946,${RL_IP[d3]}:7946" \
-		--gossip-key "$RL_GOSSIP_KEY" --state-file "/var/lib/agent-$rs.json" --poll 1s \
+		--gossip-key "$RL_GOSSIP_KEY" --state-file "/var/lib/agent-$rs/agent.json" --poll 1s \
 		"${args[@]}" >>"$LAB_RUN/agent-$rs.log" 2>&1 &
 	echo $! >"$LAB_RUN/agent-$rs.pid"
 }

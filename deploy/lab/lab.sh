@@ -24,7 +24,7 @@ CACHE_DIR=${LAB_CACHE_DIR:-$LAB_DIR/.cache}
 KERNEL_DIR=$CACHE_DIR/kernel          # one unpacked .deb per kernel package version
 LOG_DIR=${LAB_LOG_DIR:-$CACHE_DIR/logs}
 
-HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 jq)
+HOST_PKGS=(qemu-system-x86 busybox-static cpio kmod ipvsadm iproute2 jq curl)
 KERNEL_META=linux-image-cloud-amd64
 
 # Modules put into the initramfs and loaded by /init before the scenario starts. Their
@@ -249,6 +249,7 @@ build_base_tree() {
 	copy_with_libs "$root" "$(command -v ipvsadm)"
 	copy_with_libs "$root" /bin/bash
 	copy_with_libs "$root" "$(command -v jq)" # scenarios read raftlvs status -o json
+	copy_with_libs "$root" "$(command -v curl)" # the directors' API is HTTPS with client certificates
 	for f in bin/ip sbin/ip usr/bin/ip usr/sbin/ip; do
 		[[ /$f == "$(command -v ip)" ]] && continue
 		rm -f "$root/$f"
@@ -297,7 +298,7 @@ ensure_base() {
 	key=$({
 		readlink -f "$kroot"
 		printf '%s\n' "$@"
-		dpkg-query -W -f='${Package}=${Version}\n' busybox-static iproute2 ipvsadm libc6 kmod jq
+		dpkg-query -W -f='${Package}=${Version}\n' busybox-static iproute2 ipvsadm libc6 kmod jq curl
 		declare -f build_base_tree copy_with_libs module_closure boot_module_list pack_cpio
 	} | sha256sum | cut -c1-16)
 	out=$CACHE_DIR/base-$key.cpio
@@ -540,7 +541,7 @@ report() {
 
 # The scenarios `lab.sh test` runs, in this order, each in a VM of its own (a fresh kernel
 # per scenario: no state leaks from one to the next). Seconds are their guest timeouts.
-TEST_SCENARIOS=(forwarding:240 failover:240 drift:240 restart:240 agents:300 gotests:300)
+TEST_SCENARIOS=(forwarding:240 failover:240 drift:240 restart:240 agents:300 health:300 rogue:240 gotests:300)
 
 # build_gotests DIR: the Go lab tests as static test binaries, one per package.
 build_gotests() {

@@ -46,7 +46,7 @@ func List(w io.Writer, services []api.ServiceInfo, counters []api.ServiceCounter
 		case ListRate:
 			fmt.Fprintf(&b, "%-33s%s\n", label, largenums(exact, sc.Stats.CPS, sc.Stats.InPPS, sc.Stats.OutPPS, sc.Stats.InBPS, sc.Stats.OutBPS))
 		default:
-			fmt.Fprintf(&b, "%s %s%s  [%s]\n", label, svc.Scheduler, serviceFlagsText(&svc.Service), svc.Name)
+			fmt.Fprintf(&b, "%s %s%s  [%s]\n", label, svc.Scheduler, serviceFlagsText(&svc.Service), raftlvsText(&svc.Service))
 		}
 		for _, rs := range svc.RealServers {
 			dest := hostPort(rs.Addr, rs.Port)
@@ -73,6 +73,31 @@ func List(w io.Writer, services []api.ServiceInfo, counters []api.ServiceCounter
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// raftlvsText is what raftlvs adds to a service line: its name, and its health policy.
+func raftlvsText(s *fsm.Service) string {
+	parts := []string{s.Name}
+	if s.HealthCheck != nil {
+		parts = append(parts, "check "+s.HealthCheck.String())
+		if s.OnDown == fsm.DownInhibit {
+			parts = append(parts, "on-down inhibit")
+		}
+	}
+	if s.Quorum > 0 {
+		q := fmt.Sprintf("quorum %d", s.Quorum)
+		if s.Hysteresis > 0 {
+			q += fmt.Sprintf("±%d", s.Hysteresis)
+		}
+		if s.QuorumDown {
+			q += " lost"
+			if s.SorryServer.IsValid() {
+				q += ": sorry server " + hostPort(s.SorryServer.Addr(), s.SorryServer.Port())
+			}
+		}
+		parts = append(parts, q)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ServiceLabel is ipvsadm's "TCP  192.0.2.10:80" or "FWM  100 IPv6".
@@ -124,11 +149,20 @@ func ForwardName(f fsm.Forwarding) string {
 	return string(f)
 }
 
+// rsState is the State column: draining, or the health verdict with when it last
+// changed (UTC) and the checks' reason.
 func rsState(rs fsm.RealServer) string {
 	if rs.Admin == fsm.Draining {
 		return "draining"
 	}
-	return string(rs.Health)
+	s := string(rs.Health)
+	if !rs.HealthSince.IsZero() {
+		s += " since " + rs.HealthSince.UTC().Format("2006-01-02 15:04:05Z")
+	}
+	if rs.HealthReason != "" {
+		s += " (" + rs.HealthReason + ")"
+	}
+	return s
 }
 
 // largenums prints counters as ipvsadm's print_largenum: width 9, and above 10^8 in

@@ -7,9 +7,10 @@ import (
 	"testing"
 
 	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/fsm/plan"
 )
 
-func steps(c *Changes) string {
+func steps(c *plan.Changes) string {
 	var out []string
 	for _, s := range c.Steps {
 		out = append(out, s.String())

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/fsm/plan"
 )
 
 // Plan is what a keepalived configuration becomes in raftlvs: the services and real
@@ -215,4 +216,10 @@ func sortFindings(fs []Finding, files []string) []Finding {
 			strings.Compare(a.Keyword, b.Keyword), strings.Compare(a.Message, b.Message))
 	})
 	return slices.Compact(fs)
+}
+
+// Against measures the plan against a cluster's services and real servers: services the
+// file does not mention are left alone (plan.Against).
+func (p *Plan) Against(services []fsm.Service, servers []fsm.RealServer) *plan.Changes {
+	return plan.Against(plan.Table{Services: p.Services, RealServers: p.RealServers}, services, servers, plan.Options{})
 }

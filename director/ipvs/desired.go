@@ -44,11 +44,9 @@ func (t Table) Sorted() []*Entry {
 // Desired is the table a director programs for state: every service, and for each the
 // real servers with their weight if in rotation and 0 otherwise (drained, or down under
 // on_down inhibit: existing connections finish, new ones go elsewhere); a real server
-// down under on_down remove (the default) is left out. A service with a quorum and a sorry server
-// whose in-rotation weight is below the quorum gets only the sorry server.
-//
-// Hysteresis is not applied yet: it needs memory of whether the quorum was up, which a
-// pure function of the state does not have.
+// down under on_down remove (the default) is left out. A service whose quorum the state
+// says is lost (fsm.Service.QuorumDown, with its hysteresis) and that has a sorry server
+// gets only the sorry server.
 func Desired(st *fsm.State) Table {
 	t := make(Table)
 	st.Walk(func(svc *fsm.Service, servers []*fsm.RealServer) {
@@ -60,7 +58,6 @@ func Desired(st *fsm.State) Table {
 
 func desiredEntry(svc *fsm.Service, servers []*fsm.RealServer) *Entry {
 	e := &Entry{Name: svc.Name, Service: KernelService(svc)}
-	inRotation := 0
 	e.Destinations = make([]Destination, 0, len(servers))
 	for _, rs := range servers {
 		if rs.Health == fsm.HealthDown && svc.OnDown != fsm.DownInhibit {
@@ -75,11 +72,10 @@ func desiredEntry(svc *fsm.Service, servers []*fsm.RealServer) *Entry {
 		}
 		if rs.InRotation() {
 			d.Weight = rs.Weight
-			inRotation += rs.Weight
 		}
 		e.Destinations = append(e.Destinations, d)
 	}
-	if svc.Quorum > 0 && inRotation < svc.Quorum && svc.SorryServer.IsValid() {
+	if svc.QuorumDown && svc.SorryServer.IsValid() {
 		e.Sorry = true
 		e.Destinations = []Destination{sorryDestination(svc)}
 	}

@@ -44,8 +44,13 @@ type Reconciler struct {
 	sweepEvery  time.Duration
 	maxSweep    int
 
-	passMu     sync.Mutex // one pass at a time: the kernel handle is not concurrent-safe
+	passMu sync.Mutex // one pass at a time: the kernel handle is not concurrent-safe
+	// desired follows the state one change set at a time (follow): cursor is how far it
+	// has read the state's journal, names where each fsm service sits in it. Its entries
+	// are never changed in place; programmed and snapshot share them.
 	desired    Table
+	cursor     fsm.Cursor
+	names      map[string]ServiceKey
 	programmed Table                   // what the kernel holds of the owned services, as last read or written
 	suspect    map[ServiceKey]struct{} // re-read on the next repair pass
 	repaired   bool                    // a full repair pass has run since start
@@ -54,7 +59,8 @@ type Reconciler struct {
 
 	statusMu sync.Mutex
 	status   Stats
-	snapshot Table // copy of programmed for Table()
+	snapshot Table // programmed, as Table and Stats report it
+	dests    int   // destinations in snapshot, kept as it changes: a pass must not count them
 }
 
 // Stats are the Reconciler's counters, for the director's status and metrics.
@@ -107,6 +113,7 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 		sweepEvery:  cmp.Or(max(cfg.SweepInterval, 0), 30*time.Second),
 		maxSweep:    cfg.MaxSweep,
 		desired:     Table{},
+		names:       map[string]ServiceKey{},
 		programmed:  Table{},
 		suspect:     map[ServiceKey]struct{}{},
 		snapshot:    Table{},
@@ -115,28 +122,85 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	return r, nil
 }
 
-// Sync programs the table state asks for. Only services whose desired entry changed since
-// the last pass (or that failed) are touched, and only their destinations are read back;
-// the first call after start is a full repair pass instead.
+// Sync programs the table st asks for. Only the services st's journal names since the
+// last Sync are recomputed and diffed against what was last programmed (every service on
+// the first call, after a snapshot restore, or when the journal cannot tell), and only
+// the destinations of those that differ are read back and written: one change costs the
+// same whatever the size of the table. The first call after start is a full repair pass.
 func (r *Reconciler) Sync(st *fsm.State) (PassStats, error) {
-	return r.syncTable(Desired(st))
-}
-
-func (r *Reconciler) syncTable(desired Table) (PassStats, error) {
 	r.passMu.Lock()
 	defer r.passMu.Unlock()
-	r.desired = desired
-	r.sweepKeys = nil
+	return r.syncLocked(r.follow(st))
+}
+
+// follow brings the desired table up to st and returns the keys whose entry may have
+// changed, or nil when any may have.
+func (r *Reconciler) follow(st *fsm.State) map[ServiceKey]struct{} {
+	cs, next := st.ChangesSince(r.cursor)
+	r.cursor = next
+	if cs.All {
+		r.desired = Desired(st)
+		r.names = make(map[string]ServiceKey, len(r.desired))
+		for k, e := range r.desired {
+			r.names[e.Name] = k
+		}
+		r.sweepKeys = nil
+		return nil
+	}
+	changed := cs.Services()
+	// Every changed service leaves first, then those still there come back under their
+	// key: two services may swap addresses in one batch.
+	before := make(map[ServiceKey]bool, len(changed))
+	for name := range changed {
+		if k, ok := r.names[name]; ok {
+			before[k] = false
+			delete(r.names, name)
+			if e := r.desired[k]; e != nil && e.Name == name {
+				delete(r.desired, k)
+			}
+		}
+	}
+	dirty := make(map[ServiceKey]struct{}, len(changed))
+	rekeyed := false
+	for name := range changed {
+		st.WalkService(name, func(svc *fsm.Service, servers []*fsm.RealServer) {
+			e := desiredEntry(svc, servers)
+			k := e.Service.Key()
+			r.desired[k], r.names[name] = e, k
+			dirty[k] = struct{}{}
+			if _, ok := before[k]; !ok {
+				rekeyed = true
+			}
+			before[k] = true
+		})
+	}
+	for k, back := range before {
+		dirty[k] = struct{}{}
+		rekeyed = rekeyed || !back
+	}
+	if rekeyed {
+		r.sweepKeys = nil // the sweep's list of keys is rebuilt on the next repair
+	}
+	return dirty
+}
+
+// syncLocked converges the keys given (nil: every key desired or programmed) and those
+// that failed before.
+func (r *Reconciler) syncLocked(dirty map[ServiceKey]struct{}) (PassStats, error) {
 	if !r.repaired {
 		return r.repairLocked(true)
 	}
+	desired := r.desired
 	p := r.beginPass("sync")
-	keys := make(map[ServiceKey]struct{}, len(desired))
-	for k := range desired {
-		keys[k] = struct{}{}
-	}
-	for k := range r.programmed {
-		keys[k] = struct{}{}
+	keys := dirty
+	if keys == nil {
+		keys = make(map[ServiceKey]struct{}, len(desired))
+		for k := range desired {
+			keys[k] = struct{}{}
+		}
+		for k := range r.programmed {
+			keys[k] = struct{}{}
+		}
 	}
 	for k := range r.suspect {
 		keys[k] = struct{}{}
@@ -333,7 +397,7 @@ func (r *Reconciler) create(p *pass, keys []ServiceKey) {
 			}
 			p.stats.Services++
 			delete(r.suspect, k)
-			r.setProgrammed(k, want.clone())
+			r.setProgrammed(k, want)
 		}
 	}
 }
@@ -402,7 +466,7 @@ func (r *Reconciler) convergeService(k ServiceKey, want *Entry, have *Service) e
 	if err := r.convergeDestinations(want, current); err != nil {
 		return err
 	}
-	r.setProgrammed(k, want.clone())
+	r.setProgrammed(k, want)
 	return nil
 }
 
@@ -467,6 +531,12 @@ func serviceFromKey(k ServiceKey) Service {
 func (r *Reconciler) setProgrammed(k ServiceKey, e *Entry) {
 	r.statusMu.Lock()
 	defer r.statusMu.Unlock()
+	if old := r.snapshot[k]; old != nil {
+		r.dests -= len(old.Destinations)
+	}
+	if e != nil {
+		r.dests += len(e.Destinations)
+	}
 	if e == nil {
 		delete(r.programmed, k)
 		delete(r.snapshot, k)
@@ -497,12 +567,9 @@ func (r *Reconciler) Stats() Stats {
 	return s
 }
 
-// sizeLocked counts the services and destinations programmed; statusMu is held.
+// sizeLocked is the number of services and destinations programmed; statusMu is held.
 func (r *Reconciler) sizeLocked() (services, destinations int) {
-	for _, e := range r.snapshot {
-		destinations += len(e.Destinations)
-	}
-	return len(r.snapshot), destinations
+	return len(r.snapshot), r.dests
 }
 
 // pass accumulates the figures of one pass.

@@ -47,8 +47,12 @@ func (r *Reconciler) repairDelay(took time.Duration) time.Duration {
 	return min(max(r.repairEvery, 10*took), max(r.sweepEvery, r.repairEvery))
 }
 
+// syncFrom reads what changed under the source's lock and programs it after: the kernel
+// is never written with the state locked.
 func (r *Reconciler) syncFrom(src StateSource) {
-	var desired Table
-	src.View(func(st *fsm.State) { desired = Desired(st) })
-	_, _ = r.syncTable(desired) // the pass logs and counts its errors
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	var dirty map[ServiceKey]struct{}
+	src.View(func(st *fsm.State) { dirty = r.follow(st) })
+	_, _ = r.syncLocked(dirty) // the pass logs and counts its errors
 }

@@ -53,6 +53,12 @@ func (r *Registrar) Reconcile(ctx context.Context) error {
 		case m.MetaErr != nil:
 			members[m.Name] = m // gossip.Pool names members by their id
 		case m.Meta.Role == gossip.RoleAgent:
+			if r.cfg.Admit != nil {
+				if err := r.cfg.Admit(m.Meta.ID, m.Meta.Addr); err != nil {
+					r.warnOnce("admit "+m.Meta.ID+" "+m.Meta.Addr.String(), "agent's gossip metadata refused: its real servers are not registered", "agent", m.Meta.ID, "addr", m.Meta.Addr, "err", err)
+					continue
+				}
+			}
 			members[m.Meta.ID] = m
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/raftlvs/raftlvs/cluster/gossip"
@@ -72,6 +73,11 @@ type Config struct {
 	// announced a service the cluster did not have yet is registered as soon as the
 	// service is added, not at the next periodic pass.
 	StateChanges <-chan struct{}
+	// Admit, if set, decides whether an agent's gossip metadata is believed: the
+	// gossip key is shared by every agent, so with TLS only the addresses an agent's
+	// certificate names are registered (the daemon's check). An agent it refuses is
+	// treated as absent: nothing is registered for it, and what it had is retired.
+	Admit func(agentID string, addr netip.Addr) error
 
 	MinDrain     time.Duration
 	MaxDrain     time.Duration

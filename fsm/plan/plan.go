@@ -1,13 +1,31 @@
-package keepalived
+// Package plan measures a desired table (services and their real servers, from a file:
+// an ipvsadm rule set, a keepalived.conf, an export) against a cluster's state and lists
+// the steps, and the fsm commands, that make the cluster so. It is pure: restore
+// --replace, keepalived import and declarative apply share it.
+package plan
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/raftlvs/raftlvs/fsm"
 )
+
+// Table is a desired set of services and their real servers.
+type Table struct {
+	Services    []fsm.Service
+	RealServers []fsm.RealServer
+}
+
+// Options say how far a plan reaches.
+type Options struct {
+	// Prune removes the cluster's services the table does not name (restore --replace,
+	// apply --prune). Agent-registered real servers are never removed.
+	Prune bool
+}
 
 // StepOp is what applying a plan does to one service or real server of a cluster.
 type StepOp string
@@ -32,8 +50,8 @@ type Changes struct {
 	Steps []Step
 	// Unchanged counts the plan's services and real servers the cluster already has as is.
 	UnchangedServices, UnchangedServers int
-	// Untouched are the cluster's services the configuration does not mention: the import
-	// leaves them alone.
+	// Untouched are the cluster's services the table does not mention, left alone (without
+	// Prune; with it, they are removed by a step).
 	Untouched []string
 	// AgentServers are real servers registered by agents in the imported services: the
 	// import leaves them to their agents.
@@ -50,14 +68,15 @@ func (c *Changes) Commands() []fsm.Command {
 	return out
 }
 
-// Against measures the plan against a cluster's services and real servers (as the state
+// Against measures the table against a cluster's services and real servers (as the state
 // API returns them). A service is identified by what it matches (protocol, address and
 // port, or fwmark): if the cluster has it under another name, that name is kept. The
-// real servers of an imported service become those of the configuration: missing ones
-// are created, different ones changed (their admin state kept: a drain in progress
-// stays), extra ones an operator added are removed. Services the configuration does not
-// mention are untouched.
-func (p *Plan) Against(services []fsm.Service, servers []fsm.RealServer) *Changes {
+// real servers of a service in the table become those of the table: missing ones are
+// created, different ones changed (their admin state kept: a drain in progress stays;
+// their health is never the table's), extra ones an operator added are removed; those an
+// agent registered are its own. Services the table does not mention are untouched, or
+// removed with Prune.
+func Against(p Table, services []fsm.Service, servers []fsm.RealServer, opts Options) *Changes {
 	c := &Changes{}
 	byMatch := make(map[string]*fsm.Service, len(services))
 	for i := range services {
@@ -77,7 +96,11 @@ func (p *Plan) Against(services []fsm.Service, servers []fsm.RealServer) *Change
 	imported := map[string]bool{}
 	for i := range p.Services {
 		want := *p.Services[i].Clone()
-		planName := want.Name
+		fsm.NormalizeService(&want)
+		planName := p.Services[i].Name
+		if planName == "" {
+			planName = want.Name
+		}
 		old := byMatch[matchKey(&want)]
 		var have map[netip.AddrPort]fsm.RealServer
 		if old == nil {
@@ -96,6 +119,7 @@ func (p *Plan) Against(services []fsm.Service, servers []fsm.RealServer) *Change
 		for _, rs := range planned[planName] {
 			rs.Service = want.Name
 			rs.HealthCheck = rs.HealthCheck.Clone()
+			fsm.NormalizeRealServer(&rs, &want)
 			ap := netip.AddrPortFrom(rs.Addr, rs.Port)
 			seen[ap] = true
 			prev, ok := have[ap]
@@ -105,7 +129,7 @@ func (p *Plan) Against(services []fsm.Service, servers []fsm.RealServer) *Change
 			case prev.IsAgent():
 				c.AgentServers = append(c.AgentServers, prev)
 			default:
-				rs.Admin = prev.Admin
+				rs.Admin, rs.Health, rs.HealthReason, rs.HealthSince = prev.Admin, prev.Health, prev.HealthReason, prev.HealthSince
 				if diff := serverDiff(&prev, &rs); len(diff) > 0 {
 					c.Steps = append(c.Steps, Step{Op: OpChange, RealServer: &rs, Fields: diff, Command: fsm.EditRealServer{RealServer: rs}})
 				} else {
@@ -125,7 +149,12 @@ func (p *Plan) Against(services []fsm.Service, servers []fsm.RealServer) *Change
 		}
 	}
 	for _, s := range services {
-		if !imported[s.Name] {
+		switch {
+		case imported[s.Name]:
+		case opts.Prune:
+			svc := s
+			c.Steps = append(c.Steps, Step{Op: OpRemove, Service: &svc, Command: fsm.RemoveService{Name: s.Name}})
+		default:
 			c.Untouched = append(c.Untouched, s.Name)
 		}
 	}
@@ -133,20 +162,23 @@ func (p *Plan) Against(services []fsm.Service, servers []fsm.RealServer) *Change
 	return c
 }
 
-// order puts removals of real servers first (a changed service may no longer take
-// them), then services, then the real servers added or changed; within each, plan order.
+// order puts removals first (a changed service may no longer take a removed real server,
+// and a removed service may free the match a new one takes), then services, then the
+// real servers added or changed; within each, plan order.
 func (c *Changes) order() {
 	rank := func(s Step) int {
 		switch {
-		case s.Op == OpRemove:
+		case s.Op == OpRemove && s.Service != nil:
 			return 0
-		case s.Service != nil:
+		case s.Op == OpRemove:
 			return 1
+		case s.Service != nil:
+			return 2
 		}
-		return 2
+		return 3
 	}
 	var out []Step
-	for r := 0; r < 3; r++ {
+	for r := 0; r < 4; r++ {
 		for _, s := range c.Steps {
 			if rank(s) == r {
 				out = append(out, s)
@@ -156,9 +188,10 @@ func (c *Changes) order() {
 	c.Steps = out
 }
 
-// serviceDiff names the settings of two services that differ.
+// serviceDiff names the settings of two services that differ (the quorum verdict is the
+// state's, not the table's).
 func serviceDiff(old, want *fsm.Service) []string {
-	return fieldDiff(old, want, "name", "vip", "port", "protocol", "fwmark", "family")
+	return fieldDiff(old, want, "name", "vip", "port", "protocol", "fwmark", "family", "quorum_down")
 }
 
 // serverDiff names the settings an import sets on a real server that differ; health and
@@ -202,6 +235,8 @@ func fieldDiff(a, b any, skip ...string) []string {
 // String describes a step for a listing.
 func (s Step) String() string {
 	switch {
+	case s.Service != nil && s.Op == OpRemove:
+		return fmt.Sprintf("remove service %s (%s)", s.Service.Name, describe(s.Service))
 	case s.Service != nil && s.Op == OpChange:
 		return fmt.Sprintf("change service %s: %v", s.Service.Name, s.Fields)
 	case s.Service != nil:
@@ -210,4 +245,20 @@ func (s Step) String() string {
 		return fmt.Sprintf("change real server %s of %s: %v", netip.AddrPortFrom(s.RealServer.Addr, s.RealServer.Port), s.RealServer.Service, s.Fields)
 	}
 	return fmt.Sprintf("%s real server %s of %s", s.Op, netip.AddrPortFrom(s.RealServer.Addr, s.RealServer.Port), s.RealServer.Service)
+}
+
+// matchKey identifies what a service matches.
+func matchKey(s *fsm.Service) string {
+	if s.IsFWMark() {
+		return fmt.Sprintf("fwmark %d %s", s.FWMark, s.Family)
+	}
+	return fmt.Sprintf("%s %s", s.Protocol, netip.AddrPortFrom(s.VIP.Unmap(), s.Port))
+}
+
+// describe names a service as an operator would write it.
+func describe(s *fsm.Service) string {
+	if s.IsFWMark() {
+		return fmt.Sprintf("fwmark %d (%s)", s.FWMark, s.Family)
+	}
+	return fmt.Sprintf("%s %s", strings.ToUpper(string(s.Protocol)), netip.AddrPortFrom(s.VIP, s.Port))
 }
