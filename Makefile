@@ -6,7 +6,7 @@ export GOFLAGS := -tags=hashicorpmetrics
 BIN      := bin/raftlvs
 PKGS     := ./...
 
-.PHONY: build test unit lint bench lab-bench demo lab-setup lab-test clean
+.PHONY: build test unit lint bench bench-failover lab-bench demo lab-setup lab-test clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/raftlvs
@@ -39,6 +39,16 @@ demo: build lab-setup
 # servers against ipvsadm -R, in the lab VM. Slow under emulation: tens of minutes.
 lab-bench: build lab-setup
 	deploy/lab/lab.sh bench --bin $(BIN)
+
+# Failover side by side on this host, in network namespaces the bench creates: keepalived
+# (Debian's package, installed here if missing; VRRPv2 advert_int 1, VRRPv3 advert_int 0.1)
+# and three raftlvs --vip-only directors (default and fast timing), crashes and planned
+# handovers, 20 trials each, one table. About 17 minutes; not part of make test.
+bench-failover: build
+	@command -v keepalived >/dev/null && command -v nft >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq keepalived nftables iproute2; }
+	$(GO) build -o bin/bench-failover ./bench/failover
+	bin/bench-failover --bin $(BIN) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin

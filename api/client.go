@@ -180,6 +180,25 @@ func (c *Client) TransferLeadership(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodPost, "/v1/leadership/transfer", TransferRequest{ID: id}, nil)
 }
 
+// VIPs lists every VIP the leader holds, declared or a service's.
+func (c *Client) VIPs(ctx context.Context) ([]VIPInfo, error) {
+	list, err := call[VIPList](ctx, c, http.MethodGet, "/v1/vips", nil)
+	if err != nil {
+		return nil, err
+	}
+	return list.VIPs, nil
+}
+
+// AddVIP declares a VIP without a service.
+func (c *Client) AddVIP(ctx context.Context, req VIPRequest) (*VIPInfo, error) {
+	return call[VIPInfo](ctx, c, http.MethodPost, "/v1/vips", req)
+}
+
+// RemoveVIP forgets a declared VIP.
+func (c *Client) RemoveVIP(ctx context.Context, addr netip.Addr) error {
+	return c.do(ctx, http.MethodDelete, "/v1/vips/"+url.PathEscape(addr.String()), nil, nil)
+}
+
 // call does one request whose answer decodes into a T.
 func call[T any](ctx context.Context, c *Client, method, path string, in any) (*T, error) {
 	var out T

@@ -158,7 +158,7 @@ func (tc *testCluster) start(id string, bootstrap bool, options ...func(*Config)
 			APIAddr:   fmt.Sprintf("127.0.0.1:%d", 18000+len(tc.cfgs)), // never dialled
 			Bootstrap: bootstrap,
 			Logger:    testLogger(),
-			// Raft's own defaults, twice ours: a loaded two-core machine running -race
+			// Raft's own defaults (the relaxed profile): a loaded two-core machine running -race
 			// stalls for hundreds of milliseconds, and every stall past the lease is an
 			// election the test must then ride out. The benchmark runs our defaults.
 			HeartbeatTimeout:   time.Second,

@@ -20,9 +20,9 @@ func TestConfigDefaultsAreValidAndMatchTheDesign(t *testing.T) {
 	if err := c.validate(); err != nil {
 		t.Fatalf("defaults rejected: %v", err)
 	}
-	if c.HeartbeatTimeout != 500*time.Millisecond || c.ElectionTimeout != 500*time.Millisecond ||
-		c.LeaderLeaseTimeout != 250*time.Millisecond || c.CommitTimeout != 10*time.Millisecond {
-		t.Fatalf("timings %v/%v/%v/%v, want 500ms/500ms/250ms/10ms", c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout)
+	if c.HeartbeatTimeout != 300*time.Millisecond || c.ElectionTimeout != 300*time.Millisecond ||
+		c.LeaderLeaseTimeout != 150*time.Millisecond || c.CommitTimeout != 10*time.Millisecond {
+		t.Fatalf("timings %v/%v/%v/%v, want 300ms/300ms/150ms/10ms", c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout)
 	}
 }
 

@@ -178,15 +178,16 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 }
 
 // transferTargets lists, in id order, the voters a planned transfer may pick: not this
-// node, with a director entry (so followers can forward to it), and not a witness (it
-// holds no VIPs). raft does not publish how far each follower has replicated, so the
+// node, with a director entry (so followers can forward to it), not a witness (it holds
+// no VIPs) and eligible (its tracked checks pass). raft does not publish how far each follower has replicated, so the
 // order is by id; raft brings the chosen target up to date before it hands over, and
 // fails within an election timeout if it cannot reach it.
 func (n *Node) transferTargets(st *fsm.State, servers []raft.Server) []raft.Server {
 	var out []raft.Server
 	for _, s := range servers {
 		d, ok := st.Director(string(s.ID))
-		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(n.cfg.NodeID) && ok && !d.Witness {
+		eligible := n.cfg.Eligible == nil || n.cfg.Eligible(string(s.ID))
+		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(n.cfg.NodeID) && ok && !d.Witness && eligible {
 			out = append(out, s)
 		}
 	}
@@ -212,4 +213,12 @@ func dialRaft(ctx context.Context, addr string) error {
 		return err
 	}
 	return conn.Close()
+}
+
+// VerifyLeader confirms that this node still leads: raft's VerifyLeader, one round of
+// contact with a quorum. The VIP owner calls it before each refresh it announces.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	return n.wait(ctx, "verify leadership", n.raft.VerifyLeader())
 }

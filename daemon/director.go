@@ -25,6 +25,7 @@ import (
 	"github.com/raftlvs/raftlvs/director/ipvs"
 	"github.com/raftlvs/raftlvs/director/registrar"
 	"github.com/raftlvs/raftlvs/director/syncd"
+	"github.com/raftlvs/raftlvs/director/track"
 	"github.com/raftlvs/raftlvs/director/vip"
 	"github.com/raftlvs/raftlvs/pki"
 )
@@ -64,6 +65,13 @@ type Options struct {
 
 	// Witness runs Raft only: no IPVS, no VIPs, and it hands leadership away.
 	Witness bool
+	// VIPOnly holds VIPs through Raft leadership and programs no IPVS (no reconciler, no
+	// sync daemons, no agent registration): keepalived's VRRP alone, for a proxy on
+	// this machine. It runs on a kernel without IPVS.
+	VIPOnly bool
+	// Track, if set, are this director's tracked checks: while they fail it holds no
+	// VIPs, hands leadership away and is no planned transfer's target.
+	Track *track.Config
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -109,7 +117,8 @@ type Director struct {
 	log    *slog.Logger
 	api    net.Listener
 	plane  *director.Director // nil on a witness
-	health *health            // nil on a witness
+	track  *track.Tracker     // nil without tracked checks
+	health *health            // nil on a witness or a VIP-only director
 	notify *notifier          // nil without hooks
 	pool   *gossip.Pool
 	node   *cluster.Node
@@ -138,6 +147,8 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, fmt.Errorf("listen on the API address: %w", err)
 	}
 	d.close = append(d.close, func() { d.api.Close() })
+	// The VIP owner fences its announcements with the Raft lease (director/vip).
+	opts.VIP.Lease = cmp.Or(opts.LeaderLeaseTimeout, cluster.DefaultLeaderLeaseTimeout)
 	if d.tls, err = d.openTLS(); err != nil {
 		return nil, err
 	}
@@ -151,6 +162,13 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	d.close = append(d.close, func() { d.pool.Shutdown() })
+	if opts.Track != nil {
+		cfg := *opts.Track
+		cfg.Logger, cfg.OnChange = opts.Logger, d.announceEligibility
+		if d.track, err = track.New(cfg); err != nil {
+			return nil, badOption("Track", "%v", err)
+		}
+	}
 	d.node, err = cluster.Open(cluster.Config{
 		NodeID:             opts.ID,
 		DataDir:            opts.DataDir,
@@ -162,6 +180,7 @@ func New(opts Options) (_ *Director, err error) {
 		ClusterID:          d.opts.ClusterID,
 		TLS:                d.tlsSource(),
 		Witness:            opts.Witness,
+		Eligible:           d.eligible,
 		HeartbeatTimeout:   opts.HeartbeatTimeout,
 		ElectionTimeout:    opts.ElectionTimeout,
 		LeaderLeaseTimeout: opts.LeaderLeaseTimeout,
@@ -173,44 +192,56 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	d.close = append(d.close, func() { d.node.Stop() })
-	if d.plane != nil {
+	if d.plane != nil && !opts.VIPOnly {
 		if d.health, err = newHealth(opts, d.node, d.apiClient, agentVerdicts(d.pool, d.node)); err != nil {
 			return nil, err
 		}
 	}
-	duties := append(d.duties(), d.trustDuty())
-	if d.notify = newNotifier(opts, d.node); d.notify != nil {
-		duties = append(duties, d.notify.duty()) // last in: the VIPs are held by then
-	}
-	d.node.Lead(duties...)
+	d.notify = newNotifier(opts, d.node)
+	d.node.Lead(d.duties()...)
 	d.server = &http.Server{Handler: d.mount(d.apiServer()), ReadHeaderTimeout: 10 * time.Second}
 	return d, nil
 }
 
-// duties is what this director does while it leads, in order: the VIPs first in and
-// first out, then the master sync daemon, agent registration, and the health checks'
-// aggregation. A witness only hands leadership away.
+// duties is the one list of what this director does while it leads, in order: its
+// tracked checks, which keep the rest from starting while they fail; the VIPs, first in
+// and first out; then the master sync daemon, agent registration and the health checks'
+// aggregation, which a VIP-only director has no use for; the sweep of abandoned staged
+// restores; the cluster's trust records; and last the notify hooks' leader event, once
+// the VIPs are held. A witness hands leadership away instead of the data plane's duties.
 func (d *Director) duties() []cluster.Duty {
-	if d.plane == nil {
-		return []cluster.Duty{d.node.WitnessDuty()}
+	var duties []cluster.Duty
+	switch {
+	case d.plane == nil:
+		duties = append(duties, d.node.WitnessDuty())
+	default:
+		if d.track != nil {
+			duties = append(duties, cluster.Duty{Name: "tracked checks", Run: d.track.Duty(d.node)})
+		}
+		duties = append(duties, cluster.Duty{Name: "VIPs", Run: d.plane.HoldVIPs})
+		if !d.opts.VIPOnly {
+			duties = append(duties,
+				cluster.Duty{Name: "master sync daemon", Run: d.plane.RunSyncMaster},
+				cluster.Duty{Name: "agent registrar", Run: registrar.Lead(registrar.Config{
+					Members:   d.pool,
+					State:     d.node,
+					Writer:    d.node,
+					Conns:     d.plane,
+					Counters:  d.obs.registrar,
+					MaxDrain:  d.opts.DrainMax,
+					ReapDelay: d.opts.ReapDelay,
+					Admit:     d.agentAdmission(),
+					Logger:    d.log,
+				}, d.node)},
+				d.health.duty())
+		}
+		duties = append(duties, cluster.Duty{Name: "staged restore sweep", Run: abortAbandoned(d.node, time.Now, stagedSweep, d.log)})
 	}
-	return []cluster.Duty{
-		{Name: "VIPs", Run: d.plane.HoldVIPs},
-		{Name: "master sync daemon", Run: d.plane.RunSyncMaster},
-		{Name: "agent registrar", Run: registrar.Lead(registrar.Config{
-			Members:   d.pool,
-			State:     d.node,
-			Writer:    d.node,
-			Conns:     d.plane,
-			Counters:  d.obs.registrar,
-			MaxDrain:  d.opts.DrainMax,
-			ReapDelay: d.opts.ReapDelay,
-			Admit:     d.agentAdmission(),
-			Logger:    d.log,
-		}, d.node)},
-		d.health.duty(),
-		{Name: "staged restore sweep", Run: abortAbandoned(d.node, time.Now, stagedSweep, d.log)},
+	duties = append(duties, d.trustDuty())
+	if d.notify != nil {
+		duties = append(duties, d.notify.duty())
 	}
+	return duties
 }
 
 // Run serves until ctx ends or the node is removed from the cluster, then stops as
@@ -235,6 +266,9 @@ func (d *Director) Run(ctx context.Context) error {
 		}
 	}()
 	go keepDirectorsInGossip(ctx, d.pool, d.node, d.log)
+	if d.track != nil {
+		go d.track.Run(ctx)
+	}
 	if d.health != nil {
 		go d.health.run(ctx)
 	}
@@ -251,7 +285,7 @@ func (d *Director) Run(ctx context.Context) error {
 		}()
 	}
 	d.log.Info("director running", "id", d.opts.ID, "raft", d.node.Self().RaftAddr, "api", d.APIAddr(),
-		"gossip", d.pool.LocalAddr(), "witness", d.opts.Witness)
+		"gossip", d.pool.LocalAddr(), "witness", d.opts.Witness, "vip_only", d.opts.VIPOnly, "tracked_checks", d.track != nil)
 	var err error
 	if d.plane != nil {
 		err = d.plane.Run(ctx, d.node)
@@ -319,9 +353,11 @@ func (d *Director) openPool() (*gossip.Pool, error) {
 	if err != nil {
 		return nil, badOption("GossipBind", "%v", err)
 	}
+	// A director with tracked checks starts ineligible: no transfer should pick it before
+	// its checks have run once.
 	pool, err := gossip.New(gossip.Config{
 		NodeName: d.opts.ID, BindAddr: host, BindPort: port, SecretKey: d.opts.GossipKey, Logger: d.log,
-	}, gossip.Meta{Role: gossip.RoleDirector, ID: d.opts.ID, APIAddr: d.APIAddr()})
+	}, d.gossipMeta(d.opts.Track == nil))
 	if err != nil {
 		return nil, fmt.Errorf("join the gossip pool: %w", err)
 	}
@@ -332,11 +368,17 @@ func (d *Director) openPool() (*gossip.Pool, error) {
 // it, its VIP and drift events going to the timeline.
 func newDataPlane(opts Options, obs *observability) (*director.Director, error) {
 	kernel := opts.Kernel
+	if kernel == nil && opts.VIPOnly {
+		var err error
+		if kernel, err = director.NewLinuxVIPKernel(); err != nil {
+			return nil, err
+		}
+	}
 	if kernel == nil {
 		var err error
 		kernel, err = director.NewLinuxKernel(opts.Sync != nil)
 		if errors.Is(err, ipvs.ErrNoIPVS) {
-			return nil, fmt.Errorf("%w (or run as a witness for a Raft-only voter)", err)
+			return nil, fmt.Errorf("%w (or run VIP-only, which holds VIPs and programs no IPVS, or as a witness, a Raft-only voter)", err)
 		}
 		if err != nil {
 			return nil, err
@@ -357,6 +399,18 @@ func newDataPlane(opts Options, obs *observability) (*director.Director, error) 
 
 // check refuses options that cannot work, before anything starts.
 func (o Options) check() error {
+	if o.VIPOnly && o.Witness {
+		return badOption("VIPOnly", "a witness holds no VIPs: choose one")
+	}
+	if o.VIPOnly && o.Sync != nil {
+		return badOption("Sync", "a VIP-only director runs no IPVS, so no sync daemon")
+	}
+	if o.VIPOnly && o.Kernel != nil && o.Kernel.IPVS != nil {
+		return badOption("Kernel", "a VIP-only director is given no IPVS")
+	}
+	if o.Witness && o.Track != nil {
+		return badOption("Track", "a witness never holds the VIPs: it has nothing to track")
+	}
 	if o.Bootstrap && len(o.Join) > 0 {
 		return badOption("Bootstrap", "a director that bootstraps joins no one: bootstrap the first director only, join the others")
 	}

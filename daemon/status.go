@@ -11,8 +11,8 @@ import (
 // dataPlaneStatus is the wire form of what the director holds in its kernel.
 func dataPlaneStatus(st director.Status) *api.DataPlane {
 	dp := &api.DataPlane{VIPs: []api.VIP{}, SyncDaemons: []api.SyncDaemon{}}
-	for _, a := range st.VIPs {
-		dp.VIPs = append(dp.VIPs, api.VIP{Addr: a, Interface: st.Interface})
+	for _, v := range st.VIPs {
+		dp.VIPs = append(dp.VIPs, api.VIP{Addr: v.Addr, Interface: v.Interface})
 	}
 	for _, sd := range st.SyncDaemons {
 		role := "backup"

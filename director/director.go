@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -49,9 +47,10 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
-// Kernel is the director's access to its kernel; NewLinuxKernel opens the real one.
+// Kernel is the director's access to its kernel; NewLinuxKernel opens the real one. A
+// VIP-only director (NewLinuxVIPKernel) has no IPVS: it holds VIPs and programs nothing.
 type Kernel struct {
-	IPVS      ipvs.Kernel
+	IPVS      ipvs.Kernel      // nil: VIP-only
 	Stats     ipvs.StatsReader // optional
 	Links     vip.Links
 	Announcer vip.Announcer
@@ -80,8 +79,8 @@ type Director struct {
 	cfg        Config
 	log        *slog.Logger
 	kernel     *Kernel
-	reconciler *ipvs.Reconciler
-	vips       *vip.Owner
+	reconciler *ipvs.Reconciler // nil on a VIP-only director
+	vips       *vipOwners
 
 	mu      sync.Mutex
 	cluster Cluster
@@ -101,24 +100,55 @@ func New(cfg Config, kernel *Kernel) (*Director, error) {
 			return nil, fmt.Errorf("new director: %w", err)
 		}
 	}
-	rec, err := ipvs.NewReconciler(ipvs.ReconcilerConfig{
-		Kernel:         kernel.IPVS,
-		StateDir:       cfg.StateDir,
-		Logger:         cfg.Logger,
-		RepairInterval: cfg.RepairInterval,
-		OnRepair:       cfg.OnRepair,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("new director: %w", err)
+	d := &Director{cfg: cfg, log: cfg.Logger, kernel: kernel, running: make(chan struct{})}
+	if kernel.IPVS != nil {
+		rec, err := ipvs.NewReconciler(ipvs.ReconcilerConfig{
+			Kernel:         kernel.IPVS,
+			StateDir:       cfg.StateDir,
+			Logger:         cfg.Logger,
+			RepairInterval: cfg.RepairInterval,
+			OnRepair:       cfg.OnRepair,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("new director: %w", err)
+		}
+		d.reconciler = rec
 	}
 	vcfg := cfg.VIP
 	vcfg.Logger = cfg.Logger
-	owner, err := vip.NewOwner(vcfg, kernel.Links, kernel.Announcer)
+	if vcfg.Verify == nil {
+		vcfg.Verify = d.verifyLeader
+	}
+	owners, err := newVIPOwners(vcfg, kernel.Links, kernel.Announcer)
 	if err != nil {
 		return nil, fmt.Errorf("new director: %w", err)
 	}
-	return &Director{cfg: cfg, log: cfg.Logger, kernel: kernel, reconciler: rec, vips: owner, running: make(chan struct{})}, nil
+	d.vips = owners
+	return d, nil
 }
+
+// LeaderVerifier is what a Cluster may offer to fence VIP announcements: raft's
+// VerifyLeader (*cluster.Node has it). Without it, announcements are not fenced.
+type LeaderVerifier interface {
+	VerifyLeader(ctx context.Context) error
+}
+
+// verifyLeader confirms, through the cluster, that this node still leads.
+func (d *Director) verifyLeader(ctx context.Context) error {
+	d.mu.Lock()
+	c := d.cluster
+	d.mu.Unlock()
+	if c == nil {
+		return errNotWired
+	}
+	if v, ok := c.(LeaderVerifier); ok {
+		return v.VerifyLeader(ctx)
+	}
+	return nil
+}
+
+// VIPOnly reports whether this director programs no IPVS.
+func (d *Director) VIPOnly() bool { return d.reconciler == nil }
 
 // Run keeps the kernel in line with the cluster until ctx ends: the backup sync daemon at
 // once; then, once the node has caught up with the cluster (until then the kernel keeps
@@ -144,16 +174,18 @@ func (d *Director) Run(ctx context.Context, c Cluster) error {
 	close(d.running) // from here on, the leader duties may run
 	select {
 	case <-c.Ready():
-		d.log.Info("caught up with the cluster: programming IPVS")
+		d.log.Info("caught up with the cluster", "ipvs", d.reconciler != nil)
 	case <-ctx.Done():
 		return d.stopBackup()
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := d.reconciler.Run(ctx, c); err != nil && !errors.Is(err, context.Canceled) {
-			d.log.Error("IPVS reconciler stopped", "err", err)
-		}
-	})
+	if d.reconciler != nil {
+		wg.Go(func() {
+			if err := d.reconciler.Run(ctx, c); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error("IPVS reconciler stopped", "err", err)
+			}
+		})
+	}
 	wg.Go(func() { d.removeStaleVIPs(ctx, c) })
 	wg.Wait()
 	return d.stopBackup()
@@ -183,7 +215,7 @@ func (d *Director) removeStaleVIPs(ctx context.Context, c Cluster) {
 	for {
 		if !c.IsLeader() {
 			// The owner logs what it removes; ErrClaimed means this node became leader.
-			if _, err := d.vips.RemoveStale(ClusterVIPs(c)); err != nil && !errors.Is(err, vip.ErrClaimed) {
+			if _, err := d.vips.removeStale(ClusterVIPs(c)); err != nil && !errors.Is(err, vip.ErrClaimed) {
 				d.log.Warn("remove stale VIPs", "err", err)
 			}
 		}
@@ -196,19 +228,12 @@ func (d *Director) removeStaleVIPs(ctx context.Context, c Cluster) {
 	}
 }
 
-// ClusterVIPs returns the distinct VIPs of the cluster's services (fwmark services have
-// none: their addresses are the operator's business).
-func ClusterVIPs(c Cluster) []netip.Addr {
-	var vips []netip.Addr
-	c.View(func(st *fsm.State) {
-		st.Walk(func(svc *fsm.Service, _ []*fsm.RealServer) {
-			if svc.VIP.IsValid() {
-				vips = append(vips, svc.VIP)
-			}
-		})
-	})
-	slices.SortFunc(vips, netip.Addr.Compare)
-	return slices.Compact(vips)
+// ClusterVIPs returns every VIP the leader holds: the declared ones and the services'
+// (fsm.State.HeldVIPs).
+func ClusterVIPs(c Cluster) []fsm.VIP {
+	var vips []fsm.VIP
+	c.View(func(st *fsm.State) { vips = st.HeldVIPs() })
+	return vips
 }
 
 // Close releases the kernel handles; call it after Run has returned.

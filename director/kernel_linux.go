@@ -46,3 +46,17 @@ func NewLinuxKernel(syncEnabled bool) (*Kernel, error) {
 	}
 	return k, nil
 }
+
+// NewLinuxVIPKernel opens what a VIP-only director needs of the current network
+// namespace: links and ARP/NA sockets, no IPVS, so it runs on a kernel without IPVS.
+func NewLinuxVIPKernel() (*Kernel, error) {
+	links, err := vip.NewNetlinkLinks(netns.None())
+	if err != nil {
+		return nil, fmt.Errorf("open links: %w", err)
+	}
+	announcer := vip.NewPacketAnnouncer(netns.None())
+	return &Kernel{Links: links, Announcer: announcer, close: func() {
+		links.Close()
+		announcer.Close()
+	}}, nil
+}

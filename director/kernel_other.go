@@ -16,3 +16,8 @@ var ErrUnsupportedOS = errors.New("not supported on this OS")
 func NewLinuxKernel(bool) (*Kernel, error) {
 	return nil, fmt.Errorf("open the kernel's IPVS on %s: %w", runtime.GOOS, ErrUnsupportedOS)
 }
+
+// NewLinuxVIPKernel fails off Linux.
+func NewLinuxVIPKernel() (*Kernel, error) {
+	return nil, fmt.Errorf("open the kernel's links on %s: %w", runtime.GOOS, ErrUnsupportedOS)
+}

@@ -15,9 +15,10 @@ import (
 // errNotWired: Raft elected this node before the daemon handed the director its cluster.
 var errNotWired = errors.New("director not wired to its cluster yet")
 
-// HoldVIPs is the VIP duty: it claims every VIP of the cluster's services (a GARP/NA
-// burst each, then a periodic refresh), follows the state as services come and go, and
-// releases them all before it returns.
+// HoldVIPs is the VIP duty: it claims every VIP of the cluster, declared or a service's,
+// each on its interface (a GARP/NA burst each, then a periodic refresh fenced by
+// leadership), follows the state as VIPs come and go, and releases them all before it
+// returns.
 func (d *Director) HoldVIPs(ctx context.Context, started func()) error {
 	c, err := d.wired(ctx)
 	if err != nil {
@@ -26,7 +27,7 @@ func (d *Director) HoldVIPs(ctx context.Context, started func()) error {
 	log := d.log.With("role", "leader")
 	changes, cancel := c.Watch()
 	defer cancel()
-	if err := d.vips.Claim(ctx, ClusterVIPs(c)); err != nil {
+	if err := d.vips.hold(ctx, ClusterVIPs(c)); err != nil {
 		// What succeeded is held; the owner retries the rest with back-off.
 		log.Error("claim VIPs", "err", err)
 	}
@@ -34,14 +35,14 @@ func (d *Director) HoldVIPs(ctx context.Context, started func()) error {
 	for {
 		select {
 		case <-ctx.Done():
-			if err := d.vips.Release(); err != nil {
+			if err := d.vips.release(); err != nil {
 				log.Error("release VIPs", "err", err)
 				return err
 			}
 			log.Info("released VIPs")
 			return nil
 		case <-changes:
-			if err := d.vips.SetVIPs(ClusterVIPs(c)); err != nil {
+			if err := d.vips.hold(ctx, ClusterVIPs(c)); err != nil {
 				log.Error("update VIPs", "err", err)
 			}
 		}

@@ -3,7 +3,6 @@ package director
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 
 	"github.com/raftlvs/raftlvs/director/ipvs"
 	"github.com/raftlvs/raftlvs/director/syncd"
@@ -14,7 +13,7 @@ import (
 // Status is what this director holds in its kernel.
 type Status struct {
 	Interface   string         // the VIP interface
-	VIPs        []netip.Addr   // the VIPs held (the leader's)
+	VIPs        []HeldVIP      // the VIPs held (the leader's), by interface
 	SyncDaemons []syncd.Daemon // running connection-sync daemons
 	// Services are the IPVS counters of the services raftlvs programmed, when asked for.
 	Services []ServiceCounters
@@ -34,7 +33,7 @@ type ServiceCounters struct {
 // Status reports VIPs and sync daemons and, with counters, the IPVS counters of every
 // service raftlvs programmed: one kernel dump per service, slow on a large table.
 func (d *Director) Status(counters bool) Status {
-	st := Status{Interface: d.cfg.VIP.Interface, VIPs: d.vips.Held()}
+	st := Status{Interface: d.cfg.VIP.Interface, VIPs: d.vips.held()}
 	if d.kernel.Sync != nil {
 		daemons, err := d.kernel.Sync.List()
 		if err != nil {
@@ -42,7 +41,7 @@ func (d *Director) Status(counters bool) Status {
 		}
 		st.SyncDaemons = daemons
 	}
-	if counters && d.kernel.Stats != nil {
+	if counters && d.kernel.Stats != nil && d.reconciler != nil {
 		st.Services = d.counters()
 	}
 	return st
@@ -76,9 +75,9 @@ func (d *Director) counters() []ServiceCounters {
 func (d *Director) ReconcilerStats() ipvs.Stats { return d.reconciler.Stats() }
 
 // VIPStats are the figures of every VIP this director has held or tried to hold.
-func (d *Director) VIPStats() []vip.VIPStats { return d.vips.Stats() }
+func (d *Director) VIPStats() []vip.VIPStats { return d.vips.stats() }
 
-// VIPInterface is the interface that carries the VIPs.
+// VIPInterface is the interface that carries the VIPs the cluster names no interface for.
 func (d *Director) VIPInterface() string { return d.cfg.VIP.Interface }
 
 // Connections counts the active connections of a real server in this director's IPVS
@@ -86,7 +85,7 @@ func (d *Director) VIPInterface() string { return d.cfg.VIP.Interface }
 // and TUN the director sees only one direction, and a closed connection lingers as
 // FIN_WAIT or TIME_WAIT for minutes, which would make every drain last its maximum.
 func (d *Director) Connections(rs fsm.RealServer) (int, error) {
-	if d.kernel.Stats == nil {
+	if d.kernel.Stats == nil || d.reconciler == nil {
 		return 0, errors.New("count connections: no IPVS counters")
 	}
 	for _, e := range d.reconciler.Table() {

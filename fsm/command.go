@@ -240,6 +240,10 @@ func decode(entry []byte, depth int) (Command, error) {
 		c, err = decodeBody[RecordCertificate](body)
 	case TypeRevokeCertificate:
 		c, err = decodeBody[RevokeCertificate](body)
+	case TypeAddVIP:
+		c, err = decodeBody[AddVIP](body)
+	case TypeRemoveVIP:
+		c, err = decodeBody[RemoveVIP](body)
 	case TypeBatch:
 		c, err = decodeBatch(body, depth)
 	case TypeStageChunk:

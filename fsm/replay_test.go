@@ -18,7 +18,7 @@ func leaderLog(t *testing.T, seed uint64, n int, each func(before, after *fsm.St
 	g := fsmtest.New(seed)
 	leader := fsm.NewState()
 	var log [][]byte
-	accepted, peakServers := 0, 0
+	accepted, peakServers, peakVIPs := 0, 0, 0
 	for range n {
 		c := g.Command()
 		if p, err := leader.Prepare(c); err == nil {
@@ -41,8 +41,9 @@ func leaderLog(t *testing.T, seed uint64, n int, each func(before, after *fsm.St
 			each(before, leader, entry, err)
 		}
 		peakServers = max(peakServers, len(leader.AllRealServers()))
+		peakVIPs = max(peakVIPs, len(leader.DeclaredVIPs()))
 	}
-	if accepted < 10 || peakServers == 0 {
+	if accepted < 10 || peakServers == 0 || peakVIPs == 0 {
 		t.Fatal("generator produced no accepted commands: the test proves nothing")
 	}
 	return leader, log

@@ -14,9 +14,11 @@ import (
 // Snapshot formats; a node refuses a format it does not know. Format 2 adds staged
 // transactions: a state without any is still written as format 1, which older nodes
 // read, and one with some is refused by them rather than read without its staged data.
+// Format 3 adds declared VIPs the same way.
 const (
 	snapshotVersion       = 1
 	snapshotVersionStaged = 2
+	snapshotVersionVIPs   = 3
 )
 
 type snapshot struct {
@@ -27,6 +29,7 @@ type snapshot struct {
 	RealServers []RealServer     `json:"real_servers"`
 	Directors   []Director       `json:"directors"`
 	Staged      []stagedSnapshot `json:"staged,omitempty"`
+	VIPs        []VIP            `json:"vips,omitempty"`
 	trustSnapshot
 }
 
@@ -52,6 +55,7 @@ type Frozen struct {
 	services  []*Service
 	servers   []*RealServer
 	directors []Director
+	vips      []VIP
 	staged    map[string]*stagedTx
 	trust     trustSnapshot // small: copied whole
 }
@@ -63,6 +67,7 @@ func (s *State) Freeze() *Frozen {
 		version:   s.version,
 		services:  make([]*Service, 0, len(s.services)),
 		directors: s.Directors(),
+		vips:      s.DeclaredVIPs(),
 		staged:    maps.Clone(s.staged),
 		// The CA key is in here: a snapshot is Raft's, kept in the data dir (0700).
 		trust: s.trustSnapshot(),
@@ -111,6 +116,9 @@ func (f *Frozen) write(w io.Writer) error {
 	if len(staged) > 0 {
 		format = snapshotVersionStaged
 	}
+	if len(f.vips) > 0 {
+		format = snapshotVersionVIPs
+	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	head := func(s string) { bw.WriteString(s) }
@@ -134,6 +142,12 @@ func (f *Frozen) write(w io.Writer) error {
 	if len(staged) > 0 {
 		head(`,"staged":`)
 		if err := value(staged); err != nil {
+			return err
+		}
+	}
+	if len(f.vips) > 0 {
+		head(`,"vips":`)
+		if err := value(f.vips); err != nil {
 			return err
 		}
 	}
@@ -199,7 +213,7 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	if err := json.NewDecoder(r).Decode(&snap); err != nil {
 		return nil, fmt.Errorf("read state snapshot: %w", err)
 	}
-	if snap.Format != snapshotVersion && snap.Format != snapshotVersionStaged {
+	if snap.Format < snapshotVersion || snap.Format > snapshotVersionVIPs {
 		return nil, fmt.Errorf("state snapshot format %d: %w", snap.Format, ErrUnknownCommand)
 	}
 	s := NewState()
@@ -221,6 +235,12 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			return nil, fmt.Errorf("state snapshot director %s: %w", d.ID, err)
 		}
 		s.directors[d.ID] = d
+	}
+	for _, v := range snap.VIPs {
+		if err := (AddVIP{VIP: v}).check(s); err != nil {
+			return nil, fmt.Errorf("state snapshot VIP %s: %w", v.Prefix, err)
+		}
+		s.vips[v.Addr()] = v
 	}
 	for _, ss := range snap.Staged {
 		if err := readStaged(s, ss); err != nil {

@@ -18,6 +18,7 @@ type State struct {
 	servers   map[string]map[RSKey]*RealServer // by service name, then key
 	directors map[string]Director
 	matches   map[matchKey]string  // what each service matches → its name
+	vips      map[netip.Addr]VIP   // declared VIPs by address (vip.go)
 	trust     trustState           // tokens, the CA, issued certificates (trust.go)
 	staged    map[string]*stagedTx // open staged transactions by id
 	// stagedCommands counts the commands of every staged transaction (bounded by
@@ -63,7 +64,7 @@ func deleteService(s *State, name string) {
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{},
-		matches: map[matchKey]string{}, trust: newTrustState(), staged: map[string]*stagedTx{}, journal: newJournal(0)}
+		matches: map[matchKey]string{}, vips: map[netip.Addr]VIP{}, trust: newTrustState(), staged: map[string]*stagedTx{}, journal: newJournal(0)}
 }
 
 // ClusterID is the id set when the cluster was bootstrapped.
@@ -198,6 +199,7 @@ func (s *State) Clone() *State {
 		servers:        make(map[string]map[RSKey]*RealServer, len(s.servers)),
 		directors:      maps.Clone(s.directors),
 		matches:        maps.Clone(s.matches),
+		vips:           maps.Clone(s.vips),
 		trust:          s.trust.clone(),
 		staged:         maps.Clone(s.staged),
 		stagedCommands: s.stagedCommands,
@@ -213,7 +215,7 @@ func (s *State) Clone() *State {
 func (s *State) Equal(o *State) bool {
 	return s.clusterID == o.clusterID && s.version == o.version &&
 		reflect.DeepEqual(s.services, o.services) && reflect.DeepEqual(s.servers, o.servers) &&
-		maps.Equal(s.directors, o.directors) && reflect.DeepEqual(s.staged, o.staged) && s.trust.equal(o.trust)
+		maps.Equal(s.directors, o.directors) && maps.Equal(s.vips, o.vips) && reflect.DeepEqual(s.staged, o.staged) && s.trust.equal(o.trust)
 }
 
 // CompareServices orders services as ipvsadm lists them: fwmark services after the others

@@ -20,6 +20,7 @@ const (
 	undoClusterID                     // clusterID was old (string)
 	undoStaged                        // staged[key.Service] was old (*stagedTx, nil: absent)
 	undoTrust                         // trust was old (trustState: small, copied whole)
+	undoVIP                           // vips[key.Addr] was old (VIP, nil: absent)
 )
 
 type undoEntry struct {
@@ -73,6 +74,8 @@ func (s *State) rollback(mark int) {
 			putStaged(s, name, old)
 		case undoTrust:
 			s.trust = e.old.(trustState)
+		case undoVIP:
+			s.undoVIP(e)
 		}
 	}
 	s.forget(mark)

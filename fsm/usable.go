@@ -35,6 +35,8 @@ func checkUsableAddresses(c Command) error {
 		return checkUsable("addr", c.RealServer.Addr)
 	case UpsertAgentRS:
 		return checkUsable("addr", c.RealServer.Addr)
+	case AddVIP:
+		return vipUsable(c.VIP)
 	case Batch:
 		return eachCommand(c.Commands, checkUsableAddresses)
 	case StageChunk:

@@ -46,7 +46,7 @@ var (
 )
 
 func (fakePlane) Status(bool) director.Status {
-	return director.Status{Interface: "eth0", VIPs: []netip.Addr{fakeVIP},
+	return director.Status{Interface: "eth0", VIPs: []director.HeldVIP{{Addr: fakeVIP, Interface: "eth0"}},
 		SyncDaemons: []syncd.Daemon{{State: syncd.Backup}},
 		Services: []director.ServiceCounters{{Name: "web", Service: fakeSvc, Counters: ipvs.Counters{Connections: 1},
 			Destinations: []ipvs.DestinationStats{{Destination: ipvs.DestKey{Address: fakeRS, Port: 80}, ActiveConnections: 1}},

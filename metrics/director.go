@@ -153,8 +153,8 @@ func (c *directorCollector) Describe(chan<- *prometheus.Desc) {}
 func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.src.Now()
 	c.collectRaft(ch, now)
-	var vips []netip.Addr
-	c.src.State.View(func(st *fsm.State) { vips = clusterVIPs(st) })
+	var vips []fsm.VIP
+	c.src.State.View(func(st *fsm.State) { vips = st.HeldVIPs() })
 	if dp := c.src.DataPlane; dp != nil {
 		st := dp.Status(false) // the counters are the table's (Director.Gather)
 		collectVIPs(ch, dp.VIPInterface(), vips, dp.VIPStats())
@@ -230,25 +230,34 @@ func histogram(d *prometheus.Desc, l cluster.Latencies) prometheus.Metric {
 
 // collectVIPs reports every VIP of the cluster, held here or not, and any other this
 // director has counters for (a VIP whose service went).
-func collectVIPs(ch chan<- prometheus.Metric, ifname string, cluster []netip.Addr, stats []vip.VIPStats) {
-	byAddr := make(map[netip.Addr]vip.VIPStats, len(stats))
-	for _, s := range stats {
-		byAddr[s.Addr] = s
+// collectVIPs sends every VIP the cluster has this director hold when it leads, and any
+// other it held: on its interface (defaultIf when the cluster names none), held or not.
+func collectVIPs(ch chan<- prometheus.Metric, defaultIf string, cluster []fsm.VIP, stats []vip.VIPStats) {
+	type key struct {
+		addr   netip.Addr
+		ifname string
 	}
-	all := slices.Clone(cluster)
+	byKey := make(map[key]vip.VIPStats, len(stats))
+	var all []key
 	for _, s := range stats {
-		if !slices.Contains(all, s.Addr) {
-			all = append(all, s.Addr)
+		k := key{s.Addr, cmp.Or(s.Interface, defaultIf)}
+		byKey[k] = s
+		all = append(all, k)
+	}
+	for _, v := range cluster {
+		if k := (key{v.Addr(), cmp.Or(v.Interface, defaultIf)}); !slices.Contains(all, k) {
+			all = append(all, k)
 		}
 	}
-	for _, a := range all {
-		s := byAddr[a]
-		v := a.String()
+	slices.SortFunc(all, func(a, b key) int { return cmp.Or(a.addr.Compare(b.addr), cmp.Compare(a.ifname, b.ifname)) })
+	for _, k := range all {
+		s := byKey[k]
+		v, ifname := k.addr.String(), k.ifname
 		ch <- gauge(vipHeld, boolValue(s.Held), v, ifname)
 		if s.Held {
 			ch <- gauge(vipSince, float64(s.Since.UnixMilli())/1e3, v, ifname)
 		}
-		if a.Is4() {
+		if k.addr.Is4() {
 			ch <- counter(vipAnnounced, float64(s.GARPs), v, ifname, "garp")
 		} else {
 			ch <- counter(vipAnnounced, float64(s.NAs), v, ifname, "na")
@@ -257,18 +266,6 @@ func collectVIPs(ch chan<- prometheus.Metric, ifname string, cluster []netip.Add
 		ch <- counter(vipErrors, float64(s.AddErrors), v, ifname, "add")
 		ch <- counter(vipErrors, float64(s.RemoveErrors), v, ifname, "remove")
 	}
-}
-
-// clusterVIPs are the distinct VIPs of the state's services.
-func clusterVIPs(st *fsm.State) []netip.Addr {
-	var out []netip.Addr
-	st.Walk(func(svc *fsm.Service, _ []*fsm.RealServer) {
-		if svc.VIP.IsValid() && !slices.Contains(out, svc.VIP.Unmap()) {
-			out = append(out, svc.VIP.Unmap())
-		}
-	})
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
 }
 
 func collectSync(ch chan<- prometheus.Metric, daemons []syncd.Daemon) {

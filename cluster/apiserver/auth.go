@@ -65,6 +65,9 @@ var routeRules = map[string]rule{
 	"POST /v1/staged/{tx}/commit":                      {need: pki.AccessOperate},
 	"DELETE /v1/staged/{tx}":                           {need: pki.AccessOperate},
 	"GET /v1/staged":                                   {need: pki.AccessRead},
+	"GET /v1/vips":                                     {need: pki.AccessRead},
+	"POST /v1/vips":                                    {need: pki.AccessOperate},
+	"DELETE /v1/vips/{addr}":                           {need: pki.AccessOperate},
 	// Mounted by the daemon (Server.Handle): the timeline, metrics, and the status page,
 	// whose page and assets hold no data (its script then asks for a read credential).
 	"GET /v1/events": {need: pki.AccessRead},

@@ -90,6 +90,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/certificates", s.signCertificate)
 	s.healthRoutes()
 	s.stagedRoutes()
+	s.vipRoutes()
 	s.mux.HandleFunc("/", s.noRoute)
 }
 

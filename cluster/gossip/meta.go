@@ -27,7 +27,8 @@ const (
 	flagDraining   = 1 << 0
 	flagLeaving    = 1 << 1
 	flagHealth     = 1 << 2 // each service carries the agent's own verdict
-	knownFlagsMask = flagDraining | flagLeaving | flagHealth
+	flagIneligible = 1 << 3 // a director's tracked checks fail
+	knownFlagsMask = flagDraining | flagLeaving | flagHealth | flagIneligible
 	// MaxReasonLen bounds an agent's reason for a verdict: metadata is 512 bytes in all.
 	MaxReasonLen = 48
 )
@@ -93,6 +94,9 @@ type Meta struct {
 
 	// Director.
 	APIAddr string // host:port of its HTTP API
+	// Ineligible says the director's tracked checks fail: a planned leadership transfer
+	// does not pick it (it would hand leadership straight on).
+	Ineligible bool
 
 	// Agent.
 	Addr     netip.Addr // the real-server address
@@ -123,6 +127,9 @@ func (m Meta) encode(leaving bool) ([]byte, error) {
 	}
 	if leaving {
 		flags |= flagLeaving
+	}
+	if m.Ineligible {
+		flags |= flagIneligible
 	}
 	withHealth := false
 	for _, s := range m.Services {
@@ -182,8 +189,8 @@ func (m Meta) validate() error {
 			return bad("director %s: only agents announce an address, services or draining", m.ID)
 		}
 	case RoleAgent:
-		if m.APIAddr != "" {
-			return bad("agent %s: only directors announce an api address", m.ID)
+		if m.APIAddr != "" || m.Ineligible {
+			return bad("agent %s: only directors announce an api address or eligibility", m.ID)
 		}
 		a := m.Addr.Unmap()
 		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
@@ -276,6 +283,7 @@ func decodeMeta(b []byte) (m Meta, leaving bool, err error) {
 		return Meta{}, false, fmt.Errorf("%w: unknown flags %#x", ErrBadMeta, flags)
 	}
 	m.Draining = flags&flagDraining != 0
+	m.Ineligible = flags&flagIneligible != 0
 	if err := m.validate(); err != nil {
 		return Meta{}, false, err
 	}

@@ -20,6 +20,7 @@ func TestMetaRoundTrip(t *testing.T) {
 	}{
 		{"director", Meta{Role: RoleDirector, ID: "d1", APIAddr: "10.0.0.1:8080"}},
 		{"director with ipv6 api", Meta{Role: RoleDirector, ID: "d1", APIAddr: "[2001:db8::1]:8080"}},
+		{"director whose tracked checks fail", Meta{Role: RoleDirector, ID: "d1", APIAddr: "10.0.0.1:8080", Ineligible: true}},
 		{"agent without services", agentMeta("a1")},
 		{"agent with services", agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: 100}, ServicePort{Service: "web", Port: 8080, Weight: 0}, ServicePort{Service: "dns", Port: 0, Weight: 65535})},
 		{"agent with its own verdicts", agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: 1, Health: HealthDown, Reason: "HTTP 503"},
@@ -72,6 +73,7 @@ func TestMetaEncodeRefusesInvalid(t *testing.T) {
 		{"agent without address", Meta{Role: RoleAgent, ID: "a1"}, ErrBadMeta},
 		{"agent with unspecified address", Meta{Role: RoleAgent, ID: "a1", Addr: netip.IPv4Unspecified()}, ErrBadMeta},
 		{"agent with api address", Meta{Role: RoleAgent, ID: "a1", Addr: netip.MustParseAddr("192.0.2.1"), APIAddr: "a:1"}, ErrBadMeta},
+		{"agent announcing eligibility", Meta{Role: RoleAgent, ID: "a1", Addr: netip.MustParseAddr("192.0.2.1"), Ineligible: true}, ErrBadMeta},
 		{"negative weight", agentMeta("a1", ServicePort{Service: "web", Port: 80, Weight: -1}), ErrBadMeta},
 		{"unknown health", agentMeta("a1", ServicePort{Service: "web", Weight: 1, Health: 7}), ErrBadMeta},
 		{"reason too long", agentMeta("a1", ServicePort{Service: "web", Weight: 1, Health: HealthDown, Reason: strings.Repeat("x", MaxReasonLen+1)}), ErrBadMeta},

@@ -46,7 +46,8 @@ type Pool struct {
 	ml     *memberlist.Memberlist
 	events *eventQueue
 
-	announce sync.Mutex // serializes UpdateMeta and Leave
+	announce  sync.Mutex     // serializes UpdateMeta and Leave
+	localAddr netip.AddrPort // set once ml is made
 
 	mu      sync.Mutex
 	meta    []byte // encoded local meta, what memberlist announces
@@ -90,6 +91,9 @@ func New(cfg Config, meta Meta) (*Pool, error) {
 		return nil, fmt.Errorf("start gossip member %s on %s:%d: %w", cfg.NodeName, cfg.BindAddr, cfg.BindPort, err)
 	}
 	p.ml = ml
+	// Read once: memberlist hands out its own node record, which it rewrites under its
+	// lock on every meta update; the address never changes.
+	p.localAddr = nodeAddr(ml.LocalNode())
 	if len(cfg.Join) > 0 {
 		p.wg.Add(1)
 		go p.rejoinLoop()
@@ -261,7 +265,7 @@ func (p *Pool) Shutdown() error {
 }
 
 // LocalAddr is the gossip address other members reach this one at.
-func (p *Pool) LocalAddr() netip.AddrPort { return nodeAddr(p.ml.LocalNode()) }
+func (p *Pool) LocalAddr() netip.AddrPort { return p.localAddr }
 
 func (p *Pool) isClosed() bool {
 	p.mu.Lock()

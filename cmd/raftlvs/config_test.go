@@ -53,6 +53,8 @@ func TestDirectorRefusesConfigsThatCannotWork(t *testing.T) {
 		{"bootstrap and join", []string{"--bootstrap", "--join", "10.0.0.1:7080"}, "--bootstrap: a director that bootstraps joins no one"},
 		{"unspecified API address", []string{"--api-addr", "0.0.0.0:7080"}, "--api-advertise"},
 		{"bad id", []string{"--id", "-x"}, "--id"},
+		{"a VIP-only witness", []string{"--vip-only", "--witness"}, "--vip-only: a witness holds no VIPs"},
+		{"a witness with tracked checks", []string{"--witness", "--track", "exec:true"}, "--track: a witness never holds the VIPs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

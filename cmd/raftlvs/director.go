@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/raftlvs/raftlvs/daemon"
 	"github.com/raftlvs/raftlvs/director/registrar"
 	"github.com/raftlvs/raftlvs/director/syncd"
+	"github.com/raftlvs/raftlvs/director/track"
 	"github.com/raftlvs/raftlvs/director/vip"
 	"github.com/raftlvs/raftlvs/fsm"
 )
@@ -36,6 +39,13 @@ type directorConfig struct {
 	Join          addrList `json:"join"`
 	ClusterID     string   `json:"cluster_id"`
 	Witness       bool     `json:"witness"`
+	VIPOnly       bool     `json:"vip_only"`
+
+	Track         []string `json:"track"`
+	TrackInterval duration `json:"track_interval"`
+	TrackTimeout  duration `json:"track_timeout"`
+	TrackRise     int      `json:"track_rise"`
+	TrackFall     int      `json:"track_fall"`
 	Insecure      bool     `json:"insecure"`
 	Token         string   `json:"token"`
 	TLSCert       string   `json:"tls_cert"`
@@ -55,6 +65,7 @@ type directorConfig struct {
 	SyncPort      uint16   `json:"sync_port"`
 	SyncTTL       uint8    `json:"sync_ttl"`
 
+	RaftTiming   string   `json:"raft_timing"`
 	Heartbeat    duration `json:"heartbeat"`
 	Election     duration `json:"election"`
 	LeaderLease  duration `json:"leader_lease"`
@@ -77,8 +88,14 @@ func directorCmd(cfg *directorConfig, run func(context.Context, *directorConfig)
 with --join ADDR (the API address of any director). Every director programs the same IPVS
 table; the Raft leader holds the VIPs on --vip-interface and runs the sync daemon as master.
 With --witness the director runs Raft only (no IPVS, no VIPs): a small third voter that
-keeps a majority for a site with two load balancers, and the way to run on a kernel
-without IPVS. Flags override the --config file (YAML; keys are the flag names with _).`,
+keeps a majority for a site with two load balancers. With --vip-only it holds the VIPs
+while it leads and programs no IPVS (keepalived's VRRP alone, for HAProxy, nginx or a
+Kubernetes API behind one address); it runs on a kernel without IPVS. --track runs local
+checks (keepalived's track_script): while one fails the director holds no VIPs, hands
+leadership to a director whose checks pass, and no planned transfer picks it.
+--raft-timing picks how fast a crash is detected (default, fast, relaxed); --heartbeat,
+--election and --leader-lease override its parts. Flags override the --config file
+(YAML; keys are the flag names with _).`,
 		Args:        exactArgs(0, "no arguments"),
 		RunE:        runE(configured(cfg, run)),
 		Annotations: map[string]string{"credentials": "none"},
@@ -97,6 +114,12 @@ without IPVS. Flags override the --config file (YAML; keys are the flag names wi
 	f.Var(&cfg.Join, "join", "API address(es) of existing directors to join through")
 	f.StringVar(&cfg.ClusterID, "cluster-id", "", "cluster name, recorded at bootstrap (default: generated)")
 	f.BoolVar(&cfg.Witness, "witness", false, "Raft only: no IPVS, no VIPs, never stays leader")
+	f.BoolVar(&cfg.VIPOnly, "vip-only", false, "hold the VIPs while leader and program no IPVS (no sync daemon, no agents)")
+	f.StringArrayVar(&cfg.Track, "track", nil, `tracked check, repeatable: exec:"pidof haproxy", http://127.0.0.1:8404/healthz, tcp:127.0.0.1:6443`)
+	durationFlag(f, &cfg.TrackInterval, "track-interval", track.DefaultInterval, "tracked checks: time between runs")
+	durationFlag(f, &cfg.TrackTimeout, "track-timeout", track.DefaultTimeout, "tracked checks: bound on one run")
+	f.IntVar(&cfg.TrackRise, "track-rise", track.DefaultRise, "tracked checks: passing runs in a row to be eligible again")
+	f.IntVar(&cfg.TrackFall, "track-fall", track.DefaultFall, "tracked checks: failing runs in a row to give the VIPs up")
 	directorTLSFlags(cmd, cfg)
 	f.StringVar(&cfg.VIPInterface, "vip-interface", "eth0", "interface that carries the VIPs")
 	f.IntVar(&cfg.GARPBurst, "garp-burst", vip.DefaultBurst, "gratuitous ARP / NA announcements when a VIP is claimed")
@@ -108,9 +131,10 @@ without IPVS. Flags override the --config file (YAML; keys are the flag names wi
 	f.StringVar(&cfg.SyncGroup, "sync-group", "", "sync multicast group (default 224.0.0.81)")
 	f.Uint16Var(&cfg.SyncPort, "sync-port", 0, "sync multicast port (default 8848)")
 	f.Uint8Var(&cfg.SyncTTL, "sync-ttl", 0, "sync multicast TTL (default 1)")
-	durationFlag(f, &cfg.Heartbeat, "heartbeat", cluster.DefaultHeartbeatTimeout, "Raft heartbeat timeout")
-	durationFlag(f, &cfg.Election, "election", cluster.DefaultElectionTimeout, "Raft election timeout")
-	durationFlag(f, &cfg.LeaderLease, "leader-lease", cluster.DefaultLeaderLeaseTimeout, "Raft leader lease (at most --heartbeat)")
+	f.StringVar(&cfg.RaftTiming, "raft-timing", "default", "Raft timing profile: "+profileUsage())
+	durationFlag(f, &cfg.Heartbeat, "heartbeat", 0, "Raft heartbeat timeout (default: --raft-timing's)")
+	durationFlag(f, &cfg.Election, "election", 0, "Raft election timeout (default: --raft-timing's)")
+	durationFlag(f, &cfg.LeaderLease, "leader-lease", 0, "Raft leader lease, at most --heartbeat (default: --raft-timing's)")
 	durationFlag(f, &cfg.DrainMax, "drain-max", registrar.DefaultMaxDrain, "longest a leaving agent's real servers stay draining")
 	durationFlag(f, &cfg.ReapDelay, "reap-delay", registrar.DefaultReapDelay, "how long a failed agent's real servers stay (at weight 0) before removal")
 	f.StringVar(&cfg.ExecCheckDir, "exec-check-dir", "", "directory exec health checks' commands must live in (unset: exec checks are refused: a command in the replicated state runs on every director)")
@@ -128,7 +152,7 @@ func hostname() string {
 }
 
 func (c *directorConfig) syncConfig() (*syncd.Config, error) {
-	if !c.SyncDaemon {
+	if !c.SyncDaemon || c.VIPOnly {
 		return nil, nil
 	}
 	sc := syncd.Config{Interface: cmp.Or(c.SyncInterface, c.VIPInterface), SyncID: c.SyncID, Port: c.SyncPort, TTL: c.SyncTTL}
@@ -162,15 +186,24 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 	if err != nil {
 		return daemon.Options{}, err
 	}
+	timing, err := c.timing()
+	if err != nil {
+		return daemon.Options{}, err
+	}
+	tracked, err := c.trackConfig()
+	if err != nil {
+		return daemon.Options{}, err
+	}
 	opts := daemon.Options{
 		ID: c.ID, DataDir: c.DataDir,
 		RaftBind: c.RaftAddr, RaftAdvertise: c.RaftAdvertise,
 		APIBind: c.APIAddr, APIAdvertise: c.APIAdvertise,
 		GossipBind: c.GossipAddr, GossipKey: key,
 		Bootstrap: c.Bootstrap, Join: c.Join, ClusterID: c.ClusterID, Witness: c.Witness,
-		HeartbeatTimeout:   time.Duration(c.Heartbeat),
-		ElectionTimeout:    time.Duration(c.Election),
-		LeaderLeaseTimeout: time.Duration(c.LeaderLease),
+		VIPOnly: c.VIPOnly, Track: tracked,
+		HeartbeatTimeout:   timing.HeartbeatTimeout,
+		ElectionTimeout:    timing.ElectionTimeout,
+		LeaderLeaseTimeout: timing.LeaderLeaseTimeout,
 		VIP: vip.Config{Interface: c.VIPInterface, Burst: c.GARPBurst,
 			BurstInterval: time.Duration(c.GARPInterval), Refresh: time.Duration(c.GARPRefresh)},
 		Security:     c.security(),
@@ -188,6 +221,47 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 var optionFlags = map[string]string{
 	"Bootstrap": "--bootstrap", "APIBind": "--api-addr", "APIAdvertise": "--api-advertise",
 	"RaftBind": "--raft-addr", "GossipBind": "--gossip-addr", "Security": "--token", "ClusterID": "--cluster-id",
+	"VIPOnly": "--vip-only", "Track": "--track",
+}
+
+// timing is --raft-timing's profile with whatever --heartbeat, --election and
+// --leader-lease set over it; the cluster validates the result.
+func (c *directorConfig) timing() (cluster.Timing, error) {
+	t, err := cluster.ProfileTiming(c.RaftTiming)
+	if err != nil {
+		return t, usagef("--raft-timing: %v", err)
+	}
+	t.HeartbeatTimeout = cmp.Or(time.Duration(c.Heartbeat), t.HeartbeatTimeout)
+	t.ElectionTimeout = cmp.Or(time.Duration(c.Election), t.ElectionTimeout)
+	t.LeaderLeaseTimeout = cmp.Or(time.Duration(c.LeaderLease), t.LeaderLeaseTimeout)
+	return t, nil
+}
+
+func profileUsage() string {
+	var parts []string
+	for _, p := range cluster.TimingProfiles {
+		parts = append(parts, fmt.Sprintf("%s (%v/%v/%v: %s)", p.Name, p.Timing.HeartbeatTimeout, p.Timing.ElectionTimeout, p.Timing.LeaderLeaseTimeout, p.Use))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// trackConfig compiles the --track checks; none is nil.
+func (c *directorConfig) trackConfig() (*track.Config, error) {
+	if len(c.Track) == 0 {
+		return nil, nil
+	}
+	cfg := &track.Config{Interval: time.Duration(c.TrackInterval), Rise: c.TrackRise, Fall: c.TrackFall}
+	if cfg.Interval <= 0 || c.TrackTimeout <= 0 || cfg.Rise < 1 || cfg.Fall < 1 {
+		return nil, usagef("--track-interval and --track-timeout must be positive, --track-rise and --track-fall at least 1")
+	}
+	for _, spec := range c.Track {
+		chk, err := track.Parse(spec, time.Duration(c.TrackTimeout))
+		if err != nil {
+			return nil, usagef("--track: %v", err)
+		}
+		cfg.Checks = append(cfg.Checks, chk)
+	}
+	return cfg, nil
 }
 
 func runDirector(ctx context.Context, cfg *directorConfig) error {

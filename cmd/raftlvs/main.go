@@ -74,6 +74,7 @@ func newRootCmd() *cobra.Command {
 		newEventsCmd(),
 		newServiceCmd(),
 		newServerCmd(),
+		newVIPCmd(),
 		newJoinCmd(),
 		newLeaveCmd(),
 		newTransferCmd(),

@@ -43,9 +43,23 @@ type Config struct {
 	// OnEvent, if set, is told of every VIP this owner puts on or takes off the
 	// interface. It is called under the owner's lock: it must not block nor call back.
 	OnEvent func(Event)
+	// Verify, if set, confirms that this node still leads (raft's VerifyLeader, a round
+	// trip to a quorum) before each scheduled announcement after the claim's first; an
+	// error skips the announcement (DESIGN.md, Fencing).
+	Verify func(ctx context.Context) error
+	// Lease is how long a Verify that succeeded vouches for this node, counted from its
+	// start: raft's LeaderLeaseTimeout, which is at most its HeartbeatTimeout, the least
+	// time any follower waits after its last contact before it may elect another leader.
+	// An announcement is sent only within Lease of a successful Verify, and a wake-up
+	// later than Lease past its due time (a GC pause, a frozen VM) is verified again
+	// before anything is sent. 0 means DefaultLease; only used with Verify.
+	Lease time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultLease is cluster.DefaultLeaderLeaseTimeout (vip does not import cluster).
+const DefaultLease = 150 * time.Millisecond
 
 // Owner claims the VIPs while this director leads and releases them when it stops.
 // Its methods are safe for concurrent use.
@@ -54,6 +68,8 @@ type Owner struct {
 	burst         int
 	burstInterval time.Duration
 	refresh       time.Duration // <= 0: no refresh
+	verify        func(context.Context) error
+	lease         time.Duration
 	log           *slog.Logger
 	links         Links
 	announcer     Announcer
@@ -77,8 +93,8 @@ func NewOwner(cfg Config, links Links, announcer Announcer) (*Owner, error) {
 	if cfg.Interface == "" {
 		return nil, fmt.Errorf("%w: no VIP interface", ErrBadConfig)
 	}
-	if cfg.Burst < 0 || cfg.BurstInterval < 0 {
-		return nil, fmt.Errorf("%w: negative burst %d or burst interval %s", ErrBadConfig, cfg.Burst, cfg.BurstInterval)
+	if cfg.Burst < 0 || cfg.BurstInterval < 0 || cfg.Lease < 0 {
+		return nil, fmt.Errorf("%w: negative burst %d, burst interval %s or lease %s", ErrBadConfig, cfg.Burst, cfg.BurstInterval, cfg.Lease)
 	}
 	if links == nil || announcer == nil {
 		return nil, fmt.Errorf("%w: nil Links or Announcer", ErrBadConfig)
@@ -88,6 +104,8 @@ func NewOwner(cfg Config, links Links, announcer Announcer) (*Owner, error) {
 		burst:         cmp.Or(cfg.Burst, DefaultBurst),
 		burstInterval: cmp.Or(cfg.BurstInterval, DefaultBurstInterval),
 		refresh:       cmp.Or(cfg.Refresh, DefaultRefresh),
+		verify:        cfg.Verify,
+		lease:         cmp.Or(cfg.Lease, DefaultLease),
 		log:           cfg.Logger,
 		links:         links,
 		announcer:     announcer,

@@ -49,6 +49,13 @@ func (o *Owner) run(ctx context.Context, gen uint64, done chan struct{}) {
 		case <-o.wake:
 		case <-fire:
 			o.mu.Lock()
+			announcing := o.announcementDueLocked(time.Now())
+			o.mu.Unlock()
+			// Removals are always safe; only an announcement needs the leadership.
+			if announcing && !o.fenced(ctx, next) {
+				break
+			}
+			o.mu.Lock()
 			if o.claimed && o.gen == gen && ctx.Err() == nil {
 				if err := o.stepLocked(time.Now()); err != nil {
 					o.log.Error("VIP refresh", "err", err)
@@ -58,6 +65,62 @@ func (o *Owner) run(ctx context.Context, gen uint64, done chan struct{}) {
 		}
 		if timer != nil {
 			timer.Stop()
+		}
+	}
+}
+
+// fenced reports whether this node may announce now, having woken for what was due at
+// due: it verifies its leadership first, and the answer holds for Lease from the moment
+// the verification started, because no follower that acknowledged it can elect another
+// leader sooner (raft's followers wait at least HeartbeatTimeout ≥ LeaderLeaseTimeout
+// after their last contact). A wake-up more than Lease late means this process was
+// paused, maybe long enough for another director to lead and announce: it is only
+// logged, since the verification that follows decides. Without Verify, always true.
+func (o *Owner) fenced(ctx context.Context, due time.Time) bool {
+	if o.verify == nil {
+		return true
+	}
+	if late := time.Since(due); late > o.lease {
+		o.log.Warn("VIP schedule woke late (a pause?): verifying leadership before announcing", "late", late, "lease", o.lease)
+	}
+	start := time.Now()
+	vctx, cancel := context.WithTimeout(ctx, o.lease)
+	err := o.verify(vctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Warn("leadership not verified: VIP announcements held back", "err", err)
+			o.mu.Lock()
+			o.postponeLocked(start.Add(o.burstInterval))
+			o.mu.Unlock()
+		}
+		return false
+	}
+	if took := time.Since(start); took > o.lease {
+		// Paused during the verification: it no longer vouches for now. Due things are
+		// still due, so the loop verifies again at once.
+		o.log.Warn("leadership verification outlived the lease: verifying again", "took", took, "lease", o.lease)
+		return false
+	}
+	return true
+}
+
+// announcementDueLocked reports whether a wanted VIP is due by now.
+func (o *Owner) announcementDueLocked(now time.Time) bool {
+	for _, st := range o.vips {
+		if st.wanted && !st.next.IsZero() && !st.next.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// postponeLocked moves whatever is due by then to then: nothing is announced until
+// leadership is verified again.
+func (o *Owner) postponeLocked(then time.Time) {
+	for _, st := range o.vips {
+		if st.wanted && !st.next.IsZero() && st.next.Before(then) {
+			st.next = then
 		}
 	}
 }

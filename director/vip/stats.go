@@ -29,9 +29,10 @@ type Event struct {
 // VIPStats are one VIP's figures on this director. The counters cover every claim
 // since the owner was made, so that they only grow.
 type VIPStats struct {
-	Addr  netip.Addr
-	Held  bool      // on the interface now, put there by this owner
-	Since time.Time // when it was last put there (zero when not held)
+	Addr      netip.Addr
+	Interface string    // the interface this owner puts it on
+	Held      bool      // on the interface now, put there by this owner
+	Since     time.Time // when it was last put there (zero when not held)
 	// GARPs and NAs count the announcements sent (a GARP is its request and its reply
 	// form); AnnounceErrors the ones that failed; AddErrors the failures to put the VIP
 	// on the interface (or to find the interface), RemoveErrors to take it off.
@@ -49,7 +50,7 @@ func (o *Owner) Stats() []VIPStats {
 	defer o.mu.Unlock()
 	out := make([]VIPStats, 0, len(o.counts))
 	for addr, c := range o.counts {
-		s := VIPStats{Addr: addr, GARPs: c.garps, NAs: c.nas, AnnounceErrors: c.announceErrors,
+		s := VIPStats{Addr: addr, Interface: o.ifname, GARPs: c.garps, NAs: c.nas, AnnounceErrors: c.announceErrors,
 			AddErrors: c.addErrors, RemoveErrors: c.removeErrors}
 		if st := o.vips[addr]; st != nil && st.added {
 			s.Held, s.Since = true, st.since

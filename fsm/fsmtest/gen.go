@@ -121,6 +121,35 @@ func (g *Gen) health() fsm.Health { return []fsm.Health{fsm.HealthUp, fsm.Health
 // Command is a command of any type, a batch now and then.
 func (g *Gen) Command() fsm.Command { return g.command(0) }
 
+// vip declares or forgets one of the generator's addresses (some of them services'
+// VIPs), now and then with a length, an interface or a label; /30 makes some of them a
+// network or broadcast address, which Prepare refuses and a raw entry must replay the
+// same all the same.
+func (g *Gen) vip() fsm.Command {
+	fam := g.family()
+	a := g.addr(fam)
+	bits := a.BitLen()
+	switch n := g.r.IntN(6); {
+	case n == 0 && fam == fsm.IPv6:
+		bits = 64
+	case n == 0:
+		bits = 24
+	case n == 1 && fam == fsm.IPv4:
+		bits = 30
+	}
+	if g.r.IntN(3) == 0 {
+		return fsm.RemoveVIP{Addr: a}
+	}
+	v := fsm.VIP{Prefix: netip.PrefixFrom(a, bits)}
+	if g.r.IntN(2) == 0 {
+		v.Interface = []string{"eth0", "bond0.42"}[g.r.IntN(2)]
+	}
+	if g.r.IntN(3) == 0 {
+		v.Name = "api"
+	}
+	return fsm.AddVIP{VIP: v}
+}
+
 // trust makes a token, CA or certificate command over a few ids and serials.
 func (g *Gen) trust() fsm.Command {
 	at := time.Unix(int64(1e9+g.r.IntN(1e6)), 0).UTC()
@@ -156,6 +185,9 @@ func (g *Gen) trust() fsm.Command {
 func (g *Gen) command(depth int) fsm.Command {
 	if g.r.IntN(8) == 0 {
 		return g.trust()
+	}
+	if g.r.IntN(10) == 0 {
+		return g.vip()
 	}
 	switch n := g.r.IntN(13); {
 	case n < 3:
