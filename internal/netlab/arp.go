@@ -21,17 +21,9 @@ import (
 // every host that answered within window: the oracle of who answers for a VIP, which a
 // neighbour table (the last answer wins) cannot be.
 func (h *Host) WhoAnswersARP(addr netip.Addr, window time.Duration) ([]net.HardwareAddr, error) {
-	var client *arp.Client
-	err := inNamespace(h.NS, func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		client, err = arp.Dial(ifi)
-		return err
-	})
+	client, err := h.ARPClient()
 	if err != nil {
-		return nil, fmt.Errorf("ARP socket in %s: %w", h.Name, err)
+		return nil, err
 	}
 	defer client.Close()
 	if err := client.Request(addr); err != nil {
@@ -59,6 +51,24 @@ func (h *Host) WhoAnswersARP(addr netip.Addr, window time.Duration) ([]net.Hardw
 			macs = append(macs, p.SenderHardwareAddr)
 		}
 	}
+}
+
+// ARPClient opens an ARP socket on h's eth0, inside h's namespace, for a caller that
+// probes on its own schedule (the chaos harness's watcher).
+func (h *Host) ARPClient() (*arp.Client, error) {
+	var client *arp.Client
+	err := inNamespace(h.NS, func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		client, err = arp.Dial(ifi)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ARP socket in %s: %w", h.Name, err)
+	}
+	return client, nil
 }
 
 // inNamespace runs fn on a thread switched into the named namespace; a socket opened
@@ -103,17 +113,9 @@ type ARPSeen struct {
 // reaches h's eth0: who announced itself as addr, and when. The returned func reports
 // what was heard so far.
 func (h *Host) WatchGratuitousARP(addr netip.Addr, done <-chan struct{}) (func() []ARPSeen, error) {
-	var client *arp.Client
-	err := inNamespace(h.NS, func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		client, err = arp.Dial(ifi)
-		return err
-	})
+	client, err := h.ARPClient()
 	if err != nil {
-		return nil, fmt.Errorf("ARP socket in %s: %w", h.Name, err)
+		return nil, err
 	}
 	var mu sync.Mutex
 	var seen []ARPSeen

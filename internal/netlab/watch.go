@@ -62,6 +62,19 @@ func (h *Host) Exec(name string, args ...string) ([]byte, error) {
 	return output("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
 }
 
+// ExecInput is Exec with input on the command's standard input (nft -f /dev/stdin).
+func (h *Host) ExecInput(input string, name string, args ...string) ([]byte, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	cmd.Stdin = strings.NewReader(input)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s in %s: %w: %s", name, h.Name, err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
 // ExecEnv is Exec with env added to the lab's own environment.
 func (h *Host) ExecEnv(env []string, name string, args ...string) ([]byte, error) {
 	var stderr bytes.Buffer
