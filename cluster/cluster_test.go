@@ -179,7 +179,11 @@ func (tc *testCluster) start(id string, bootstrap bool, options ...func(*Config)
 	if err != nil {
 		tc.t.Fatalf("open %s: %v", id, err)
 	}
-	n.Lead(tc.duties.duty(n))
+	if cfg.Witness {
+		n.Lead(n.WitnessDuty(), tc.duties.duty(n))
+	} else {
+		n.Lead(tc.duties.duty(n))
+	}
 	tc.mu.Lock()
 	tc.nodes[id] = n
 	tc.mu.Unlock()

@@ -74,30 +74,46 @@ func (n *Node) runDuties(ctx context.Context) {
 	}
 }
 
-// witnessPause is how long a witness leads before it hands leadership away: long enough
-// for an election it won to settle, short enough that the VIPs move soon.
+// witnessPause is how long a witness leads before it hands leadership away (long
+// enough for an election it won to settle, short enough that the VIPs move soon), and
+// how often it looks again while no director can take over.
 const witnessPause = time.Second
 
 // WitnessDuty hands leadership away from a witness, which holds no VIPs and programs no
-// IPVS. The transfer runs beside the leader loop: TransferLeadership stops the loop
-// before it transfers, so the duty itself must not wait for it. A failed transfer (no
-// other voter yet) restarts the loop, which tries again after the pause.
+// IPVS, to a director that can take it (HasTransferTarget). Without one — no full
+// director in the cluster, or none reachable — it keeps leading and says so once a
+// term: handing leadership to another witness would only start the same round again,
+// a new term every second for ever. The transfer runs beside the leader loop:
+// TransferLeadership stops the loop before it transfers, so the duty itself must not
+// wait for it; a failed transfer restarts the loop, which tries again after the pause.
 func (n *Node) WitnessDuty() Duty {
 	return Duty{Name: "witness handover", Run: func(ctx context.Context, started func()) error {
 		started()
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(witnessPause):
-		}
-		n.log.Info("witness is leader: handing leadership over")
-		go func() {
-			if err := n.TransferLeadership(context.Background(), ""); err != nil && !errors.Is(err, ErrNotLeader) {
-				n.log.Warn("witness cannot hand leadership over yet", "err", err)
+		warned := false
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(witnessPause):
 			}
-		}()
-		<-ctx.Done()
-		return nil
+			ok, err := n.HasTransferTarget(ctx)
+			if err != nil || !ok {
+				if !warned {
+					n.log.Error("no full director to hand leadership to: this witness leads, and no director holds the VIPs; start or join a director without --witness",
+						"err", err)
+					warned = true
+				}
+				continue
+			}
+			n.log.Info("witness is leader: handing leadership over")
+			go func() {
+				if err := n.TransferLeadership(context.Background(), ""); err != nil && !errors.Is(err, ErrNotLeader) {
+					n.log.Warn("witness cannot hand leadership over yet", "err", err)
+				}
+			}()
+			<-ctx.Done()
+			return nil
+		}
 	}}
 }
 
@@ -156,7 +172,7 @@ func (n *Node) Stop() error {
 	if n.IsLeader() {
 		ctx, cancel := context.WithTimeout(context.Background(), stopTransferTimeout)
 		if err := n.TransferLeadership(ctx, ""); err != nil {
-			n.log.Warn("transfer leadership before stopping", "err", err)
+			n.log.Warn("transfer leadership before stopping (the others elect a leader once this one is gone)", "err", err)
 		}
 		cancel()
 	}

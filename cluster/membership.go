@@ -1,12 +1,10 @@
 package cluster
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -121,78 +119,6 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 		}
 	}
 	return nil
-}
-
-// TransferLeadership hands leadership to the voter id and returns once this node no
-// longer leads. Leader only. With id "" it picks the target itself: a voter other than
-// this node with a recorded director entry that is not a witness (transferTargets),
-// trying the next one if a transfer fails; raft picks only when there is no such voter
-// (raft's pick may be a witness). The leader loop is stopped (its duties returned, VIPs
-// released) before the transfer starts, so the new leader never overlaps with this one;
-// if every transfer fails and this node still leads, the loop starts again. Without a ctx
-// deadline it gives up after defaultOpTimeout.
-func (n *Node) TransferLeadership(ctx context.Context, id string) error {
-	if !n.IsLeader() {
-		return fmt.Errorf("transfer leadership: %w", ErrNotLeader)
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	servers, err := n.servers(ctx)
-	if err != nil {
-		return fmt.Errorf("transfer leadership: %w", err)
-	}
-	var targets []raft.Server
-	if id != "" {
-		for _, s := range servers {
-			if s.ID == raft.ServerID(id) && s.Suffrage == raft.Voter {
-				targets = append(targets, s)
-			}
-		}
-		if len(targets) == 0 {
-			return fmt.Errorf("transfer leadership to %s: not a voter: %w", id, fsm.ErrNotFound)
-		}
-	} else {
-		n.View(func(st *fsm.State) { targets = n.transferTargets(st, servers) })
-	}
-	if err := n.handoverTo(ctx, true); err != nil {
-		return fmt.Errorf("transfer leadership: %w", err)
-	}
-	defer n.handoverTo(context.Background(), false)
-	if len(targets) == 0 {
-		n.log.Info("no voter besides witnesses to hand leadership to; raft picks")
-		return n.wait(ctx, "transfer leadership", n.raft.LeadershipTransfer())
-	}
-	var errs []error
-	for _, t := range targets {
-		err := n.wait(ctx, "transfer leadership to "+string(t.ID), n.raft.LeadershipTransferToServer(t.ID, t.Address))
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, err)
-		if !n.IsLeader() || ctx.Err() != nil {
-			break // leadership moved anyway, or time is up: another target would be wrong
-		}
-		n.log.Warn("leadership transfer failed; trying the next voter", "target", t.ID, "err", err)
-	}
-	return errors.Join(errs...)
-}
-
-// transferTargets lists, in id order, the voters a planned transfer may pick: not this
-// node, with a director entry (so followers can forward to it), not a witness (it holds
-// no VIPs) and eligible (its tracked checks pass). raft does not publish how far each follower has replicated, so the
-// order is by id; raft brings the chosen target up to date before it hands over, and
-// fails within an election timeout if it cannot reach it.
-func (n *Node) transferTargets(st *fsm.State, servers []raft.Server) []raft.Server {
-	var out []raft.Server
-	for _, s := range servers {
-		d, ok := st.Director(string(s.ID))
-		eligible := n.cfg.Eligible == nil || n.cfg.Eligible(string(s.ID))
-		if s.Suffrage == raft.Voter && s.ID != raft.ServerID(n.cfg.NodeID) && ok && !d.Witness && eligible {
-			out = append(out, s)
-		}
-	}
-	slices.SortFunc(out, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
-	return out
 }
 
 // servers is the latest Raft configuration.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -59,6 +60,7 @@ type Node struct {
 
 	contacts     contacts // the peers and leaders raft's observations told of
 	applyLatency latencyHistogram
+	transfers    atomic.Uint64 // planned leadership transfers this node started
 
 	notifyCh    chan bool
 	handoverCh  chan handover
@@ -145,7 +147,7 @@ func (n *Node) start() (err error) {
 		// A wildcard bind without RaftAdvertise is the usual cause: peers cannot dial 0.0.0.0.
 		return fmt.Errorf("raft transport on %s (advertise %q): %w", cfg.RaftBind, cfg.RaftAdvertise, err)
 	}
-	trans := newLeaderCommitTransport(tcp)
+	trans := newLeaderCommitTransport(tcp, cfg.ElectionTimeout)
 	defer func() {
 		if err != nil {
 			trans.Close()
@@ -326,9 +328,12 @@ func classify(what string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrNotLeader):
 		// Refused before it reached the log: safe to forward.
 		return fmt.Errorf("%s: %w", what, ErrNotLeader)
+	case errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused too; raft's own error stays in the chain for TransferLeadership.
+		return fmt.Errorf("%s: %w: %w", what, err, ErrNotLeader)
 	case errors.Is(err, raft.ErrLeadershipLost):
 		return fmt.Errorf("%s: %w", what, ErrLeadershipLost)
 	case errors.Is(err, raft.ErrRaftShutdown):

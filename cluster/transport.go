@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,9 @@ type leaderCommitTransport struct {
 	// for a peer behind a pulled cable is the transport's timeout later.
 	answeredMu sync.Mutex
 	answered   map[raft.ServerID]peerAnswer
+
+	// timeoutNowLimit bounds a TimeoutNow call (the election timeout).
+	timeoutNowLimit time.Duration
 }
 
 // peerAnswer is a peer's last answer to an AppendEntries: when, and the last index of
@@ -36,9 +40,9 @@ type peerAnswer struct {
 	lastLog uint64
 }
 
-func newLeaderCommitTransport(nt *raft.NetworkTransport) *leaderCommitTransport {
+func newLeaderCommitTransport(nt *raft.NetworkTransport, timeoutNowLimit time.Duration) *leaderCommitTransport {
 	t := &leaderCommitTransport{NetworkTransport: nt, rpcs: make(chan raft.RPC), stop: make(chan struct{}),
-		answered: map[raft.ServerID]peerAnswer{}}
+		answered: map[raft.ServerID]peerAnswer{}, timeoutNowLimit: timeoutNowLimit}
 	go t.relay()
 	return t
 }
@@ -99,6 +103,31 @@ func (t *leaderCommitTransport) lastAnswer(id raft.ServerID) peerAnswer {
 	t.answeredMu.Lock()
 	defer t.answeredMu.Unlock()
 	return t.answered[id]
+}
+
+// TimeoutNow is the transport's, bounded by timeoutNowLimit. raft keeps a leadership
+// transfer in progress, refusing every write, until this call returns; a target that
+// stopped answering (frozen, or cut off after it caught up) would hold it for the
+// transport's whole timeout (hashicorp/raft#696). A late answer is dropped: the target
+// may still start its election, which is what it was asked to do.
+func (t *leaderCommitTransport) TimeoutNow(id raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	type answer struct {
+		resp raft.TimeoutNowResponse
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.err = t.NetworkTransport.TimeoutNow(id, target, args, &a.resp)
+		done <- a
+	}()
+	select {
+	case a := <-done:
+		*resp = a.resp
+		return a.err
+	case <-time.After(t.timeoutNowLimit):
+		return fmt.Errorf("TimeoutNow to %s at %s: no answer within %v", id, target, t.timeoutNowLimit)
+	}
 }
 
 // Close stops the relay and closes the transport; raft calls it on shutdown. An RPC the

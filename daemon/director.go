@@ -138,6 +138,11 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	d := &Director{opts: opts, log: opts.Logger, obs: newObservability(opts.ID)}
+	if opts.Witness && opts.Bootstrap {
+		// Allowed, so that a witness can be set up first; but until a full director
+		// joins, nothing holds the VIPs (the witness leads, and says so each term).
+		d.log.Warn("a witness bootstraps the cluster: no director holds the VIPs until one without --witness joins")
+	}
 	defer func() {
 		if err != nil {
 			d.shutdown()
