@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -16,7 +17,11 @@ import (
 // stateMachine is the raft.FSM around the replicated fsm.State. It only delegates: the
 // state decides, this adapter guards it with a lock and tells watchers it changed.
 type stateMachine struct {
-	log *slog.Logger
+	log  *slog.Logger
+	self raft.ServerID
+	// member: a committed configuration held this node (or the one its data dir held at
+	// start did). Only then is a configuration without it a removal.
+	member atomic.Bool
 
 	mu    sync.RWMutex
 	state *fsm.State
@@ -28,10 +33,29 @@ type stateMachine struct {
 	watchers map[chan struct{}]struct{}
 }
 
-var _ raft.FSM = (*stateMachine)(nil)
+var (
+	_ raft.FSM                = (*stateMachine)(nil)
+	_ raft.ConfigurationStore = (*stateMachine)(nil)
+)
 
-func newStateMachine(log *slog.Logger) *stateMachine {
-	return &stateMachine{log: log, state: fsm.NewState(), watchers: map[chan struct{}]struct{}{}}
+func newStateMachine(log *slog.Logger, self string) *stateMachine {
+	return &stateMachine{log: log, self: raft.ServerID(self), state: fsm.NewState(), watchers: map[chan struct{}]struct{}{}}
+}
+
+// StoreConfiguration is told of every configuration entry as it is applied: the
+// committed history of the membership, a joiner's replay of the configurations from
+// before it joined included.
+// Only a committed configuration counts: one that was appended but not committed may
+// still be rolled back (a leader that crashed while adding this node).
+func (m *stateMachine) StoreConfiguration(_ uint64, c raft.Configuration) {
+	m.noteMember(c.Servers)
+}
+
+// noteMember records that servers hold this node, if they do.
+func (m *stateMachine) noteMember(servers []raft.Server) {
+	if slices.ContainsFunc(servers, func(s raft.Server) bool { return s.ID == m.self }) {
+		m.member.Store(true)
+	}
 }
 
 // Apply applies one committed entry. The response is the state's verdict: nil, or the

@@ -52,7 +52,7 @@ func signalled(ch <-chan struct{}) bool {
 }
 
 func TestStateMachineApplyReturnsStateVerdictAndSignalsWatchers(t *testing.T) {
-	m := newStateMachine(discardLogger())
+	m := newStateMachine(discardLogger(), "d1")
 	watch, cancel := m.watch()
 	defer cancel()
 
@@ -85,7 +85,7 @@ func TestStateMachineApplyReturnsStateVerdictAndSignalsWatchers(t *testing.T) {
 }
 
 func TestStateMachineWatchCoalescesAndStopsAfterCancel(t *testing.T) {
-	m := newStateMachine(discardLogger())
+	m := newStateMachine(discardLogger(), "d1")
 	watch, cancel := m.watch()
 	m.Apply(logEntry(t, m, 1, fsm.AddService{Service: webService()}))
 	m.Apply(logEntry(t, m, 2, fsm.AddRealServer{RealServer: webServer("198.51.100.1")}))
@@ -112,7 +112,7 @@ func TestStateMachineUnreadableEntryPanics(t *testing.T) {
 		{"unknown body version", []byte{byte(fsm.TypeAddService), 0xfe, '{', '}'}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := newStateMachine(discardLogger())
+			m := newStateMachine(discardLogger(), "d1")
 			defer func() {
 				r := recover()
 				if r == nil {
@@ -130,7 +130,7 @@ func TestStateMachineUnreadableEntryPanics(t *testing.T) {
 func TestStateMachineMalformedEntryIsRejectedNotFatal(t *testing.T) {
 	// A known type with a body that does not decode is a rejection every node makes
 	// alike, not a sign of older code.
-	m := newStateMachine(discardLogger())
+	m := newStateMachine(discardLogger(), "d1")
 	resp := m.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(fsm.TypeAddService), 1, '{'}})
 	if err, _ := resp.(error); !errors.Is(err, fsm.ErrInvalid) {
 		t.Fatalf("response %v, want an error wrapping fsm.ErrInvalid", resp)
@@ -155,7 +155,7 @@ func (s *memSink) Close() error  { s.closed = true; return nil }
 func (s *memSink) Cancel() error { s.cancelled = true; return nil }
 
 func TestStateMachineSnapshotRestoresAnEqualState(t *testing.T) {
-	src := newStateMachine(discardLogger())
+	src := newStateMachine(discardLogger(), "d1")
 	cmds := []fsm.Command{
 		fsm.SetClusterID{ID: "lab"},
 		fsm.AddService{Service: webService()},
@@ -185,7 +185,7 @@ func TestStateMachineSnapshotRestoresAnEqualState(t *testing.T) {
 		t.Fatalf("sink closed=%v cancelled=%v, want closed only", sink.closed, sink.cancelled)
 	}
 
-	dst := newStateMachine(discardLogger())
+	dst := newStateMachine(discardLogger(), "d1")
 	watch, cancel := dst.watch()
 	defer cancel()
 	if err := dst.Restore(io.NopCloser(&sink)); err != nil {
@@ -218,7 +218,7 @@ func mustPrepare(t *testing.T, s *fsm.State, c fsm.Command) fsm.Command {
 }
 
 func TestSnapshotPersistCancelsSinkOnWriteError(t *testing.T) {
-	m := newStateMachine(discardLogger())
+	m := newStateMachine(discardLogger(), "d1")
 	snap, err := m.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func TestSnapshotPersistCancelsSinkOnWriteError(t *testing.T) {
 }
 
 func TestStateMachineRestoreRejectsGarbageAndKeepsState(t *testing.T) {
-	m := newStateMachine(discardLogger())
+	m := newStateMachine(discardLogger(), "d1")
 	m.Apply(logEntry(t, m, 1, fsm.AddService{Service: webService()}))
 	if err := m.Restore(io.NopCloser(strings.NewReader("not a snapshot"))); err == nil {
 		t.Fatal("restore of garbage succeeded")

@@ -95,7 +95,7 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:         cfg,
 		log:         log,
-		sm:          newStateMachine(log),
+		sm:          newStateMachine(log, cfg.NodeID),
 		notifyCh:    make(chan bool, 16),
 		handoverCh:  make(chan handover),
 		shutdownCh:  make(chan struct{}),
@@ -107,9 +107,14 @@ func Open(cfg Config) (*Node, error) {
 	if err := n.start(); err != nil {
 		return nil, err
 	}
-	if n.removedFromCluster() {
-		// Exiting would only loop under a supervisor: stay idle, never ready.
-		n.log.Warn("this node is not in the raft configuration of its data dir: it was removed; it stays idle until joined again")
+	in, known := n.inConfiguration()
+	if in {
+		n.sm.member.Store(true) // a restarted member
+	}
+	if known && !in {
+		// Exiting would only loop under a supervisor: stay idle, never ready. A joiner
+		// that stopped while catching up looks the same: it goes on when replicated to.
+		n.log.Warn("this node is not in the raft configuration of its data dir (removed, or stopped while joining): it stays idle until the leader replicates to it")
 	}
 	obs, observer := n.registerObserver()
 	n.background.Add(2)

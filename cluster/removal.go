@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -49,16 +50,7 @@ func (n *Node) watchRaft(obs <-chan raft.Observation, o *raft.Observer) {
 		case <-n.shutdownCh:
 			return
 		case ob := <-obs:
-			if ev, ok := n.contacts.observe(ob.Data, time.Now()); ok && n.cfg.OnEvent != nil {
-				ev.Term = n.raft.CurrentTerm()
-				n.cfg.OnEvent(ev)
-			}
-			if lo, ok := ob.Data.(raft.LeaderObservation); ok && lo.LeaderID == "" && n.removedFromCluster() {
-				n.log.Warn("this node was removed from the raft configuration; shutting raft down (join it again to come back)")
-				if err := n.raft.Shutdown().Error(); err != nil {
-					n.log.Error("shut down raft after removal", "err", err)
-				}
-			}
+			n.onObservation(ob)
 		}
 		// State as well as the observation: an observation dropped on a full buffer
 		// must not hide a shutdown.
@@ -70,20 +62,53 @@ func (n *Node) watchRaft(obs <-chan raft.Observation, o *raft.Observer) {
 	}
 }
 
-// removedFromCluster reports whether the latest configuration this node holds leaves it
-// out. A node that was never joined holds an empty one; a member that lost its leader
-// still finds itself in it.
-func (n *Node) removedFromCluster() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-	defer cancel()
-	servers, err := n.servers(ctx)
-	if err != nil || len(servers) == 0 {
-		return false
+// onObservation records one of raft's observations and, on losing the leader, shuts
+// raft down if this node was removed.
+func (n *Node) onObservation(ob raft.Observation) {
+	if ev, ok := n.contacts.observe(ob.Data, time.Now()); ok && n.cfg.OnEvent != nil {
+		ev.Term = n.raft.CurrentTerm()
+		n.cfg.OnEvent(ev)
 	}
-	for _, s := range servers {
-		if s.ID == raft.ServerID(n.cfg.NodeID) {
-			return false
+	if lo, ok := ob.Data.(raft.LeaderObservation); ok && lo.LeaderID == "" && n.removedFromCluster() {
+		n.log.Warn("this node was removed from the raft configuration; shutting raft down (join it again to come back)")
+		if err := n.raft.Shutdown().Error(); err != nil {
+			n.log.Error("shut down raft after removal", "err", err)
 		}
 	}
-	return true
+}
+
+// removedFromCluster reports whether this node was removed: its latest configuration
+// leaves it out, after a committed one held it. A joiner replaying the log (or
+// installing a snapshot) from before it joined holds configurations without it for a
+// while, and may lose its leader then (a leader change, a slow catch-up): it was never
+// a member, so it was not removed, and it waits to be replicated to. A node that was
+// never joined holds an empty configuration.
+func (n *Node) removedFromCluster() bool {
+	servers, err := n.configuration()
+	return err == nil && len(servers) > 0 && !n.holds(servers) && n.sm.member.Load()
+}
+
+// inConfiguration reports whether the latest configuration holds this node (known:
+// there is one to go by).
+func (n *Node) inConfiguration() (in, known bool) {
+	servers, err := n.configuration()
+	if err != nil || len(servers) == 0 {
+		return false, false
+	}
+	return n.holds(servers), true
+}
+
+// configuration is the latest configuration, committed or not.
+func (n *Node) configuration() ([]raft.Server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
+	defer cancel()
+	f := n.raft.GetConfiguration()
+	if err := n.wait(ctx, "read raft configuration", f); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+func (n *Node) holds(servers []raft.Server) bool {
+	return slices.ContainsFunc(servers, func(s raft.Server) bool { return s.ID == raft.ServerID(n.cfg.NodeID) })
 }

@@ -118,7 +118,7 @@ func TestStagedRestoreThroughRaftIsAllOrNothing(t *testing.T) {
 // it writes is the state when it was taken, whatever the entries applied meanwhile change
 // (run with -race: nothing the snapshot reads is written).
 func TestSnapshotPersistsBesideApply(t *testing.T) {
-	m := newStateMachine(discardLogger())
+	m := newStateMachine(discardLogger(), "d1")
 	index := uint64(0)
 	apply := func(c fsm.Command) {
 		t.Helper()
