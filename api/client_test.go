@@ -68,6 +68,25 @@ func TestWriteNoLeaderTookIsSentAgainUntilALeaderTakesIt(t *testing.T) {
 	}
 }
 
+// A leader whose disk is full logged nothing (507): the write goes to the next director,
+// as after a 503, and is the cluster's to take once another leads.
+func TestWriteALeaderWithAFullDiskRefusedIsSentAgain(t *testing.T) {
+	a := &answers{handlers: []http.HandlerFunc{replyError(507, CodeDiskFull), replyService}}
+	hs := httptest.NewServer(a)
+	defer hs.Close()
+	got, err := client(t, 10*time.Second, hs.URL).AddService(context.Background(), fsm.Service{})
+	if err != nil || got.Name != "web" || a.n.Load() != 2 {
+		t.Fatalf("got %+v, %v after %d requests; want the second attempt's answer", got, err, a.n.Load())
+	}
+	a = &answers{handlers: []http.HandlerFunc{replyError(507, CodeDiskFull)}}
+	hs2 := httptest.NewServer(a)
+	defer hs2.Close()
+	_, err = client(t, 300*time.Millisecond, hs2.URL).AddService(context.Background(), fsm.Service{})
+	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err %v, want ErrDiskFull, a kind of ErrUnavailable (nothing logged)", err)
+	}
+}
+
 func TestWriteToUnreachableDirectorsIsSentAgainUntilTheTimeout(t *testing.T) {
 	start := time.Now()
 	_, err := client(t, 400*time.Millisecond, deadAddr(t), deadAddr(t)).AddService(context.Background(), fsm.Service{})

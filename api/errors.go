@@ -33,6 +33,17 @@ var (
 	ErrMethodNotAllowed = errors.New("method not allowed")
 )
 
+// ErrDiskFull means the leader could not store the write in its own log because its disk
+// is full: nothing was logged, and the leader steps down so that another may take it.
+// It is a kind of ErrUnavailable (the client sends the write again, to the next
+// director, until its timeout). HTTP 507.
+var ErrDiskFull error = diskFull{}
+
+type diskFull struct{}
+
+func (diskFull) Error() string        { return "the leader's disk is full: nothing was logged" }
+func (diskFull) Is(target error) bool { return target == ErrUnavailable }
+
 // errReadUnavailable is ErrUnavailable as a read meets it: every director answered 503
 // (behind the version the read asks for, or not serving), whether or not there is a
 // leader.
@@ -51,6 +62,7 @@ const (
 	CodeConflict        = "conflict"
 	CodeUnavailable     = "unavailable"
 	CodeOutcomeUnknown  = "outcome_unknown"
+	CodeDiskFull        = "disk_full"
 	CodeInternal        = "internal"
 	CodeUnauthenticated = "unauthenticated"
 	CodeForbidden       = "forbidden"
@@ -66,6 +78,7 @@ var CodeKinds = map[string]error{
 	CodeConflict:        fsm.ErrConflict,
 	CodeUnavailable:     ErrUnavailable,
 	CodeOutcomeUnknown:  ErrOutcomeUnknown,
+	CodeDiskFull:        ErrDiskFull,
 	CodeUnauthenticated: ErrUnauthenticated,
 	CodeForbidden:       ErrForbidden,
 	CodeTooLarge:        ErrTooLarge,
@@ -73,8 +86,9 @@ var CodeKinds = map[string]error{
 }
 
 // Error is an error answer of the API, seen by the client. It wraps the sentinel of its
-// class (fsm.ErrInvalid, ErrNotFound, ErrExists, ErrConflict, ErrUnavailable or
-// ErrOutcomeUnknown), so errors.Is works across HTTP as it does in process.
+// class (fsm.ErrInvalid, ErrNotFound, ErrExists, ErrConflict, ErrUnavailable,
+// ErrDiskFull or ErrOutcomeUnknown), so errors.Is works across HTTP as it does in
+// process.
 type Error struct {
 	StatusCode int
 	Message    string // the server's message
@@ -100,6 +114,8 @@ func (e *Error) Unwrap() error {
 		return ErrUnavailable
 	case http.StatusGatewayTimeout:
 		return ErrOutcomeUnknown
+	case http.StatusInsufficientStorage:
+		return ErrDiskFull
 	case http.StatusUnauthorized:
 		return ErrUnauthenticated
 	case http.StatusForbidden:

@@ -12,13 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/raftlvs/raftlvs/fsm"
 )
@@ -52,7 +50,7 @@ type Node struct {
 	cfg   Config
 	log   *slog.Logger
 	raft  *raft.Raft
-	store *raftboltdb.BoltStore
+	store *diskStore
 	trans *leaderCommitTransport
 	layer *TLSStreamLayer // nil in plain mode
 	sm    *stateMachine
@@ -128,10 +126,14 @@ func Open(cfg Config) (*Node, error) {
 func (n *Node) start() (err error) {
 	cfg := n.cfg
 	hlog := newHCLogAdapter(n.log, "raft")
-	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
-	if err != nil {
-		return fmt.Errorf("open raft log store: %w", err)
+	if err := checkIdentity(cfg.DataDir, cfg.NodeID); err != nil {
+		return err
 	}
+	logStore, err := openLogStore(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	n.store = &diskStore{BoltStore: logStore, dir: cfg.DataDir, log: n.log}
 	defer func() {
 		if err != nil {
 			n.store.Close()
@@ -140,6 +142,9 @@ func (n *Node) start() (err error) {
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, snapshotsRetained, hlog.Named("snapshot"))
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	if err := checkSnapshots(cfg.DataDir, snaps, n.log); err != nil {
+		return err
 	}
 	var advertise net.Addr
 	if cfg.RaftAdvertise != "" {
@@ -323,7 +328,14 @@ func (n *Node) wait(ctx context.Context, what string, f raft.Future) error {
 	go func() { done <- f.Error() }()
 	select {
 	case err := <-done:
-		return classify(what, err)
+		if err = classify(what, err); err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrLeadershipLost) && !errors.Is(err, ErrClosed) {
+			// raft says only "unable to store logs" (as text) when its own log store failed:
+			// the store knows whether it was for want of space.
+			if full := n.store.full(); full != nil {
+				return fmt.Errorf("%s: %w", what, full)
+			}
+		}
+		return err
 	case <-ctx.Done():
 		return fmt.Errorf("%s: gave up waiting, outcome unknown: %w", what, ctx.Err())
 	}

@@ -86,8 +86,8 @@ func (n *Node) followsLeader() bool {
 // hasApplied reports whether this node's state includes every entry up to index. raft's
 // AppliedIndex counts an entry once it is queued for the FSM, so the entries between what
 // the state machine has really applied and index are looked up: the answer is no while
-// a command among them is still queued. (No-ops and configuration entries never reach
-// the FSM.) A snapshot restore moves the state forward without an Apply; raft records
+// a command among them is still queued. (No-ops never reach the FSM; configuration
+// entries reach only its StoreConfiguration and are not waited for.) A snapshot restore moves the state forward without an Apply; raft records
 // the snapshot's index once the restore is done.
 func (n *Node) hasApplied(index uint64) bool {
 	if n.raft.AppliedIndex() < index {

@@ -31,6 +31,8 @@ func classify(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, api.CodeTooLarge
 	case errors.Is(err, api.ErrMethodNotAllowed):
 		return http.StatusMethodNotAllowed, api.CodeMethod
+	case errors.Is(err, cluster.ErrDiskFull):
+		return http.StatusInsufficientStorage, api.CodeDiskFull
 	case outcomeUnknown(err):
 		return http.StatusGatewayTimeout, api.CodeOutcomeUnknown
 	case unavailable(err):
@@ -42,7 +44,7 @@ func classify(err error) (int, string) {
 // outcomeUnknown reports errors after which a write may or may not take effect.
 func outcomeUnknown(err error) bool {
 	return errors.Is(err, api.ErrOutcomeUnknown) || errors.Is(err, cluster.ErrLeadershipLost) ||
-		errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // unavailable reports errors that mean "no leader can take this write now" and that
