@@ -21,6 +21,9 @@ const (
 	exitOK    = 0
 	exitError = 1 // the operation failed
 	exitUsage = 2 // the command line is wrong
+	// exitUnknown: a change reached a leader and no verdict came back (it lost its
+	// leadership, or the commit outlasted the wait): it may or may not have been made.
+	exitUnknown = 3
 )
 
 // defaultAPI is where the operator commands look for a director unless told otherwise.
@@ -43,6 +46,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "raftlvs: %v\n", err)
 	if errors.Is(err, api.ErrUnconfirmed) {
 		fmt.Fprintln(stderr, "raftlvs: (reads ask the leader first, so as never to show a table older than the last write; --stale reads a director's replica as it is)")
+	}
+	if errors.Is(err, api.ErrOutcomeUnknown) {
+		fmt.Fprintln(stderr, "raftlvs: the outcome is unknown: the change may or may not have been made; read the state (raftlvs status, save) before sending it again")
+		return exitUnknown
 	}
 	return exitCode(err)
 }

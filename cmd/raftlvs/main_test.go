@@ -464,3 +464,25 @@ func TestRestoreOfAnySizeIsStagedAndAllOrNothing(t *testing.T) {
 		t.Fatalf("save after the restores: %d lines", strings.Count(saved, "\n"))
 	}
 }
+
+// unknownOutcomeStore is a leader that loses its leadership while committing every write.
+type unknownOutcomeStore struct{ leaderStore }
+
+func (s *unknownOutcomeStore) Apply(context.Context, fsm.Command) error {
+	return fmt.Errorf("apply: %w", cluster.ErrLeadershipLost)
+}
+
+func TestAWriteWhoseOutcomeIsUnknownSaysSoAndExitsWithItsOwnCode(t *testing.T) {
+	hs := httptest.NewServer(apiserver.New(&unknownOutcomeStore{leaderStore{state: fsm.NewState()}}, nil))
+	defer hs.Close()
+	code, _, stderr := raftlvs(t, hs.URL, "", "service", "add", "-t", "192.0.2.10:80")
+	if code != exitUnknown || !strings.Contains(stderr, "outcome is unknown") || !strings.Contains(stderr, "may or may not") {
+		t.Fatalf("exit %d: %s; want exit %d saying the outcome is unknown", code, stderr, exitUnknown)
+	}
+	// A refusal is a plain failure.
+	_, url := testDirector(t)
+	mustRun(t, url, "service", "add", "-t", "192.0.2.10:80", "--name", "web")
+	if code, _, stderr := raftlvs(t, url, "", "service", "add", "-t", "192.0.2.10:80", "--name", "web"); code != exitError || strings.Contains(stderr, "unknown") {
+		t.Fatalf("a refused write: exit %d: %s; want exit %d", code, stderr, exitError)
+	}
+}
