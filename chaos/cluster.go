@@ -222,8 +222,11 @@ func (c *Cluster) Stop(id string, limit time.Duration) error {
 	}
 	defer c.setState(id, down)
 	if !p.Wait(limit) {
+		// SIGQUIT first: the Go runtime writes every goroutine's stack into the log.
+		p.Signal(syscall.SIGQUIT)
+		p.Wait(5 * time.Second)
 		p.Kill()
-		return fmt.Errorf("%s still ran %v after SIGTERM: killed", id, limit)
+		return fmt.Errorf("%s still ran %v after SIGTERM: killed (its goroutines are in %s)", id, limit, c.LogPath(id))
 	}
 	return nil
 }
