@@ -486,3 +486,21 @@ func TestAWriteWhoseOutcomeIsUnknownSaysSoAndExitsWithItsOwnCode(t *testing.T) {
 		t.Fatalf("a refused write: exit %d: %s; want exit %d", code, stderr, exitError)
 	}
 }
+
+func TestStatusWarnsOfAClusterOfWitnessesAlone(t *testing.T) {
+	store, url := testDirector(t)
+	w := fsm.Director{ID: "w1", RaftAddr: "127.0.0.1:7000", APIAddr: "127.0.0.1:7080", Witness: true}
+	if err := store.Apply(context.Background(), fsm.RegisterDirector{Director: w}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, stderr := raftlvs(t, url, "", "status"); !strings.Contains(stderr, "every director of this cluster is a witness") {
+		t.Fatalf("status of a cluster of witnesses: %q, want a warning", stderr)
+	}
+	d := fsm.Director{ID: "d2", RaftAddr: "127.0.0.1:7001", APIAddr: "127.0.0.1:7081"}
+	if err := store.Apply(context.Background(), fsm.RegisterDirector{Director: d}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, stderr := raftlvs(t, url, "", "status"); strings.Contains(stderr, "witness") {
+		t.Fatalf("status with a full director: %q, want no warning", stderr)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/raftlvs/raftlvs/api"
 	"github.com/raftlvs/raftlvs/dialect/ipvsadm"
+	"github.com/raftlvs/raftlvs/fsm"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -50,6 +51,9 @@ func newStatusCmd() *cobra.Command {
 				return fmt.Errorf("status: %w", err)
 			}
 			leaderContacts(cmd, st)
+			if len(st.Directors) > 0 && !slices.ContainsFunc(st.Directors, func(d fsm.Director) bool { return !d.Witness }) {
+				fmt.Fprintln(cmd.ErrOrStderr(), "raftlvs: warning: every director of this cluster is a witness: none holds the VIPs or programs IPVS; start one without --witness")
+			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
