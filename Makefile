@@ -6,17 +6,32 @@ export GOFLAGS := -tags=hashicorpmetrics
 BIN      := bin/raftlvs
 PKGS     := ./...
 
-.PHONY: build test unit lint bench bench-failover lab-bench demo lab-setup lab-test clean
+.PHONY: build test unit chaos-short chaos nft lint bench bench-failover lab-bench demo lab-setup lab-test clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/raftlvs
 
 # Everything CI runs: formatting and vet, the unit and namespace tests under the race
-# detector, then the kernel lab's end-to-end scenarios.
-test: lint unit lab-test
+# detector, the fault-injection harness's short run, then the kernel lab's end-to-end
+# scenarios.
+test: lint unit chaos-short lab-test
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# The chaos harness (chaos/DESIGN.md) on its own, so that its directors do not load the
+# machine under the other packages' tests: three directors, every fault kind, a fixed
+# seed, about two minutes. It asserts only what holds whenever the system is correct.
+chaos-short: nft
+	RAFTLVS_CHAOS=short $(GO) test -race -count=1 -timeout 8m -run TestChaos ./chaos
+
+# The long run: five directors, 100+ leader kills and every fault kind, 20-40 minutes;
+# prints its figures (README's Figures). CHAOS_FLAGS='-chaos.seed=N' replays a run.
+chaos: nft
+	RAFTLVS_CHAOS=long $(GO) test -count=1 -timeout 80m -run TestChaos -v ./chaos -args $(CHAOS_FLAGS)
+
+nft:
+	@command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables; }
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -51,7 +51,7 @@ var (
 			// Faults stop after 90 s once every kind ran, and by 150 s in any case.
 			Duration: 90 * time.Second, MinEach: 1, MaxDuration: 150 * time.Second,
 		}}
-	longMode = mode{name: "long", directors: 5, clients: 6, keys: 16, pace: 30 * time.Millisecond, checkTime: 20 * time.Minute,
+	longMode = mode{name: "long", directors: 5, clients: 6, keys: 16, pace: 50 * time.Millisecond, checkTime: 20 * time.Minute,
 		plan: Plan{
 			Weights:  map[FaultKind]int{KillLeader: 6, KillFollower: 1, Restart: 1, IsolateLeader: 1, Split: 1, OneWay: 1, Freeze: 1, DiskFull: 1},
 			Hold:     [2]time.Duration{200 * time.Millisecond, 4 * time.Second},
@@ -75,13 +75,22 @@ func TestChaos(t *testing.T) {
 		t.Skip("the chaos harness partitions with nftables: no nft command")
 	}
 	m := shortMode
+	switch os.Getenv("RAFTLVS_CHAOS") {
+	case "long":
+		m = longMode
+	case "short":
+	default:
+		if !*flagLong && *flagSeed == 0 {
+			t.Skip("the chaos harness runs on its own: make chaos-short (RAFTLVS_CHAOS=short), make chaos (long), or -args -chaos.seed=N")
+		}
+	}
 	if *flagLong {
 		m = longMode
 	}
 	seed := *flagSeed
 	if seed == 0 {
 		seed = 1
-		if *flagLong {
+		if m.name == "long" {
 			seed = uint64(time.Now().UnixNano()) % 1_000_000
 		}
 	}
@@ -263,11 +272,7 @@ func runDir(t *testing.T, seed uint64) string {
 }
 
 func replay(m mode, seed uint64) string {
-	s := fmt.Sprintf("go test ./chaos -run TestChaos -count=1 -v -args -chaos.seed=%d", seed)
-	if m.name == "long" {
-		s += " -chaos.long"
-	}
-	return s
+	return fmt.Sprintf("RAFTLVS_CHAOS=%s go test ./chaos -run TestChaos -count=1 -v -args -chaos.seed=%d", m.name, seed)
 }
 
 func tail(s string, n int) string {
