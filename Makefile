@@ -23,7 +23,7 @@ unit:
 # machine under the other packages' tests: three directors, every fault kind, a fixed
 # seed, about two minutes. It asserts only what holds whenever the system is correct.
 chaos-short: nft
-	RAFTLVS_CHAOS=short $(GO) test -race -count=1 -timeout 8m -run TestChaos ./chaos
+	RAFTLVS_CHAOS=short $(GO) test -race -count=1 -timeout 8m -run TestChaos -v ./chaos
 
 # The long run: five directors, 100+ leader kills and every fault kind, 20-40 minutes;
 # prints its figures (README's Figures). CHAOS_FLAGS='-chaos.seed=N' replays a run.

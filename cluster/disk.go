@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -36,19 +37,27 @@ type diskStore struct {
 	dir string
 	log *slog.Logger
 
-	mu      sync.Mutex
-	fullErr error // the last write's error while the disk is full; nil once one succeeds
+	mu        sync.Mutex
+	fullErr   error     // the last write's error while the disk is full; nil once one succeeds
+	announced bool      // the log said the disk is full, and has not said it has room yet
+	loggedAt  time.Time // when it last said so
 }
+
+// diskLogEvery spaces the "disk full" lines: on a nearly full disk the writes that fit
+// in bolt's free pages and those that do not alternate.
+const diskLogEvery = 30 * time.Second
 
 func (s *diskStore) note(err error) error {
 	full := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case full && s.fullErr == nil:
-		s.log.Error("the data dir's disk is full: raft cannot store its log or vote; writes are refused until there is room", "data_dir", s.dir, "err", err)
-	case err == nil && s.fullErr != nil:
+	case full && !s.announced && time.Since(s.loggedAt) >= diskLogEvery:
+		s.log.Error("the data dir's disk is full: raft cannot store its log; writes are refused until there is room", "data_dir", s.dir, "err", err)
+		s.announced, s.loggedAt = true, time.Now()
+	case err == nil && s.announced:
 		s.log.Info("the data dir's disk has room again", "data_dir", s.dir)
+		s.announced = false
 	}
 	switch {
 	case full:
