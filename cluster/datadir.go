@@ -100,7 +100,8 @@ func openLogStore(dir string) (store *raftboltdb.BoltStore, err error) {
 
 // checkSnapshots refuses snapshots raft would skip or fail on: a directory whose
 // metadata raft cannot read (it would leave it out silently), a state file whose
-// checksum does not match, or a state this director cannot decode.
+// checksum does not match, or a state this director cannot decode. It removes the ones
+// raft did not finish writing.
 func checkSnapshots(dir string, snaps *raft.FileSnapshotStore, log *slog.Logger) error {
 	listed, err := snaps.List()
 	if err != nil {
@@ -112,8 +113,18 @@ func checkSnapshots(dir string, snaps *raft.FileSnapshotStore, log *slog.Logger)
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || strings.HasSuffix(name, ".tmp") {
-			continue // a snapshot raft was writing when it stopped, which it discards
+		if !e.IsDir() {
+			continue
+		}
+		if strings.HasSuffix(name, ".tmp") {
+			// A snapshot raft did not finish writing (killed, or its disk full): raft never
+			// reads it, nor removes it, and on a small disk it takes the room a new one needs.
+			tmp := filepath.Join(dir, "snapshots", name)
+			if err := os.RemoveAll(tmp); err != nil {
+				return &DataDirError{Path: tmp, Reason: "cannot remove an unfinished snapshot", Err: err}
+			}
+			log.Warn("removed a snapshot raft did not finish writing", "path", tmp)
+			continue
 		}
 		if !slices.ContainsFunc(listed, func(m *raft.SnapshotMeta) bool { return m.ID == name }) {
 			return &DataDirError{Path: filepath.Join(dir, "snapshots", name, "meta.json"), Reason: "corrupt snapshot metadata: " + startAfresh}

@@ -105,3 +105,26 @@ func TestACorruptSnapshotIsRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestASnapshotRaftDidNotFinishIsRemovedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	n, err := openIn(dir, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	tmp := filepath.Join(dir, "snapshots", "2-3-1796132570821.tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "state.bin"), []byte("half a snapshot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = openIn(dir, "d1"); err != nil {
+		t.Fatalf("open with an unfinished snapshot: %v", err)
+	}
+	n.Close()
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the unfinished snapshot is still there: %v", err)
+	}
+}
