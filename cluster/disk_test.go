@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/raftlvs/raftlvs/fsm"
 )
@@ -112,5 +115,82 @@ func TestALeaderWithAFullDiskRefusesWritesClearlyAndNothingAcknowledgedIsLost(t 
 			n.View(func(s *fsm.State) { count = len(s.Services()) })
 			return count == acked
 		})
+	}
+}
+
+// A follower whose disk fills answers the leader's appends with false. raft's pipelined
+// replication could then stop sending to it for good (its sender parked on a pipeline
+// nobody read: hashicorp/raft#612), and the leader could never shut down. Without
+// pipelining, the follower catches up once it has room, and the leader stops.
+func TestAFollowerWhoseDiskFilledCatchesUpAndTheLeaderStillStops(t *testing.T) {
+	disk := smallDisk(t, 8<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tc := newTestCluster(t)
+	tc.ourDefaults = true // heartbeats every 30 ms: the replication paths at full speed
+	d1 := tc.start("d1", true)
+	tc.leader(d1)
+	tc.established(d1)
+	tc.join(ctx, tc.start("d2", false))
+	d3 := tc.start("d3", false, func(c *Config) { c.DataDir = disk })
+	tc.join(ctx, d3)
+
+	free := fill(t, disk)
+	acked := 0
+	for i := 0; i < 2000 && d3.store.full() == nil; i++ {
+		if tc.anyLeader().Apply(ctx, fsm.AddService{Service: fsm.Service{Name: fmt.Sprintf("s%d", i), FWMark: uint32(i + 1)}}) == nil {
+			acked++
+		}
+	}
+	if d3.store.full() == nil {
+		t.Fatal("2000 writes and d3's disk never refused one")
+	}
+	// More appends, which d3 refuses while the others commit them, from writers at once:
+	// raft's sender is then always ready to send again (the race behind #612).
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				err := tc.anyLeader().Apply(ctx, fsm.AddService{Service: fsm.Service{Name: fmt.Sprintf("w%d-%d", w, i), FWMark: uint32(10000 + w*100 + i)}})
+				if err == nil {
+					mu.Lock()
+					acked++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	free()
+	leader := tc.anyLeader()
+	eventually(t, "d3 to catch up", func() bool {
+		var count int
+		d3.View(func(s *fsm.State) { count = len(s.Services()) })
+		return count >= acked
+	})
+	if leader == d3 {
+		return
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- leader.Stop() }()
+	select {
+	case <-stopped:
+		tc.mu.Lock()
+		delete(tc.nodes, leader.ID())
+		tc.mu.Unlock()
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s still stopping after 30 s", leader.ID())
+	}
+}
+
+func TestReplicationIsNeverPipelined(t *testing.T) {
+	n, err := openIn(t.TempDir(), "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := n.trans.AppendEntriesPipeline("d2", "127.0.0.1:1"); !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+		t.Fatalf("AppendEntriesPipeline: %v, want raft.ErrPipelineReplicationNotSupported", err)
 	}
 }

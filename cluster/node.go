@@ -40,6 +40,13 @@ const (
 	snapshotsRetained = 2
 	transportPool     = 3
 	transportTimeout  = 10 * time.Second
+	// noPipelining turns raft's pipelined replication off (one AppendEntries in flight
+	// per follower). Its sender can park for good on a full pipeline once the decoder
+	// has stopped (a follower that answered false — a full disk — or a newer term):
+	// that follower is never replicated to again, and Shutdown waits for ever
+	// (hashicorp/raft#612; the chaos harness met it as a director SIGTERM could not
+	// stop). raft's own notes (#541) find pipelining of little benefit with batching.
+	noPipelining = 1
 	// defaultOpTimeout bounds a write, barrier or membership change whose ctx has no
 	// deadline: raft would otherwise wait for ever to enqueue it, and so would its caller.
 	defaultOpTimeout = 10 * time.Second

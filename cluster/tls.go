@@ -19,7 +19,9 @@ import (
 func (n *Node) openTransport(advertise net.Addr, hlog hclog.Logger) (*raft.NetworkTransport, error) {
 	cfg := n.cfg
 	if cfg.TLS == nil {
-		return raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, transportPool, transportTimeout, hlog.Named("transport"))
+		return raft.NewTCPTransportWithConfig(cfg.RaftBind, advertise, &raft.NetworkTransportConfig{
+			MaxPool: transportPool, Timeout: transportTimeout, Logger: hlog.Named("transport"), MaxRPCsInFlight: noPipelining,
+		})
 	}
 	ln, err := net.Listen("tcp", cfg.RaftBind)
 	if err != nil {
@@ -37,6 +39,7 @@ func (n *Node) openTransport(advertise net.Addr, hlog hclog.Logger) (*raft.Netwo
 	// raft's dial timeout (transportTimeout) bounds the connect and the handshake.
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: transportPool, Timeout: transportTimeout, Logger: hlog.Named("transport"),
+		MaxRPCsInFlight: noPipelining,
 	}), nil
 }
 
