@@ -201,7 +201,7 @@ func (n *Nemesis) diskFull(ctx context.Context, f *Fault, hold time.Duration, be
 		return skip(id + " is not running")
 	}
 	note := "data dir's disk filled"
-	if n.s.rng.IntN(2) == 0 {
+	if n.s.rng.IntN(2) == 0 && c.Leader() != id {
 		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := c.Client(5*time.Second, id).TransferLeadership(tctx, id)
 		cancel()

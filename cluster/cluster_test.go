@@ -505,6 +505,19 @@ func TestTransferLeadershipStopsDutiesBeforeTheNextLeaderStarts(t *testing.T) {
 	if err := from.TransferLeadership(ctx, "nobody"); !errors.Is(err, fsm.ErrNotFound) {
 		t.Fatalf("transfer to an unknown id: %v, want fsm.ErrNotFound", err)
 	}
+	// To itself: refused before its duties stop (the VIPs would go for nothing).
+	tc.duties.mu.Lock()
+	starts := tc.duties.starts
+	tc.duties.mu.Unlock()
+	if err := from.TransferLeadership(ctx, from.ID()); !errors.Is(err, fsm.ErrConflict) {
+		t.Fatalf("transfer to the leader itself: %v, want fsm.ErrConflict", err)
+	}
+	tc.duties.mu.Lock()
+	restarted := tc.duties.starts != starts
+	tc.duties.mu.Unlock()
+	if restarted && from.IsLeader() {
+		t.Fatal("a transfer to itself stopped and restarted the leader's duties")
+	}
 	if err := from.Remove(ctx, from.ID()); !errors.Is(err, fsm.ErrConflict) {
 		t.Fatalf("leader removing itself: %v, want fsm.ErrConflict", err)
 	}

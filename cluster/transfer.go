@@ -101,11 +101,16 @@ func (n *Node) transferTo(ctx context.Context, t raft.Server) error {
 // namedTarget is the voter id, if it answered this leader recently: a voter that does
 // not would only hold the transfer (and every write) for an election timeout.
 func (n *Node) namedTarget(servers []raft.Server, id string) (raft.Server, error) {
+	if id == n.cfg.NodeID {
+		// Refused before the leader loop stops: raft would refuse it too, after this
+		// node had dropped its VIPs for nothing.
+		return raft.Server{}, fmt.Errorf("it leads already: %w", fsm.ErrConflict)
+	}
 	for _, s := range servers {
 		if s.ID != raft.ServerID(id) || s.Suffrage != raft.Voter {
 			continue
 		}
-		if _, _, ok := n.recentAnswer(s.ID); !ok && s.ID != raft.ServerID(n.cfg.NodeID) {
+		if _, _, ok := n.recentAnswer(s.ID); !ok {
 			return raft.Server{}, fmt.Errorf("%w: it has not answered this leader for %v", ErrNoTransferTarget, 2*n.cfg.HeartbeatTimeout)
 		}
 		return s, nil
