@@ -107,6 +107,12 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeHTTP logs every request at debug level, admits it (auth.go) and routes it.
+// Route is the pattern of the route that serves r ("GET /v1/status"), "/" for none.
+func (s *Server) Route(r *http.Request) string {
+	_, pattern := s.mux.Handler(r)
+	return pattern
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
