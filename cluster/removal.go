@@ -49,7 +49,7 @@ func (n *Node) watchRaft(obs <-chan raft.Observation, o *raft.Observer) {
 		case <-n.shutdownCh:
 			return
 		case ob := <-obs:
-			if ev, ok := n.contacts.observe(ob.Data, time.Now()); ok && n.cfg.OnEvent != nil {
+			if ev, ok := n.contacts.observe(ob.Data, time.Now(), n.answeredAt); ok && n.cfg.OnEvent != nil {
 				ev.Term = n.raft.CurrentTerm()
 				n.cfg.OnEvent(ev)
 			}

@@ -124,8 +124,10 @@ type Director struct {
 	node   *cluster.Node
 	tls    *pki.Reloader // nil when insecure
 	server *http.Server
-	obs    *observability
-	close  []func()
+	// stopServing ends the context of every API request (Run, when it stops).
+	stopServing context.CancelFunc
+	obs         *observability
+	close       []func()
 }
 
 // New opens everything in the order that keeps a misconfigured director out of the
@@ -199,7 +201,12 @@ func New(opts Options) (_ *Director, err error) {
 	}
 	d.notify = newNotifier(opts, d.node)
 	d.node.Lead(d.duties()...)
-	d.server = &http.Server{Handler: d.mount(d.apiServer()), ReadHeaderTimeout: 10 * time.Second}
+	// Requests live in serving's context: stopping ends the long polls and the reads
+	// that wait to catch up, rather than waiting them out.
+	serving, stopServing := context.WithCancel(context.Background())
+	d.stopServing = stopServing
+	d.server = &http.Server{Handler: d.mount(d.apiServer()), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return serving }}
 	return d, nil
 }
 
@@ -295,9 +302,13 @@ func (d *Director) Run(ctx context.Context) error {
 	if serr := d.node.Stop(); serr != nil {
 		d.log.Warn("close the raft node", "err", serr)
 	}
+	d.stopServing()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.server.Shutdown(shutdownCtx)
+	if serr := d.server.Shutdown(shutdownCtx); serr != nil {
+		d.log.Warn("API requests still running after 5 s: closing their connections", "err", serr)
+		d.server.Close()
+	}
 	d.log.Info("director stopped")
 	return err
 }
