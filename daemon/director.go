@@ -199,7 +199,9 @@ func New(opts Options) (_ *Director, err error) {
 			return nil, err
 		}
 	}
-	d.notify = newNotifier(opts, d.node)
+	if d.notify = newNotifier(opts, d.node); d.notify != nil && len(opts.Notify.For(notify.Health)) > 0 {
+		d.obs.state.OnHealth(d.notify.healthChanged)
+	}
 	d.node.Lead(d.duties()...)
 	// Requests live in serving's context: stopping ends the long polls and the reads
 	// that wait to catch up, rather than waiting them out.
