@@ -226,6 +226,14 @@ type ownDataKey struct{}
 
 func ownData(ctx context.Context) context.Context { return context.WithValue(ctx, ownDataKey{}, true) }
 
+// consistentKey makes one read consistent whatever the client's Consistent says: a read
+// that decides what the client does next (was this commit applied?).
+type consistentKey struct{}
+
+func consistent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, consistentKey{}, true)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -240,7 +248,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	extra, _ := ctx.Value(extraTimeKey{}).(time.Duration)
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultClientTimeout)+extra)
 	defer cancel()
-	if own, _ := ctx.Value(ownDataKey{}).(bool); method == http.MethodGet && c.Consistent && !own {
+	own, _ := ctx.Value(ownDataKey{}).(bool)
+	forced, _ := ctx.Value(consistentKey{}).(bool)
+	if method == http.MethodGet && (c.Consistent || forced) && !own {
 		if err := c.confirm(ctx); err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
