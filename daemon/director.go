@@ -154,8 +154,17 @@ func New(opts Options) (_ *Director, err error) {
 	if d.tls, err = d.openTLS(); err != nil {
 		return nil, err
 	}
+	// The tracked checks gate the VIPs (the data plane asks them); their verdict is
+	// announced in the gossip pool, which is open by the time they run.
+	if opts.Track != nil {
+		cfg := *opts.Track
+		cfg.Logger, cfg.OnChange = opts.Logger, d.announceEligibility
+		if d.track, err = track.New(cfg); err != nil {
+			return nil, badOption("Track", "%v", err)
+		}
+	}
 	if !opts.Witness {
-		if d.plane, err = newDataPlane(opts, d.obs); err != nil {
+		if d.plane, err = newDataPlane(opts, d.obs, d.track); err != nil {
 			return nil, err
 		}
 		d.close = append(d.close, d.plane.Close)
@@ -164,13 +173,6 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	d.close = append(d.close, func() { d.pool.Shutdown() })
-	if opts.Track != nil {
-		cfg := *opts.Track
-		cfg.Logger, cfg.OnChange = opts.Logger, d.announceEligibility
-		if d.track, err = track.New(cfg); err != nil {
-			return nil, badOption("Track", "%v", err)
-		}
-	}
 	d.node, err = cluster.Open(cluster.Config{
 		NodeID:             opts.ID,
 		DataDir:            opts.DataDir,
@@ -378,8 +380,9 @@ func (d *Director) openPool() (*gossip.Pool, error) {
 }
 
 // newDataPlane opens the kernel (unless Options gave one) and prepares the director over
-// it, its VIP and drift events going to the timeline.
-func newDataPlane(opts Options, obs *observability) (*director.Director, error) {
+// it, its VIP and drift events going to the timeline, its VIPs gated by the tracked
+// checks if any.
+func newDataPlane(opts Options, obs *observability, gate *track.Tracker) (*director.Director, error) {
 	kernel := opts.Kernel
 	if kernel == nil && opts.VIPOnly {
 		var err error
@@ -399,6 +402,9 @@ func newDataPlane(opts Options, obs *observability) (*director.Director, error) 
 	}
 	cfg := director.Config{VIP: opts.VIP, StateDir: opts.DataDir, OnRepair: obs.repairEvent, Logger: opts.Logger}
 	cfg.VIP.OnEvent = obs.vipEvent
+	if gate != nil {
+		cfg.Gate = gate
+	}
 	if opts.Sync != nil {
 		cfg.SyncEnabled, cfg.Sync = true, *opts.Sync
 	}

@@ -262,4 +262,3 @@ func (s Step) String() string {
 	}
 	return fmt.Sprintf("%s real server %s of %s", s.Op, netip.AddrPortFrom(s.RealServer.Addr, s.RealServer.Port), s.RealServer.Service)
 }
-
