@@ -237,4 +237,3 @@ func (d *Document) Marshal(header string) ([]byte, error) {
 	b.Write(body)
 	return b.Bytes(), nil
 }
-

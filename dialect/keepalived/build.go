@@ -400,4 +400,3 @@ func (t *translator) addServers(plan *Plan, svc *fsm.Service, servers []server) 
 	}
 	return true
 }
-

@@ -78,7 +78,7 @@ type translator struct {
 	servers  []*vsConf
 	vips     []VIP
 	matches  map[fsm.MatchKey]Pos // services created so far, by what they match
-	count    int            // services created so far
+	count    int                  // services created so far
 }
 
 func (t *translator) fail(e *Error) {
