@@ -104,12 +104,13 @@ func (c *Client) stageOnce(ctx context.Context, tx string, seq int, batch []Batc
 }
 
 // commitOnce commits. A commit whose outcome is unknown is known by the list of staged
-// transactions: gone, it was committed (an abort is the client's); still there, it was
-// not, and it is sent again.
+// transactions, read consistently (a lagging follower would still list it): gone, it
+// was committed (an abort is the client's); still there, it was not, and it is sent
+// again.
 func (c *Client) commitOnce(ctx context.Context, tx string, chunks int) (*BatchResult, error) {
 	res, err := c.CommitStaged(ctx, tx, chunks)
 	for try := 0; try < 3 && errors.Is(err, ErrOutcomeUnknown); try++ {
-		staged, lerr := c.Staged(ctx)
+		staged, lerr := c.Staged(consistent(ctx))
 		if lerr != nil {
 			return nil, errors.Join(err, lerr)
 		}

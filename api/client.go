@@ -218,6 +218,22 @@ func realServerPath(service string, addr netip.Addr, port uint16) string {
 // waits by design.
 type extraTimeKey struct{}
 
+// ownDataKey marks a read of one director's own data (its timeline, its checks, its
+// kernel's connections, the leader's health views), not of the replicated state: a
+// Consistent client has nothing to confirm with the leader for it, and it is worth
+// reading without one.
+type ownDataKey struct{}
+
+func ownData(ctx context.Context) context.Context { return context.WithValue(ctx, ownDataKey{}, true) }
+
+// consistentKey makes one read consistent whatever the client's Consistent says: a read
+// that decides what the client does next (was this commit applied?).
+type consistentKey struct{}
+
+func consistent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, consistentKey{}, true)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -232,7 +248,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	extra, _ := ctx.Value(extraTimeKey{}).(time.Duration)
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.Timeout, DefaultClientTimeout)+extra)
 	defer cancel()
-	if method == http.MethodGet && c.Consistent {
+	own, _ := ctx.Value(ownDataKey{}).(bool)
+	forced, _ := ctx.Value(consistentKey{}).(bool)
+	if method == http.MethodGet && (c.Consistent || forced) && !own {
 		if err := c.confirm(ctx); err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
@@ -242,7 +260,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 // exchange sends one request to the directors in turn, until one answers for good.
 func (c *Client) exchange(ctx context.Context, method, path string, body []byte, out any) error {
-	write := method != http.MethodGet
+	// A barrier changes nothing: sent and unanswered, it is asked again like a read.
+	write := method != http.MethodGet && path != barrierPath
 	var errs []error
 	unavailable := false // some director answered 503 in some round
 	for wait := retryMin; ; wait = min(2*wait, retryMax) {

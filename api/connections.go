@@ -42,5 +42,5 @@ func (c *Client) Connections(ctx context.Context, limit int) (*ConnectionList, e
 	if limit > 0 {
 		path += "?limit=" + strconv.Itoa(limit)
 	}
-	return call[ConnectionList](ctx, c, http.MethodGet, path, nil)
+	return call[ConnectionList](ownData(ctx), c, http.MethodGet, path, nil)
 }

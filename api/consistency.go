@@ -111,15 +111,17 @@ func (c *Client) observeAnswer(h http.Header) {
 // Barrier asks the leader (through any director) for its state version once it has
 // applied everything committed so far, and makes this client read at that version.
 func (c *Client) Barrier(ctx context.Context) (*BarrierResult, error) {
-	return call[BarrierResult](ctx, c, http.MethodPost, "/v1/barrier", nil)
+	return call[BarrierResult](ctx, c, http.MethodPost, barrierPath, nil)
 }
+
+const barrierPath = "/v1/barrier"
 
 // confirm is the barrier before a consistent read, bounded by ConfirmTimeout.
 func (c *Client) confirm(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, ConfirmTimeout)
 	defer cancel()
 	var res BarrierResult
-	if err := c.exchange(ctx, http.MethodPost, "/v1/barrier", nil, &res); err != nil {
+	if err := c.exchange(ctx, http.MethodPost, barrierPath, nil, &res); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
 	}
 	c.seen.observe(res.ClusterID, res.Version)

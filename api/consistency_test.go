@@ -119,3 +119,27 @@ func TestAConsistentReadBarriersFirstAndReadsAtTheLeadersVersion(t *testing.T) {
 		t.Errorf("consistent read with no leader: %v, want ErrUnconfirmed wrapping ErrUnavailable", err)
 	}
 }
+
+// A director's own data (its timeline, its checks, its kernel's connections) is read
+// without a barrier, so that it can be read when there is no leader to confirm with.
+func TestAConsistentClientReadsADirectorsOwnDataWithoutABarrier(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/barrier", replyError(503, CodeUnavailable))
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"director":"d1"}`)) })
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{}`)) })
+	mux.HandleFunc("GET /v1/connections", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{}`)) })
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	c := NewClient(hs.URL)
+	c.Consistent, c.Timeout = true, 2*time.Second
+	ctx := context.Background()
+	if l, err := c.Events(ctx, 0, 0, 0); err != nil || l.Director != "d1" {
+		t.Errorf("events with no leader: %+v, %v", l, err)
+	}
+	if _, err := c.HealthChecks(ctx); err != nil {
+		t.Errorf("health checks with no leader: %v", err)
+	}
+	if _, err := c.Connections(ctx, 0); err != nil {
+		t.Errorf("connections with no leader: %v", err)
+	}
+}

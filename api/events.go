@@ -65,5 +65,5 @@ func (c *Client) Events(ctx context.Context, after uint64, wait time.Duration, l
 		// The call may last the wait itself: give it that on top of the usual bound.
 		ctx = context.WithValue(ctx, extraTimeKey{}, wait)
 	}
-	return call[EventList](ctx, c, http.MethodGet, path, nil)
+	return call[EventList](ownData(ctx), c, http.MethodGet, path, nil)
 }

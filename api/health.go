@@ -94,10 +94,10 @@ func (c *Client) ReportHealth(ctx context.Context, r HealthReport) error {
 
 // HealthViews asks the leader what it decides health from.
 func (c *Client) HealthViews(ctx context.Context) (*HealthViews, error) {
-	return call[HealthViews](ctx, c, http.MethodGet, "/v1/health/views", nil)
+	return call[HealthViews](ownData(ctx), c, http.MethodGet, "/v1/health/views", nil)
 }
 
 // HealthChecks asks the director at Addrs for its own checks.
 func (c *Client) HealthChecks(ctx context.Context) (*HealthChecks, error) {
-	return call[HealthChecks](ctx, c, http.MethodGet, "/v1/health", nil)
+	return call[HealthChecks](ownData(ctx), c, http.MethodGet, "/v1/health", nil)
 }

@@ -568,3 +568,32 @@ func TestCloseIsIdempotentAndFailsLaterCalls(t *testing.T) {
 		t.Fatalf("apply after close: %v, want ErrNotLeader", err)
 	}
 }
+
+// A consistent read's barrier on an established leader is a heartbeat round: it logs
+// nothing, and the state it vouches for has every write acknowledged before it.
+func TestReadIndexLogsNothingAndSeesEveryAcknowledgedWrite(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tc := newTestCluster(t)
+	d1, d2 := tc.pair(ctx)
+	tc.apply(ctx, fsm.AddService{Service: webService()})
+	var version uint64
+	d1.View(func(s *fsm.State) { version = s.Version() })
+	last := d1.raft.LastIndex()
+	for range 10 {
+		if err := d1.ReadIndex(ctx); err != nil {
+			t.Fatalf("read index: %v", err)
+		}
+	}
+	if got := d1.raft.LastIndex(); got != last {
+		t.Errorf("ten read indexes logged %d entries", got-last)
+	}
+	var now uint64
+	d1.View(func(s *fsm.State) { now = s.Version() })
+	if now < version {
+		t.Errorf("state version %d after the read index, below the acknowledged write's %d", now, version)
+	}
+	if err := d2.ReadIndex(ctx); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("a follower's read index: %v, want ErrNotLeader", err)
+	}
+}

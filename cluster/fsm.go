@@ -111,25 +111,23 @@ func (m *stateMachine) view(fn func(*fsm.State)) {
 // prepare prepares c against the state. A batch is tried on the state itself and undone
 // (no copy of the state), so it takes the write lock: no reader sees it half applied.
 func (m *stateMachine) prepare(c fsm.Command) (fsm.Command, error) {
+	defer m.lockFor(c)()
+	return m.state.Prepare(c)
+}
+
+// lockFor takes the lock that preparing c needs and returns its unlock.
+func (m *stateMachine) lockFor(c fsm.Command) func() {
 	if fsm.NeedsExclusive(c) {
 		m.mu.Lock()
-		defer m.mu.Unlock()
-	} else {
-		m.mu.RLock()
-		defer m.mu.RUnlock()
+		return m.mu.Unlock
 	}
-	return m.state.Prepare(c)
+	m.mu.RLock()
+	return m.mu.RUnlock
 }
 
 // dryRun checks c as Apply would take it, under the same lock as prepare.
 func (m *stateMachine) dryRun(c fsm.Command) error {
-	if fsm.NeedsExclusive(c) {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-	} else {
-		m.mu.RLock()
-		defer m.mu.RUnlock()
-	}
+	defer m.lockFor(c)()
 	return m.state.DryRun(c)
 }
 

@@ -97,9 +97,11 @@ func (n *Node) leaderLoop(ctx context.Context) {
 }
 
 func (n *Node) establishLeadership(ctx context.Context) error {
+	term := n.raft.CurrentTerm()
 	if err := n.Barrier(ctx); err != nil {
 		return err
 	}
+	n.readyTerm.Store(term) // ReadIndex may skip the barrier in this term
 	// Everything committed before this term is applied: the state is the cluster's.
 	n.markReady("leader")
 	var current fsm.Director

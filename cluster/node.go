@@ -63,7 +63,8 @@ type Node struct {
 	sm    *stateMachine
 	self  fsm.Director // this node's entry in the Director table
 
-	contacts     contacts // the peers and leaders raft's observations told of
+	readyTerm    atomic.Uint64 // the term whose first barrier this leader applied
+	contacts     contacts      // the peers and leaders raft's observations told of
 	applyLatency latencyHistogram
 	transfers    atomic.Uint64 // planned leadership transfers this node started
 
@@ -289,6 +290,28 @@ func (n *Node) Barrier(ctx context.Context) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	return n.wait(ctx, "barrier", n.raft.Barrier(timeoutOf(ctx)))
+}
+
+// ReadIndex returns once this leader's state holds every write acknowledged before the
+// call, and logs nothing (Consul's consistent read): a write this leader acknowledged,
+// its state applied before the answer; one an earlier leader did, the first barrier of
+// this term applied; VerifyLeader (a heartbeat round to a quorum) rules out a newer
+// leader. Before that first barrier it is one. Leader only.
+func (n *Node) ReadIndex(ctx context.Context) error {
+	if !n.IsLeader() {
+		return fmt.Errorf("read index: %w", ErrNotLeader)
+	}
+	term := n.raft.CurrentTerm()
+	if n.readyTerm.Load() != term {
+		return n.Barrier(ctx)
+	}
+	if err := n.VerifyLeader(ctx); err != nil {
+		return err
+	}
+	if n.raft.CurrentTerm() != term {
+		return fmt.Errorf("read index: a new term began: %w", ErrNotLeader)
+	}
+	return nil
 }
 
 // Apply prepares c against the current state, logs it and waits until it is committed

@@ -60,8 +60,10 @@ type peerFailure struct {
 
 func (c *contacts) init() { c.failing = map[string]peerFailure{} }
 
-// observe records one observation and returns the event it makes, if any.
-func (c *contacts) observe(data any, now time.Time) (Event, bool) {
+// observe records one observation and returns the event it makes, if any. answered is
+// when a failing peer last answered a heartbeat (the transport knows): a failure it
+// answered after is over, though its resumed observation was dropped.
+func (c *contacts) observe(data any, now time.Time, answered func(id string) time.Time) (Event, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch o := data.(type) {
@@ -79,8 +81,8 @@ func (c *contacts) observe(data any, now time.Time) (Event, bool) {
 		return Event{At: now, Kind: EventLeader, Leader: id}, true
 	case raft.FailedHeartbeatObservation:
 		id := string(o.PeerID)
-		if _, ok := c.failing[id]; ok {
-			return Event{}, false
+		if f, ok := c.failing[id]; ok && !answered(id).After(f.since) {
+			return Event{}, false // the same failure, still going on
 		}
 		c.failing[id] = peerFailure{since: now}
 		return Event{At: now, Kind: EventPeerUnreachable, Peer: id}, true
@@ -107,11 +109,16 @@ func (c *contacts) leaderSince() time.Time {
 	return c.since
 }
 
-// failure returns the heartbeat failure of a voter, as leader.
-func (c *contacts) failure(id string) (peerFailure, bool) {
+// failure returns the heartbeat failure of a voter, as leader, unless the voter answered
+// since (answered is when it last did): raft's resumed observation may have been
+// dropped (the observer never blocks raft), and an answer outweighs a stale failure.
+func (c *contacts) failure(id string, answered time.Time) (peerFailure, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f, ok := c.failing[id]
+	if ok && answered.After(f.since) {
+		return peerFailure{}, false
+	}
 	return f, ok
 }
 
@@ -127,7 +134,7 @@ func (n *Node) voterContact(v *Voter, leaderID string, leading bool) {
 		if !v.LastContact.IsZero() {
 			v.LastLogIndex = lastLog
 		}
-		if f, ok := n.contacts.failure(v.ID); ok {
+		if f, ok := n.contacts.failure(v.ID, v.LastContact); ok {
 			v.Contact, v.FailingSince = ContactUnreachable, f.since
 		}
 	case v.ID == leaderID:
@@ -140,6 +147,9 @@ func (n *Node) voterContact(v *Voter, leaderID string, leading bool) {
 		v.Contact = ContactUnknown
 	}
 }
+
+// answeredAt is when peer id last answered this leader's heartbeats.
+func (n *Node) answeredAt(id string) time.Time { return n.trans.lastAnswer(raft.ServerID(id)).at }
 
 // peerContact is how a peer is doing as the leader sees it: reachable while it answered a
 // heartbeat within two heartbeat timeouts (heartbeats go out ten times a timeout), and
@@ -261,8 +271,8 @@ func (n *Node) RaftStats() RaftStats {
 			if !leading || string(s.ID) == n.cfg.NodeID {
 				continue
 			}
-			_, failing := n.contacts.failure(string(s.ID))
 			c, last, lastLog := n.peerContact(s.ID)
+			_, failing := n.contacts.failure(string(s.ID), last)
 			reachable := !failing && c == ContactReachable
 			if !reachable {
 				st.Unreachable++

@@ -65,7 +65,7 @@ func (n *Node) watchRaft(obs <-chan raft.Observation, o *raft.Observer) {
 // onObservation records one of raft's observations and, on losing the leader, shuts
 // raft down if this node was removed.
 func (n *Node) onObservation(ob raft.Observation) {
-	if ev, ok := n.contacts.observe(ob.Data, time.Now()); ok && n.cfg.OnEvent != nil {
+	if ev, ok := n.contacts.observe(ob.Data, time.Now(), n.answeredAt); ok && n.cfg.OnEvent != nil {
 		ev.Term = n.raft.CurrentTerm()
 		n.cfg.OnEvent(ev)
 	}

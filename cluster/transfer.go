@@ -124,7 +124,7 @@ func (n *Node) namedTarget(servers []raft.Server, id string) (raft.Server, error
 // answered it.
 func (n *Node) recentAnswer(id raft.ServerID) (time.Time, uint64, bool) {
 	a := n.trans.lastAnswer(id)
-	if _, failing := n.contacts.failure(string(id)); failing || a.at.IsZero() || time.Since(a.at) >= 2*n.cfg.HeartbeatTimeout {
+	if _, failing := n.contacts.failure(string(id), a.at); failing || a.at.IsZero() || time.Since(a.at) >= 2*n.cfg.HeartbeatTimeout {
 		return a.at, a.lastLog, false
 	}
 	return a.at, a.lastLog, true

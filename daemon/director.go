@@ -124,8 +124,10 @@ type Director struct {
 	node   *cluster.Node
 	tls    *pki.Reloader // nil when insecure
 	server *http.Server
-	obs    *observability
-	close  []func()
+	// stopServing ends the context of every API request (Run, when it stops).
+	stopServing context.CancelFunc
+	obs         *observability
+	close       []func()
 }
 
 // New opens everything in the order that keeps a misconfigured director out of the
@@ -157,8 +159,17 @@ func New(opts Options) (_ *Director, err error) {
 	if d.tls, err = d.openTLS(); err != nil {
 		return nil, err
 	}
+	// The tracked checks gate the VIPs (the data plane asks them); their verdict is
+	// announced in the gossip pool, which is open by the time they run.
+	if opts.Track != nil {
+		cfg := *opts.Track
+		cfg.Logger, cfg.OnChange = opts.Logger, d.announceEligibility
+		if d.track, err = track.New(cfg); err != nil {
+			return nil, badOption("Track", "%v", err)
+		}
+	}
 	if !opts.Witness {
-		if d.plane, err = newDataPlane(opts, d.obs); err != nil {
+		if d.plane, err = newDataPlane(opts, d.obs, d.track); err != nil {
 			return nil, err
 		}
 		d.close = append(d.close, d.plane.Close)
@@ -167,13 +178,6 @@ func New(opts Options) (_ *Director, err error) {
 		return nil, err
 	}
 	d.close = append(d.close, func() { d.pool.Shutdown() })
-	if opts.Track != nil {
-		cfg := *opts.Track
-		cfg.Logger, cfg.OnChange = opts.Logger, d.announceEligibility
-		if d.track, err = track.New(cfg); err != nil {
-			return nil, badOption("Track", "%v", err)
-		}
-	}
 	d.node, err = cluster.Open(cluster.Config{
 		NodeID:             opts.ID,
 		DataDir:            opts.DataDir,
@@ -202,9 +206,16 @@ func New(opts Options) (_ *Director, err error) {
 			return nil, err
 		}
 	}
-	d.notify = newNotifier(opts, d.node)
+	if d.notify = newNotifier(opts, d.node); d.notify != nil && len(opts.Notify.For(notify.Health)) > 0 {
+		d.obs.state.OnHealth(d.notify.healthChanged)
+	}
 	d.node.Lead(d.duties()...)
-	d.server = &http.Server{Handler: d.mount(d.apiServer()), ReadHeaderTimeout: 10 * time.Second}
+	// Requests live in serving's context: stopping ends the long polls and the reads
+	// that wait to catch up, rather than waiting them out.
+	serving, stopServing := context.WithCancel(context.Background())
+	d.stopServing = stopServing
+	d.server = &http.Server{Handler: d.mount(d.apiServer()), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return serving }}
 	return d, nil
 }
 
@@ -300,9 +311,13 @@ func (d *Director) Run(ctx context.Context) error {
 	if serr := d.node.Stop(); serr != nil {
 		d.log.Warn("close the raft node", "err", serr)
 	}
+	d.stopServing()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	d.server.Shutdown(shutdownCtx)
+	if serr := d.server.Shutdown(shutdownCtx); serr != nil {
+		d.log.Warn("API requests still running after 5 s: closing their connections", "err", serr)
+		d.server.Close()
+	}
 	d.log.Info("director stopped")
 	return err
 }
@@ -370,8 +385,9 @@ func (d *Director) openPool() (*gossip.Pool, error) {
 }
 
 // newDataPlane opens the kernel (unless Options gave one) and prepares the director over
-// it, its VIP and drift events going to the timeline.
-func newDataPlane(opts Options, obs *observability) (*director.Director, error) {
+// it, its VIP and drift events going to the timeline, its VIPs gated by the tracked
+// checks if any.
+func newDataPlane(opts Options, obs *observability, gate *track.Tracker) (*director.Director, error) {
 	kernel := opts.Kernel
 	if kernel == nil && opts.VIPOnly {
 		var err error
@@ -391,6 +407,9 @@ func newDataPlane(opts Options, obs *observability) (*director.Director, error) 
 	}
 	cfg := director.Config{VIP: opts.VIP, StateDir: opts.DataDir, OnRepair: obs.repairEvent, Logger: opts.Logger}
 	cfg.VIP.OnEvent = obs.vipEvent
+	if gate != nil {
+		cfg.Gate = gate
+	}
 	if opts.Sync != nil {
 		cfg.SyncEnabled, cfg.Sync = true, *opts.Sync
 	}

@@ -88,9 +88,6 @@ func (n *notifier) kick() {
 func (n *notifier) run(ctx context.Context) {
 	go n.roles.Run(ctx)
 	go n.health.Run(ctx)
-	if len(n.hooks.For(notify.Health)) > 0 {
-		go n.watchHealth(ctx)
-	}
 	n.watchRoles(ctx)
 }
 
@@ -121,29 +118,14 @@ func (n *notifier) watchRoles(ctx context.Context) {
 	}
 }
 
-func (n *notifier) watchHealth(ctx context.Context) {
-	// Before it is ready the replica may be an old snapshot: its "changes" would be
-	// history. The first view after that is the baseline.
-	select {
-	case <-n.node.Ready():
-	case <-ctx.Done():
+// healthChanged queues the health event of a committed transition, which the state's
+// watcher (events.StateWatcher, once the replica is ready) reports. It never blocks.
+func (n *notifier) healthChanged(rs *fsm.RealServer, from fsm.Health, at time.Time) {
+	e, ok := notify.HealthEvent(rs, from, at)
+	if !ok {
 		return
 	}
-	changed, stop := n.node.Watch()
-	defer stop()
-	var watch notify.HealthWatch
-	for {
-		var servers []fsm.RealServer
-		n.node.View(func(s *fsm.State) { servers = s.AllRealServers() })
-		leader, _ := n.node.Leader()
-		for _, e := range watch.Changes(servers, time.Now()) {
-			e.Director, e.Leader, e.Role = n.id, leader, n.role.Load().(notify.Kind)
-			n.health.Notify(e)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		}
-	}
+	leader, _ := n.node.Leader()
+	e.Director, e.Leader, e.Role = n.id, leader, n.role.Load().(notify.Kind)
+	n.health.Notify(e)
 }

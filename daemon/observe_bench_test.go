@@ -55,7 +55,7 @@ func (s *benchStore) TransferLeadership(context.Context, string) error { return 
 func (s *benchStore) IsLeader() bool                                   { return true }
 func (s *benchStore) LeaderAPIAddr() (string, error)                   { return "", nil }
 func (s *benchStore) Serving() bool                                    { return true }
-func (s *benchStore) Barrier(context.Context) error                    { return nil }
+func (s *benchStore) ReadIndex(context.Context) error                  { return nil }
 func (s *benchStore) WaitVersion(context.Context, uint64) error        { return nil }
 func (s *benchStore) DryRun(context.Context, fsm.Command) error        { return fmt.Errorf("read only") }
 func (s *benchStore) Status() cluster.Status {

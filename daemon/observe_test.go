@@ -459,4 +459,20 @@ func TestEventsEndpointTellsLeaderVIPHealthAndDrainChanges(t *testing.T) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("the long poll did not return")
 	}
+
+	// A director that stops ends the long polls it holds, rather than waiting them out.
+	held := make(chan error, 1)
+	go func() {
+		_, err := api.NewClient(leader.d.APIAddr()).Events(context.Background(), ^uint64(0)>>1, api.MaxEventsWait, 0)
+		held <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // let the poll reach the director
+	stopped := make(chan struct{})
+	go func() { leader.stop(); close(stopped) }()
+	select {
+	case <-held:
+	case <-time.After(api.MaxEventsWait / 2):
+		t.Fatal("a stopping director held its long poll")
+	}
+	<-stopped
 }

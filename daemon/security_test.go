@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -56,6 +58,18 @@ func TestASecureClusterFromScratch(t *testing.T) {
 	if _, err := adminAt(d2.d.APIAddr()).AddService(ctx, fsm.Service{Name: "web", Protocol: fsm.TCP,
 		VIP: netip.MustParseAddr("192.0.2.80"), Port: 80}); err != nil {
 		t.Fatalf("a write through the follower: %v", err)
+	}
+	// The follower counted the write by its route, though the request it served was the
+	// authenticated copy (the caller in its context).
+	scrape := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientConfig(admin, pki.Require(pki.RoleDirector))}}
+	resp, err := scrape.Get("https://" + d2.d.APIAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `raftlvs_api_requests_total{code="201",endpoint="POST /v1/services"} 1`; resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+		t.Errorf("d2's /metrics (%d) lacks %s", resp.StatusCode, want)
 	}
 
 	// A ghost: a bare TCP listener as a joiner's Raft address.

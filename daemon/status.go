@@ -57,7 +57,7 @@ func agentsOf(pool *gossip.Pool) []api.Agent {
 		if m.MetaErr == nil && m.Meta.Role != gossip.RoleAgent {
 			continue
 		}
-		a := api.Agent{ID: m.Name, Gossip: m.Addr, State: memberState(m), Addr: m.Meta.Addr, Draining: m.Meta.Draining}
+		a := api.Agent{ID: m.Name, Gossip: m.Addr, State: m.StateName(), Addr: m.Meta.Addr, Draining: m.Meta.Draining}
 		for _, sp := range m.Meta.Services {
 			a.Services = append(a.Services, api.AgentService{Service: sp.Service, Port: sp.Port, Weight: sp.Weight})
 		}
@@ -67,16 +67,4 @@ func agentsOf(pool *gossip.Pool) []api.Agent {
 		out = append(out, a)
 	}
 	return out
-}
-
-func memberState(m gossip.Member) string {
-	switch m.State {
-	case gossip.StateAlive:
-		return "alive"
-	case gossip.StateDead:
-		return "dead"
-	case gossip.StateLeft:
-		return "left"
-	}
-	return "suspect"
 }

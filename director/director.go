@@ -44,7 +44,15 @@ type Config struct {
 	RepairInterval time.Duration
 	// OnRepair, if set, is told of each drift repaired (ipvs.ReconcilerConfig.OnRepair).
 	OnRepair func(ipvs.Repair)
-	Logger   *slog.Logger
+	// Gate, if set, says when the leader may hold the VIPs (its tracked checks pass).
+	Gate   VIPGate
+	Logger *slog.Logger
+}
+
+// VIPGate is what the VIP duty asks before it holds the VIPs (*track.Tracker): whether
+// it may now, why not, and a channel closed when that may have changed.
+type VIPGate interface {
+	Verdict() (passing, known bool, reason string, changed <-chan struct{})
 }
 
 // Kernel is the director's access to its kernel; NewLinuxKernel opens the real one. A

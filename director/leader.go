@@ -27,10 +27,29 @@ func (d *Director) HoldVIPs(ctx context.Context, started func()) error {
 	log := d.log.With("role", "leader")
 	changes, cancel := c.Watch()
 	defer cancel()
-	if err := d.vips.hold(ctx, ClusterVIPs(c)); err != nil {
-		// What succeeded is held; the owner retries the rest with back-off.
-		log.Error("claim VIPs", "err", err)
+	holding := false
+	// hold claims or follows the VIPs while the gate allows, and releases them when it
+	// stops allowing; it returns the gate's next change.
+	hold := func() <-chan struct{} {
+		may, reason, gateChanged := d.mayHoldVIPs()
+		switch {
+		case may:
+			if err := d.vips.hold(ctx, ClusterVIPs(c)); err != nil {
+				// What succeeded is held; the owner retries the rest with back-off.
+				log.Error("claim VIPs", "err", err)
+			}
+		case holding:
+			log.Warn("releasing the VIPs: the tracked checks fail", "reason", reason)
+			fallthrough
+		default:
+			if err := d.vips.release(); err != nil {
+				log.Error("release VIPs", "err", err)
+			}
+		}
+		holding = may
+		return gateChanged
 	}
+	gate := hold()
 	started()
 	for {
 		select {
@@ -42,11 +61,25 @@ func (d *Director) HoldVIPs(ctx context.Context, started func()) error {
 			log.Info("released VIPs")
 			return nil
 		case <-changes:
-			if err := d.vips.hold(ctx, ClusterVIPs(c)); err != nil {
-				log.Error("update VIPs", "err", err)
-			}
+		case <-gate:
+		}
+		// A change may come with the end of the term: the end goes first.
+		if ctx.Err() == nil {
+			gate = hold()
 		}
 	}
+}
+
+// mayHoldVIPs asks the gate, if any, whether this leader may hold the VIPs now.
+func (d *Director) mayHoldVIPs() (may bool, reason string, changed <-chan struct{}) {
+	if d.cfg.Gate == nil {
+		return true, "", nil
+	}
+	passing, known, reason, changed := d.cfg.Gate.Verdict()
+	if !known {
+		reason = "not run yet"
+	}
+	return passing, reason, changed
 }
 
 // RunSyncMaster is the sync-daemon duty: the leader multicasts its connection table so

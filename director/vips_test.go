@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/raftlvs/raftlvs/director/vip"
@@ -69,4 +70,58 @@ func hostAddrs(links *vip.FakeLinks, ifname string) []netip.Addr {
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
+}
+
+// gate is a VIPGate the test opens and closes.
+type gate struct {
+	mu      sync.Mutex
+	open    bool
+	changed chan struct{}
+}
+
+func newGate() *gate { return &gate{changed: make(chan struct{})} }
+
+func (g *gate) Verdict() (bool, bool, string, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.open, true, "proxy down", g.changed
+}
+
+func (g *gate) set(open bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = open
+	close(g.changed)
+	g.changed = make(chan struct{})
+}
+
+// The tracked checks gate the VIPs, not the duty: with the gate closed the VIP duty is
+// in force holding nothing (the duties after it run), claims once it opens, and releases
+// when it closes again.
+func TestTheVIPDutyHoldsTheVIPsOnlyWhileItsGateIsOpen(t *testing.T) {
+	links := vip.NewFakeLinks()
+	links.AddLink("eth0", net.HardwareAddr{2, 0, 0, 0, 0, 1}, netip.MustParsePrefix("10.0.0.2/24"))
+	g := newGate()
+	d, err := New(Config{VIP: vip.Config{Interface: "eth0", Burst: 1, Refresh: -1}, StateDir: t.TempDir(), Gate: g},
+		&Kernel{Links: links, Announcer: vip.NewFakeAnnouncer(links)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newFakeCluster()
+	c.apply(t, fsm.AddVIP{VIP: fsm.VIP{Prefix: netip.MustParsePrefix("10.0.0.100/24")}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx, c)
+	c.mu.Lock()
+	c.leader = true
+	c.mu.Unlock()
+	lose := lead(t, d.HoldVIPs) // returns once the duty is in force
+	defer lose()
+	if h := hostAddrs(links, "eth0"); len(h) != 0 {
+		t.Fatalf("VIPs held with the gate closed: %v", h)
+	}
+	g.set(true)
+	eventually(t, "the VIP claimed once the gate opens", func() bool { return len(hostAddrs(links, "eth0")) == 1 })
+	g.set(false)
+	eventually(t, "the VIP released once the gate closes", func() bool { return len(hostAddrs(links, "eth0")) == 0 })
 }

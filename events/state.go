@@ -30,15 +30,26 @@ type Transitions struct {
 }
 
 // StateWatcher turns changes of real servers' health and admin state in the replicated
-// state into events, and counts them.
+// state into events, and counts them. It reads only the services the state's change
+// journal names: a change costs its service's real servers, not the table.
 type StateWatcher struct {
 	log *Log
 	now func() time.Time
 
-	mu     sync.Mutex
-	counts Transitions
-	prev   map[fsm.RSKey]rsState // nil until the first Observe, which only takes note
-	seen   map[fsm.RSKey]bool    // scratch: the keys of the pass
+	mu       sync.Mutex
+	counts   Transitions
+	prev     map[string]map[fsm.RSKey]rsState // by service; nil until the first Observe
+	cursor   fsm.Cursor
+	onHealth func(rs *fsm.RealServer, from fsm.Health, at time.Time)
+}
+
+// OnHealth, called before Run, has fn hear every committed health transition the
+// watcher records (the notify hooks' health events). fn runs under the state's read
+// lock and must not block.
+func (w *StateWatcher) OnHealth(fn func(rs *fsm.RealServer, from fsm.Health, at time.Time)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.onHealth = fn
 }
 
 // rsState is what the watcher compares of a real server.
@@ -49,7 +60,7 @@ type rsState struct {
 
 // NewStateWatcher records into log.
 func NewStateWatcher(log *Log) *StateWatcher {
-	return &StateWatcher{log: log, now: time.Now, seen: map[fsm.RSKey]bool{}}
+	return &StateWatcher{log: log, now: time.Now}
 }
 
 // Run observes the state after every change until ctx ends. Start it once the node has
@@ -73,41 +84,29 @@ func (w *StateWatcher) Run(ctx context.Context, src StateSource) {
 func (w *StateWatcher) Observe(st *fsm.State) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	first := w.prev == nil
-	if first {
-		w.prev = map[fsm.RSKey]rsState{}
-	}
-	clear(w.seen)
+	cs, next := st.ChangesSince(w.cursor)
+	w.cursor = next
 	now := w.now()
 	var evs []api.Event
-	st.Walk(func(_ *fsm.Service, servers []*fsm.RealServer) {
-		for _, rs := range servers {
-			k := rs.Key()
-			w.seen[k] = true
-			cur := rsState{health: rs.Health, admin: rs.Admin}
-			old, known := w.prev[k]
-			w.prev[k] = cur
-			if first || !known {
-				continue
-			}
-			if old.health != cur.health {
-				evs = append(evs, w.health(rs, old.health, now))
-			}
-			if old.admin != cur.admin {
-				evs = append(evs, w.admin(rs, old.admin, now))
-			}
+	switch {
+	case w.prev == nil || cs.All:
+		// The first look, or one the journal cannot tell (a snapshot restored): every
+		// service, and those gone since.
+		tell := w.prev != nil
+		if w.prev == nil {
+			w.prev = map[string]map[fsm.RSKey]rsState{}
 		}
-	})
-	for k, old := range w.prev {
-		if w.seen[k] {
-			continue
+		names := map[string]struct{}{}
+		for name := range w.prev {
+			names[name] = struct{}{}
 		}
-		delete(w.prev, k)
-		if old.admin == fsm.Draining {
-			w.counts.DrainedRemovals++
-			subject := subjectOf(k.Service, k.Addr, k.Port)
-			evs = append(evs, api.Event{At: now, Kind: api.EventDrain, Subject: subject, From: string(fsm.Draining), To: "removed",
-				Message: subject + " removed after draining"})
+		st.Walk(func(svc *fsm.Service, _ []*fsm.RealServer) { names[svc.Name] = struct{}{} })
+		for name := range names {
+			evs = w.observeService(st, name, tell, now, evs)
+		}
+	default:
+		for name := range cs.Services() {
+			evs = w.observeService(st, name, true, now, evs)
 		}
 	}
 	// Walk's order is the map's: sort, so that a batch reads the same on every director.
@@ -117,6 +116,48 @@ func (w *StateWatcher) Observe(st *fsm.State) {
 	for _, e := range evs {
 		w.log.Record(e)
 	}
+}
+
+// observeService compares service name's real servers with what was last seen of them,
+// appending to evs the transitions (when tell) and taking note of the new state.
+func (w *StateWatcher) observeService(st *fsm.State, name string, tell bool, now time.Time, evs []api.Event) []api.Event {
+	old := w.prev[name]
+	cur := make(map[fsm.RSKey]rsState, len(old))
+	st.WalkService(name, func(_ *fsm.Service, servers []*fsm.RealServer) {
+		for _, rs := range servers {
+			k := rs.Key()
+			s := rsState{health: rs.Health, admin: rs.Admin}
+			cur[k] = s
+			o, known := old[k]
+			if !tell || !known {
+				continue
+			}
+			if o.health != s.health {
+				evs = append(evs, w.health(rs, o.health, now))
+				if w.onHealth != nil {
+					w.onHealth(rs, o.health, now)
+				}
+			}
+			if o.admin != s.admin {
+				evs = append(evs, w.admin(rs, o.admin, now))
+			}
+		}
+	})
+	for k, o := range old {
+		if _, ok := cur[k]; ok || !tell || o.admin != fsm.Draining {
+			continue
+		}
+		w.counts.DrainedRemovals++
+		subject := subjectOf(k.Service, k.Addr, k.Port)
+		evs = append(evs, api.Event{At: now, Kind: api.EventDrain, Subject: subject, From: string(fsm.Draining), To: "removed",
+			Message: subject + " removed after draining"})
+	}
+	if len(cur) == 0 {
+		delete(w.prev, name)
+	} else {
+		w.prev[name] = cur
+	}
+	return evs
 }
 
 func (w *StateWatcher) health(rs *fsm.RealServer, from fsm.Health, now time.Time) api.Event {

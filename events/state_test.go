@@ -65,3 +65,32 @@ func TestStateWatcherRecordsHealthTransitionsAndDrainsButNotTheFirstLookNorNewSe
 		t.Errorf("counts %+v, want %+v", c, want)
 	}
 }
+
+// A state the journal cannot relate to the last one (a snapshot restored) is compared
+// whole: its transitions are told, and a service gone with a draining server ends it.
+func TestStateWatcherComparesARestoredStateWhole(t *testing.T) {
+	st := fsm.NewState()
+	vip := netip.MustParseAddr("192.0.2.10")
+	rs := fsm.RealServer{Service: "web", Addr: netip.MustParseAddr("10.0.0.1"), Port: 80, Weight: 1}
+	drained := fsm.RealServer{Service: "api", Addr: netip.MustParseAddr("10.0.0.2"), Port: 80, Weight: 1}
+	mustExec(t, st, fsm.AddService{Service: fsm.Service{Name: "web", Protocol: fsm.TCP, VIP: vip, Port: 80}},
+		fsm.AddService{Service: fsm.Service{Name: "api", Protocol: fsm.TCP, VIP: vip, Port: 81}},
+		fsm.AddRealServer{RealServer: rs}, fsm.AddRealServer{RealServer: drained})
+	drained.Admin = fsm.Draining
+	mustExec(t, st, fsm.EditRealServer{RealServer: drained})
+	log := NewLog("d1", 0)
+	w := NewStateWatcher(log)
+	w.Observe(st)
+	restored := st.Clone()
+	mustExec(t, restored, fsm.SetHealth{Key: rs.Key(), Health: fsm.HealthDown, Reason: "HTTP 503"},
+		fsm.RemoveService{Name: "api"})
+	w.Observe(restored)
+	var got []string
+	for _, e := range log.Since(0, 0).Events {
+		got = append(got, e.Kind+"|"+e.Subject+"|"+e.To)
+	}
+	want := []string{"drain|api 10.0.0.2:80|removed", "health|web 10.0.0.1:80|down"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("events %q, want %q", got, want)
+	}
+}

@@ -2,6 +2,9 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
 )
 
 // Apply decodes a log entry and applies it. A command that does not fit the current state
@@ -153,9 +156,23 @@ func checkStatic(c Command) error {
 type lookup interface {
 	service(name string) *Service
 	server(k RSKey) (*RealServer, bool)
+	directorAt(a netip.Addr) (string, bool)
 }
 
 func (s *State) service(name string) *Service { return s.services[name] }
+
+// directorAt names the director whose Raft, API or gossip address is a, if any.
+func (s *State) directorAt(a netip.Addr) (string, bool) {
+	for _, id := range slices.Sorted(maps.Keys(s.directors)) {
+		d := s.directors[id]
+		for _, hp := range []string{d.RaftAddr, d.APIAddr, d.GossipAddr} {
+			if ap, err := netip.ParseAddrPort(hp); err == nil && ap.Addr().Unmap() == a.Unmap() {
+				return id, true
+			}
+		}
+	}
+	return "", false
+}
 
 // normalize fills in the defaults of one command (not a batch) against v.
 func normalize(v lookup, c Command) (Command, error) {
@@ -177,6 +194,13 @@ func normalize(v lookup, c Command) (Command, error) {
 			c.RealServer.Health, c.RealServer.HealthReason, c.RealServer.HealthSince = old.Health, old.HealthReason, old.HealthSince
 		}
 		normalizeNewRealServer(v, &c.RealServer)
+		return c, nil
+	case AddVIP:
+		// A VIP on a director's own address would be taken off that director when
+		// another leads (a node addressed by a /32 has nothing else to tell them apart).
+		if id, ok := v.directorAt(c.VIP.Addr()); ok {
+			return nil, conflict("prefix", "%s is director %s's own address, not one to move between directors", c.VIP.Addr(), id)
+		}
 		return c, nil
 	case SetHealth:
 		c.Since = c.Since.UTC().Round(0)

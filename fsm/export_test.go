@@ -31,12 +31,12 @@ func CheckIdentical(a, b *State) error {
 // CheckInvariants reports where the indexes and counters of s disagree with its facts.
 func CheckInvariants(s *State) error {
 	var errs []error
-	matches := map[matchKey]string{}
+	matches := map[MatchKey]string{}
 	for name, svc := range s.services {
 		if svc.Name != name {
 			errs = append(errs, fmt.Errorf("service %s is stored as %s", svc.Name, name))
 		}
-		matches[matchOf(svc)] = name
+		matches[svc.Match()] = name
 	}
 	if !maps.Equal(matches, s.matches) {
 		errs = append(errs, fmt.Errorf("match index %v, want %v", s.matches, matches))

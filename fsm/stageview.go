@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 )
 
@@ -93,6 +94,8 @@ func (s *State) stageView(tx string, seq int, chunk []Command) *stageView {
 	}
 	return v
 }
+
+func (v *stageView) directorAt(a netip.Addr) (string, bool) { return v.base.directorAt(a) }
 
 func (v *stageView) service(name string) *Service {
 	if svc, ok := v.services[name]; ok {

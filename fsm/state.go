@@ -2,10 +2,12 @@ package fsm
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // State is the replicated state. The zero value is not usable: call NewState.
@@ -17,7 +19,7 @@ type State struct {
 	services  map[string]*Service
 	servers   map[string]map[RSKey]*RealServer // by service name, then key
 	directors map[string]Director
-	matches   map[matchKey]string  // what each service matches → its name
+	matches   map[MatchKey]string  // what each service matches → its name
 	vips      map[netip.Addr]VIP   // declared VIPs by address (vip.go)
 	trust     trustState           // tokens, the CA, issued certificates (trust.go)
 	staged    map[string]*stagedTx // open staged transactions by id
@@ -29,9 +31,9 @@ type State struct {
 	journal *journal    // what the last entries touched, for consumers (journal.go)
 }
 
-// matchKey is what a service matches packets by: protocol, VIP and port, or fwmark and
+// MatchKey is what a service matches packets by: protocol, VIP and port, or fwmark and
 // family. Two services may not share one.
-type matchKey struct {
+type MatchKey struct {
 	fwmark   uint32
 	family   Family
 	protocol Protocol
@@ -39,24 +41,34 @@ type matchKey struct {
 	port     uint16
 }
 
-func matchOf(s *Service) matchKey {
+// Match is s's MatchKey.
+func (s *Service) Match() MatchKey {
 	if s.FWMark != 0 {
-		return matchKey{fwmark: s.FWMark, family: s.Family}
+		return MatchKey{fwmark: s.FWMark, family: s.Family}
 	}
-	return matchKey{protocol: s.Protocol, vip: s.VIP, port: s.Port}
+	return MatchKey{protocol: s.Protocol, vip: s.VIP.Unmap(), port: s.Port}
+}
+
+// DescribeMatch names what s matches as an operator writes it: "TCP 192.0.2.10:80",
+// "fwmark 7 (ipv4)".
+func (s *Service) DescribeMatch() string {
+	if s.IsFWMark() {
+		return fmt.Sprintf("fwmark %d (%s)", s.FWMark, s.Family)
+	}
+	return fmt.Sprintf("%s %s", strings.ToUpper(string(s.Protocol)), netip.AddrPortFrom(s.VIP.Unmap(), s.Port))
 }
 
 func putService(s *State, svc *Service) {
 	if old, ok := s.services[svc.Name]; ok {
-		delete(s.matches, matchOf(old))
+		delete(s.matches, old.Match())
 	}
 	s.services[svc.Name] = svc
-	s.matches[matchOf(svc)] = svc.Name
+	s.matches[svc.Match()] = svc.Name
 }
 
 func deleteService(s *State, name string) {
 	if old, ok := s.services[name]; ok {
-		delete(s.matches, matchOf(old))
+		delete(s.matches, old.Match())
 		delete(s.services, name)
 	}
 }
@@ -64,7 +76,7 @@ func deleteService(s *State, name string) {
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{services: map[string]*Service{}, servers: map[string]map[RSKey]*RealServer{}, directors: map[string]Director{},
-		matches: map[matchKey]string{}, vips: map[netip.Addr]VIP{}, trust: newTrustState(), staged: map[string]*stagedTx{}, journal: newJournal(0)}
+		matches: map[MatchKey]string{}, vips: map[netip.Addr]VIP{}, trust: newTrustState(), staged: map[string]*stagedTx{}, journal: newJournal(0)}
 }
 
 // ClusterID is the id set when the cluster was bootstrapped.
@@ -128,7 +140,7 @@ func (s *State) AllRealServers() []RealServer {
 // FindService returns the service that matches the same packets as svc (same protocol, VIP
 // and port, or same fwmark and family), if any.
 func (s *State) FindService(svc *Service) (Service, bool) {
-	name, ok := s.matches[matchOf(svc)]
+	name, ok := s.matches[svc.Match()]
 	if !ok {
 		return Service{}, false
 	}

@@ -30,10 +30,14 @@ func TestVIPDeclarations(t *testing.T) {
 		{"an interface name with a slash", AddVIP{VIP: VIP{Prefix: p("10.0.0.8/32"), Interface: "eth0/1"}}, ErrInvalid},
 		{"an interface name too long for the kernel", AddVIP{VIP: VIP{Prefix: p("10.0.0.8/32"), Interface: "averyverylongname"}}, ErrInvalid},
 		{"a bad label", AddVIP{VIP: VIP{Prefix: p("10.0.0.8/32"), Name: "-x"}}, ErrInvalid},
+		{"a director's own address", AddVIP{VIP: VIP{Prefix: p("10.0.0.2/32")}}, ErrConflict},
 		{"remove a declared VIP", RemoveVIP{Addr: netip.MustParseAddr("10.0.1.10")}, nil},
 		{"remove one never declared", RemoveVIP{Addr: netip.MustParseAddr("10.0.9.9")}, ErrNotFound},
 	}
 	s := NewState()
+	if err := s.Execute(RegisterDirector{Director: Director{ID: "lb2", RaftAddr: "10.0.0.2:7000", APIAddr: "10.0.0.2:7080"}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := s.Prepare(tc.cmd)

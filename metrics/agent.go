@@ -67,22 +67,9 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		if m.MetaErr != nil {
 			role = "unknown"
 		}
-		counts[key{role, gossipState(m)}]++
+		counts[key{role, m.StateName()}]++
 	}
 	for k, n := range counts {
 		ch <- gauge(agentMembers, float64(n), k.role, k.state)
 	}
-}
-
-// gossipState names a member's state as the status endpoint does.
-func gossipState(m gossip.Member) string {
-	switch m.State {
-	case gossip.StateAlive:
-		return "alive"
-	case gossip.StateDead:
-		return "dead"
-	case gossip.StateLeft:
-		return "left"
-	}
-	return "suspect"
 }

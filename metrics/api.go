@@ -8,11 +8,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Router is the API: its handler, and the route (its mux pattern) a request goes to.
+type Router interface {
+	http.Handler
+	Route(r *http.Request) string
+}
+
 // InstrumentAPI counts the requests h serves by endpoint (the pattern of the API's mux
-// route they matched, "GET /v1/status"; "other" for none) and status code, and times them.
-// h must be the mux (or wrap it without replacing the request): the mux records the
-// route in the request it was handed.
-func InstrumentAPI(reg prometheus.Registerer, h http.Handler) http.Handler {
+// route they match, "GET /v1/status"; "other" for none) and status code, and times them.
+// The route is asked of h before it serves: the request the mux sees may be a copy (the
+// authenticated caller rides in its context), which the copy's Pattern would not reach.
+func InstrumentAPI(reg prometheus.Registerer, h Router) http.Handler {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "api_requests_total",
 		Help: "HTTP API requests, by endpoint (the route's pattern) and status code.",
@@ -26,8 +32,8 @@ func InstrumentAPI(reg prometheus.Registerer, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &codeRecorder{ResponseWriter: w, code: http.StatusOK}
+		endpoint := h.Route(r)
 		h.ServeHTTP(rec, r)
-		endpoint := r.Pattern
 		if endpoint == "" || endpoint == "/" {
 			endpoint = "other" // unrouted: a path per scanner would be a series each
 		}

@@ -36,10 +36,15 @@ func newRegistry(role string) *prometheus.Registry {
 }
 
 // Handler serves g (a registry, a Director) as /metrics, with the errors of a collector
-// logged in the answer rather than failing the scrape.
+// logged in the answer rather than failing the scrape. A scrape of a large table costs
+// hundreds of megabytes: beyond MaxScrapes at once, a scrape is answered 503.
 func Handler(g prometheus.Gatherer) http.Handler {
-	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: MaxScrapes})
 }
+
+// MaxScrapes is how many scrapes one director answers at once: an HA pair of Prometheus
+// servers, and one more.
+const MaxScrapes = 3
 
 // Serve answers GET /metrics from reg on ln (an agent's metrics port of its own) until
 // ctx ends.

@@ -70,11 +70,11 @@ func (s *Server) fresh(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// barrier: POST /v1/barrier, answered by the leader (a follower forwards it) once it has
-// applied every entry committed before: its state version is then that of every write
-// acknowledged so far.
+// barrier: POST /v1/barrier, answered by the leader (a follower forwards it) once its
+// state holds every write acknowledged so far (Store.ReadIndex: a heartbeat round, no
+// log entry): its state version is then at least theirs.
 func (s *Server) barrier(w http.ResponseWriter, r *http.Request) {
-	if s.do(w, r, nil, s.store.Barrier) {
+	if s.do(w, r, nil, s.store.ReadIndex) {
 		var res api.BarrierResult
 		s.store.View(func(st *fsm.State) { res.Version, res.ClusterID = st.Version(), st.ClusterID() })
 		writeJSON(w, http.StatusOK, res)

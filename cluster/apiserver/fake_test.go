@@ -59,7 +59,7 @@ func (f *fakeStore) Apply(_ context.Context, c fsm.Command) error {
 	return nil
 }
 
-func (f *fakeStore) Barrier(context.Context) error {
+func (f *fakeStore) ReadIndex(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.leader {

@@ -23,8 +23,9 @@ type Server struct {
 	store  Store
 	log    *slog.Logger
 	mux    *routeMux
-	client *http.Client // forwards writes to the leader
-	sec    *security    // nil: no TLS, no authentication (--insecure); see auth.go
+	client *http.Client  // forwards writes to the leader
+	heavy  chan struct{} // the status answers with counters being made
+	sec    *security     // nil: no TLS, no authentication (--insecure); see auth.go
 
 	// DataPlane, if set, reports the director's kernel side under "dataplane" in
 	// /v1/status: VIPs and sync daemons, and with counters (asked for with ?counters=true)
@@ -51,7 +52,8 @@ func New(store Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{store: store, log: log, mux: newRouteMux(), client: &http.Client{Timeout: ForwardTimeout}}
+	s := &Server{store: store, log: log, mux: newRouteMux(), client: &http.Client{Timeout: ForwardTimeout},
+		heavy: make(chan struct{}, heavyStatus)}
 	s.routes()
 	return s
 }
@@ -107,6 +109,16 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeHTTP logs every request at debug level, admits it (auth.go) and routes it.
+// heavyStatus is how many status answers with counters (a status page's update: one
+// kernel dump per service, tens of megabytes at 10,000 services) are made at once.
+const heavyStatus = 2
+
+// Route is the pattern of the route that serves r ("GET /v1/status"), "/" for none.
+func (s *Server) Route(r *http.Request) string {
+	_, pattern := s.mux.Handler(r)
+	return pattern
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -184,6 +196,15 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if counters, err = strconv.ParseBool(v); err != nil {
 			s.writeError(w, r, fieldErr("counters", fsm.ErrInvalid, "%q is not true or false", v))
+			return
+		}
+	}
+	if counters {
+		// One kernel dump per service: at most heavyStatus at once, the others wait.
+		select {
+		case s.heavy <- struct{}{}:
+			defer func() { <-s.heavy }()
+		case <-r.Context().Done():
 			return
 		}
 	}

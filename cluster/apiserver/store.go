@@ -29,10 +29,10 @@ type Store interface {
 	// the cluster and is in touch with its leader. A restarted or cut-off director must
 	// not tell an agent that its service does not exist.
 	Serving() bool
-	// Barrier returns once the leader has applied every entry committed before it (a
-	// read of the leader's state then sees every acknowledged write). Leader only: off
-	// the leader it fails with cluster.ErrNotLeader.
-	Barrier(ctx context.Context) error
+	// ReadIndex returns once the leader's state holds every write acknowledged before it
+	// (a read of the leader's state then sees them all), without logging anything.
+	// Leader only: off the leader it fails with cluster.ErrNotLeader.
+	ReadIndex(ctx context.Context) error
 	// WaitVersion returns once the local replica is at state version v or later, or
 	// fails when ctx ends first.
 	WaitVersion(ctx context.Context, v uint64) error

@@ -25,6 +25,20 @@ const (
 	StateLeft  = memberlist.StateLeft
 )
 
+// StateName names a member's state as the status endpoint and the metrics do: alive,
+// dead, left, or suspect (which Members never reports, see above).
+func (m Member) StateName() string {
+	switch m.State {
+	case StateAlive:
+		return "alive"
+	case StateDead:
+		return "dead"
+	case StateLeft:
+		return "left"
+	}
+	return "suspect"
+}
+
 // ErrShutdown is returned by calls on a pool after Shutdown.
 var ErrShutdown = errors.New("gossip pool shut down")
 

@@ -87,6 +87,17 @@ func TestNotifyHooksFromTheConfigFileAndFlags(t *testing.T) {
 		!slices.Equal(h.Fault, []string{"/bin/sh", "/etc/raftlvs/fault.sh"}) || h.Leader != nil || opts.NotifyTimeout != 3*time.Second {
 		t.Errorf("hooks %+v, timeout %v", h, opts.NotifyTimeout)
 	}
+	// A hook named relative to the directory the director starts in is found there,
+	// though commands run from /.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hook.sh"), []byte("#!/bin/sh\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	rel := notifyConfig{NotifyLeader: "./hook.sh up"}
+	if h, err := rel.hooks(); err != nil || !slices.Equal(h.Leader, []string{filepath.Join(dir, "hook.sh"), "up"}) {
+		t.Errorf("a relative hook: %v %v, want its absolute path", h.Leader, err)
+	}
 	code, _, stderr := raftlvs(t, "", "", "director", "--gossip-key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "--notify-leader", "/no/such/hook up")
 	if code != exitUsage || !strings.Contains(stderr, "--notify-leader") {
 		t.Errorf("a hook that is not there: exit %d %q, want a usage error naming the flag", code, stderr)

@@ -30,9 +30,6 @@ func (f *connectionsFlags) run(cmd *cobra.Command, output string) error {
 		return usagef("--limit %d: want 1..%d", f.limit, api.MaxConnections)
 	}
 	c := clientFor(cmd)
-	// The kernel's table of one director, not the replicated state: nothing to confirm
-	// with the leader, and it is worth reading without one.
-	c.Consistent = false
 	list, err := c.Connections(ctxOf(cmd), f.limit)
 	if err != nil {
 		return fmt.Errorf("status --connections: %w", err)

@@ -40,7 +40,7 @@ func (f *laggingFollower) Apply(_ context.Context, c fsm.Command) error {
 func (f *laggingFollower) DryRun(_ context.Context, c fsm.Command) error {
 	return fmt.Errorf("dry run %T: %w", c, cluster.ErrNotLeader)
 }
-func (f *laggingFollower) Barrier(context.Context) error {
+func (f *laggingFollower) ReadIndex(context.Context) error {
 	return fmt.Errorf("barrier: %w", cluster.ErrNotLeader)
 }
 func (f *laggingFollower) View(fn func(*fsm.State))                 { f.mu.Lock(); defer f.mu.Unlock(); fn(f.state) }

@@ -221,7 +221,7 @@ func writeDiff(w io.Writer, p *planned, prune bool) {
 	fmt.Fprintf(w, "unchanged: %d services, %d real servers\n", c.UnchangedServices, c.UnchangedServers)
 	for _, s := range p.table.Services {
 		for _, have := range p.state.Services {
-			if s.Name != have.Name && sameMatch(s, have) {
+			if s.Name != have.Name && s.Match() == have.Match() {
 				fmt.Fprintf(w, "note: the file's service %s is %s in the cluster (services are matched by %s, and keep their name)\n", s.Name, have.Name, matchLabel(&have))
 			}
 		}
@@ -248,7 +248,7 @@ func matchLabel(s *fsm.Service) string {
 
 // writeFields prints each named setting as old → new, checks in their text form.
 func writeFields(w io.Writer, old, new any, fields []string) {
-	a, b := jsonFields(old), jsonFields(new)
+	a, b := plan.Fields(old), plan.Fields(new)
 	for _, f := range fields {
 		from, to := a[f], b[f]
 		if f == "health_check" {
@@ -256,17 +256,6 @@ func writeFields(w io.Writer, old, new any, fields []string) {
 		}
 		fmt.Fprintf(w, "    %s: %s → %s\n", f, from, to)
 	}
-}
-
-func jsonFields(v any) map[string]string {
-	js, _ := json.Marshal(v)
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(js, &m)
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = string(v)
-	}
-	return out
 }
 
 // checkField shows a health check's JSON in its text form ("none" when absent).

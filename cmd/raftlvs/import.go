@@ -123,7 +123,7 @@ func writeVIPs(w io.Writer, vips []keepalived.VIP) {
 	for _, v := range vips {
 		use := "a service's: held by the leader"
 		if !v.Used {
-			use = "no service's: not held"
+			use = "no service's: declare it to have the leader hold it: raftlvs vip add " + v.Addr.String()
 		}
 		fmt.Fprintf(w, "  %s (%s, %s)\n", v.Addr, v.Instance, use)
 	}

@@ -45,7 +45,7 @@ func (s *leaderStore) IsLeader() bool                                   { return
 func (s *leaderStore) LeaderAPIAddr() (string, error)                   { return "", nil }
 func (s *leaderStore) Status() cluster.Status                           { return cluster.Status{NodeID: "d1", State: "Leader"} }
 func (s *leaderStore) Serving() bool                                    { return true }
-func (s *leaderStore) Barrier(context.Context) error                    { return nil }
+func (s *leaderStore) ReadIndex(context.Context) error                  { return nil }
 func (s *leaderStore) WaitVersion(context.Context, uint64) error        { return nil }
 func (s *leaderStore) DryRun(_ context.Context, c fsm.Command) error {
 	s.mu.Lock()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -46,6 +47,10 @@ func (c *notifyConfig) hooks() (notify.Hooks, error) {
 			continue
 		}
 		path, err := exec.LookPath(argv[0])
+		if err == nil {
+			// Commands run from /: ./hook.sh must name the file found here.
+			path, err = filepath.Abs(path)
+		}
 		if err != nil {
 			return notify.Hooks{}, usagef("%s %q: %v", x.flag, x.line, err)
 		}

@@ -28,28 +28,22 @@ func newServiceCmd() *cobra.Command {
 
 // serviceFlags are ipvsadm's -A/-E options, plus --name and --forward.
 type serviceFlags struct {
-	tcp, udp, sctp string
-	fwmark         uint32
-	ipv6           bool
-	scheduler      string
-	schedFlags     string
-	persistence    uint32
-	mask           string
-	engine         string
-	ops            bool
-	forward        string
-	masq, gate     bool
-	ipip           bool
-	name           string
-	health         healthFlags
+	matchFlags
+	scheduler   string
+	schedFlags  string
+	persistence uint32
+	mask        string
+	engine      string
+	ops         bool
+	forward     string
+	masq, gate  bool
+	ipip        bool
+	name        string
+	health      healthFlags
 }
 
 func (f *serviceFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&f.tcp, "tcp-service", "t", "", "TCP service VIP:PORT")
-	fs.StringVarP(&f.udp, "udp-service", "u", "", "UDP service VIP:PORT")
-	fs.StringVar(&f.sctp, "sctp-service", "", "SCTP service VIP:PORT")
-	fs.Uint32VarP(&f.fwmark, "fwmark-service", "f", 0, "firewall-mark service")
-	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "the fwmark service is IPv6")
+	f.matchFlags.register(fs, "the service's match: ")
 	fs.StringVarP(&f.scheduler, "scheduler", "s", "", "scheduler: "+strings.Join(fsm.Schedulers, " ")+" (default "+fsm.DefaultScheduler+")")
 	fs.StringVarP(&f.schedFlags, "sched-flags", "b", "", "scheduler flags, comma-separated (sh-fallback,sh-port,mh-fallback,mh-port,flag-1,flag-2,flag-3)")
 	fs.Uint32VarP(&f.persistence, "persistent", "p", 0, "persistence timeout in seconds (bare -p: "+strconv.Itoa(ipvsadm.DefaultPersistence)+"; 0 turns it off)")
@@ -68,35 +62,12 @@ func (f *serviceFlags) register(fs *pflag.FlagSet) {
 // apply sets on svc what the command line gave, and only that: add starts from a zero
 // service (the server fills in defaults), edit from the current one.
 func (f *serviceFlags) apply(fs *pflag.FlagSet, svc *fsm.Service) error {
-	matches := 0
-	for _, m := range []struct {
-		flag  string
-		proto fsm.Protocol
-		value string
-	}{{"tcp-service", fsm.TCP, f.tcp}, {"udp-service", fsm.UDP, f.udp}, {"sctp-service", fsm.SCTP, f.sctp}} {
-		if !fs.Changed(m.flag) {
-			continue
-		}
-		matches++
-		ap, err := parseVIPPort(m.value)
-		if err != nil {
-			return usagef("--%s: %v", m.flag, err)
-		}
-		svc.Protocol, svc.VIP, svc.Port, svc.FWMark = m.proto, ap.Addr(), ap.Port(), 0
-		svc.Family = fsm.FamilyOf(ap.Addr())
+	match, given, err := f.match(fs)
+	if err != nil {
+		return err
 	}
-	if fs.Changed("fwmark-service") {
-		matches++
-		svc.FWMark, svc.Protocol, svc.VIP, svc.Port = f.fwmark, "", netip.Addr{}, 0
-		svc.Family = fsm.IPv4
-		if f.ipv6 {
-			svc.Family = fsm.IPv6
-		}
-	} else if fs.Changed("ipv6") {
-		return usagef("-6 goes with -f")
-	}
-	if matches > 1 {
-		return usagef("give one of -t, -u, --sctp-service and -f")
+	if given {
+		svc.Protocol, svc.VIP, svc.Port, svc.FWMark, svc.Family = match.Protocol, match.VIP, match.Port, match.FWMark, match.Family
 	}
 	if fs.Changed("scheduler") {
 		svc.Scheduler = f.scheduler
@@ -121,7 +92,7 @@ func (f *serviceFlags) apply(fs *pflag.FlagSet, svc *fsm.Service) error {
 			return usagef("-M %s: %v", f.mask, err)
 		}
 		svc.PersistMask = bits
-	} else if matches > 0 && svc.Family.Bits() < svc.PersistMask {
+	} else if given && svc.Family.Bits() < svc.PersistMask {
 		svc.PersistMask = 0 // a new family: back to per-client
 	}
 	if fs.Changed("pe") {
@@ -272,7 +243,7 @@ func newServiceEditCmd() *cobra.Command {
 }
 
 func newServiceRmCmd() *cobra.Command {
-	var f serviceFlags
+	var f matchFlags
 	cmd := &cobra.Command{
 		Use:     "rm NAME | (-t|-u|--sctp-service VIP:PORT | -f FWMARK [-6])",
 		Aliases: []string{"remove", "delete"},
@@ -284,24 +255,15 @@ func newServiceRmCmd() *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			} else {
-				var match fsm.Service
-				if err := f.apply(cmd.Flags(), &match); err != nil {
-					return err
-				}
-				if !match.IsFWMark() && match.Protocol == "" {
+				if !f.byMatch(cmd.Flags()) {
 					return usagef("give the service NAME or its -t/-u/--sctp-service/-f")
 				}
-				svcs, err := c.Services(ctxOf(cmd))
+				match, err := f.matchOf(cmd.Flags())
 				if err != nil {
-					return fmt.Errorf("find service: %w", err)
+					return err
 				}
-				for _, s := range svcs {
-					if sameMatch(s.Service, match) {
-						name = s.Name
-					}
-				}
-				if name == "" {
-					return fmt.Errorf("no service matches: %w", fsm.ErrNotFound)
+				if name, err = findByMatch(ctxOf(cmd), c, match); err != nil {
+					return err
 				}
 			}
 			if err := c.RemoveService(ctxOf(cmd), name); err != nil {
@@ -311,20 +273,8 @@ func newServiceRmCmd() *cobra.Command {
 			return nil
 		}),
 	}
-	fs := cmd.Flags()
-	fs.StringVarP(&f.tcp, "tcp-service", "t", "", "TCP service VIP:PORT")
-	fs.StringVarP(&f.udp, "udp-service", "u", "", "UDP service VIP:PORT")
-	fs.StringVar(&f.sctp, "sctp-service", "", "SCTP service VIP:PORT")
-	fs.Uint32VarP(&f.fwmark, "fwmark-service", "f", 0, "firewall-mark service")
-	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "the fwmark service is IPv6")
+	f.register(cmd.Flags(), "the service by its match: ")
 	return cmd
-}
-
-func sameMatch(a, b fsm.Service) bool {
-	if a.IsFWMark() || b.IsFWMark() {
-		return a.FWMark == b.FWMark && a.Family == b.Family
-	}
-	return a.Protocol == b.Protocol && a.VIP == b.VIP && a.Port == b.Port
 }
 
 func newServiceLsCmd() *cobra.Command {

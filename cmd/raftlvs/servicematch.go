@@ -17,23 +17,33 @@ import (
 // argument), or as ipvsadm does, by what it matches (-t/-u/--sctp-service VIP:PORT, -f
 // FWMARK [-6]); the real server is then the one argument left, or -r.
 type serviceRef struct {
-	tcp, udp, sctp string
-	fwmark         uint32
-	ipv6           bool
-	realServer     string
+	matchFlags
+	realServer string
 }
 
 func (f *serviceRef) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&f.tcp, "tcp-service", "t", "", "the service by its match, as ipvsadm: TCP VIP:PORT (instead of SERVICE)")
-	fs.StringVarP(&f.udp, "udp-service", "u", "", "the UDP service VIP:PORT")
-	fs.StringVar(&f.sctp, "sctp-service", "", "the SCTP service VIP:PORT")
-	fs.Uint32VarP(&f.fwmark, "fwmark-service", "f", 0, "the firewall-mark service")
-	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "the fwmark service is IPv6")
+	f.matchFlags.register(fs, "the service by its match, as ipvsadm (instead of SERVICE): ")
 	fs.StringVarP(&f.realServer, "real-server", "r", "", "the real server ADDR[:PORT], as ipvsadm (instead of the argument)")
 }
 
+// matchFlags are ipvsadm's ways to name a service by what it matches: -t, -u or
+// --sctp-service VIP:PORT, or -f FWMARK [-6].
+type matchFlags struct {
+	tcp, udp, sctp string
+	fwmark         uint32
+	ipv6           bool
+}
+
+func (f *matchFlags) register(fs *pflag.FlagSet, lead string) {
+	fs.StringVarP(&f.tcp, "tcp-service", "t", "", lead+"TCP VIP:PORT")
+	fs.StringVarP(&f.udp, "udp-service", "u", "", lead+"UDP VIP:PORT")
+	fs.StringVar(&f.sctp, "sctp-service", "", lead+"SCTP VIP:PORT")
+	fs.Uint32VarP(&f.fwmark, "fwmark-service", "f", 0, lead+"firewall mark")
+	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "the fwmark service is IPv6")
+}
+
 // byMatch reports whether the command line names the service by its match.
-func (f *serviceRef) byMatch(fs *pflag.FlagSet) bool {
+func (f *matchFlags) byMatch(fs *pflag.FlagSet) bool {
 	for _, name := range []string{"tcp-service", "udp-service", "sctp-service", "fwmark-service"} {
 		if fs.Changed(name) {
 			return true
@@ -76,20 +86,22 @@ func (f *serviceRef) resolve(ctx context.Context, cmd *cobra.Command, c *api.Cli
 	if err != nil {
 		return "", "", err
 	}
-	svcs, err := c.Services(ctx)
-	if err != nil {
-		return "", "", fmt.Errorf("find the service %s: %w", matchText(match), err)
-	}
-	for _, s := range svcs {
-		if sameMatch(s.Service, match) {
-			return s.Name, rsArg, nil
-		}
-	}
-	return "", "", fmt.Errorf("no service matches %s: %w", matchText(match), fsm.ErrNotFound)
+	name, err := findByMatch(ctx, c, match)
+	return name, rsArg, err
 }
 
-// matchOf is the service the match flags describe.
-func (f *serviceRef) matchOf(fs *pflag.FlagSet) (fsm.Service, error) {
+// matchOf is the service the match flags describe: its protocol, VIP, port and family,
+// or its mark and family. One of them must be given.
+func (f *matchFlags) matchOf(fs *pflag.FlagSet) (fsm.Service, error) {
+	svc, given, err := f.match(fs)
+	if err == nil && !given {
+		err = usagef("give one of -t, -u, --sctp-service and -f")
+	}
+	return svc, err
+}
+
+// match is matchOf where none may be given (given false).
+func (f *matchFlags) match(fs *pflag.FlagSet) (svc fsm.Service, given bool, err error) {
 	var out []fsm.Service
 	for _, m := range []struct {
 		flag  string
@@ -101,9 +113,9 @@ func (f *serviceRef) matchOf(fs *pflag.FlagSet) (fsm.Service, error) {
 		}
 		ap, err := parseVIPPort(m.value)
 		if err != nil {
-			return fsm.Service{}, usagef("--%s: %v", m.flag, err)
+			return fsm.Service{}, false, usagef("--%s: %v", m.flag, err)
 		}
-		out = append(out, fsm.Service{Protocol: m.proto, VIP: ap.Addr(), Port: ap.Port()})
+		out = append(out, fsm.Service{Protocol: m.proto, VIP: ap.Addr(), Port: ap.Port(), Family: fsm.FamilyOf(ap.Addr())})
 	}
 	if fs.Changed("fwmark-service") {
 		svc := fsm.Service{FWMark: f.fwmark, Family: fsm.IPv4}
@@ -112,12 +124,29 @@ func (f *serviceRef) matchOf(fs *pflag.FlagSet) (fsm.Service, error) {
 		}
 		out = append(out, svc)
 	} else if fs.Changed("ipv6") {
-		return fsm.Service{}, usagef("-6 goes with -f")
+		return fsm.Service{}, false, usagef("-6 goes with -f")
 	}
-	if len(out) != 1 {
-		return fsm.Service{}, usagef("give one of -t, -u, --sctp-service and -f")
+	switch len(out) {
+	case 0:
+		return fsm.Service{}, false, nil
+	case 1:
+		return out[0], true, nil
 	}
-	return out[0], nil
+	return fsm.Service{}, false, usagef("give one of -t, -u, --sctp-service and -f")
+}
+
+// findByMatch is the name of the service that matches match.
+func findByMatch(ctx context.Context, c *api.Client, match fsm.Service) (string, error) {
+	svcs, err := c.Services(ctx)
+	if err != nil {
+		return "", fmt.Errorf("find the service %s: %w", matchText(match), err)
+	}
+	for _, s := range svcs {
+		if s.Match() == match.Match() {
+			return s.Name, nil
+		}
+	}
+	return "", fmt.Errorf("no service matches %s: %w", matchText(match), fsm.ErrNotFound)
 }
 
 // matchText is a match as the command line gives it.

@@ -50,7 +50,7 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("status: %w", err)
 			}
-			leaderContacts(cmd, st)
+			c.WithLeadersView(ctxOf(cmd), st)
 			if len(st.Directors) > 0 && !slices.ContainsFunc(st.Directors, func(d fsm.Director) bool { return !d.Witness }) {
 				fmt.Fprintln(cmd.ErrOrStderr(), "raftlvs: warning: every director of this cluster is a witness: none holds the VIPs or programs IPVS; start one without --witness")
 			}
@@ -153,56 +153,6 @@ func renderAgents(b *strings.Builder, agents []api.Agent) {
 // healthLegend explains the State column of the table.
 const healthLegend = "State: up = checks pass; down = checks fail, out of rotation (since when, and why);\n" +
 	"       unknown = not checked (yet), in rotation; draining = weight 0 in IPVS, its connections finish\n"
-
-// leaderContacts replaces the voters' reachability with the leader's view when a
-// follower answered: a follower hears only from its leader, the leader from every voter.
-// When the leader cannot be asked, the follower's view stays, and says so ("unknown").
-func leaderContacts(cmd *cobra.Command, st *api.StatusResponse) {
-	n := &st.Node
-	if n.LeaderID == "" || n.LeaderID == n.NodeID {
-		return
-	}
-	var leaderAPI string
-	for _, v := range n.Voters {
-		if v.ID == n.LeaderID {
-			leaderAPI = v.APIAddr
-		}
-	}
-	if leaderAPI == "" {
-		return
-	}
-	c := clientAt(cmd, leaderAPI)
-	c.Timeout = min(c.Timeout, 3*time.Second)
-	c.Consistent = false // its view of the voters now, not of the table: no barrier first
-	ls, err := c.Status(ctxOf(cmd), false)
-	if err != nil || ls.Node.NodeID != n.LeaderID || ls.Node.State != "Leader" {
-		return
-	}
-	seen := map[string]api.Voter{}
-	for _, v := range ls.Node.Voters {
-		seen[v.ID] = v
-	}
-	// Ages are kept on the leader's clock: shift its times by the two answers' gap.
-	shift := st.At.Sub(ls.At)
-	for i, v := range n.Voters {
-		lv, ok := seen[v.ID]
-		if !ok || v.ID == n.NodeID || v.ID == n.LeaderID {
-			continue // itself, and its own contact with its leader, the follower knows best
-		}
-		n.Voters[i].Contact = lv.Contact
-		n.Voters[i].LastContact, n.Voters[i].FailingSince = shiftTime(lv.LastContact, shift), shiftTime(lv.FailingSince, shift)
-		if n.Voters[i].Contact == api.ContactReachable || n.Voters[i].Contact == api.ContactUnreachable {
-			n.Voters[i].Contact += " (leader's view)"
-		}
-	}
-}
-
-func shiftTime(t time.Time, d time.Duration) time.Time {
-	if t.IsZero() {
-		return t
-	}
-	return t.Add(d)
-}
 
 func renderCluster(b *strings.Builder, st *api.StatusResponse) {
 	n := st.Node

@@ -143,18 +143,24 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
-// Notifier runs the hooks of the events it is given, one command at a time, in order.
+// Notifier runs the hooks of the events it is given, one command at a time, in order. A
+// director has two (role events, health events), so that a storm of health changes never
+// holds up a leader event: the two may run a --notify hook at the same time.
 type Notifier struct {
 	hooks   Hooks
 	timeout time.Duration
 	log     *slog.Logger
 	queue   chan Event
 
-	mu      sync.Mutex
-	dropped uint64
-	ran     uint64
-	failed  uint64
+	mu          sync.Mutex
+	dropped     uint64
+	droppedTold time.Time // when a drop was last logged
+	ran         uint64
+	failed      uint64
 }
+
+// dropLogEvery spaces the warnings about dropped events.
+const dropLogEvery = 10 * time.Second
 
 // New returns a Notifier; Run runs its commands.
 func New(hooks Hooks, opts Options) *Notifier {
@@ -174,11 +180,19 @@ func (n *Notifier) Notify(e Event) {
 	select {
 	case n.queue <- e:
 	default:
+		// One line per dropLogEvery at most: a storm of health changes would otherwise
+		// log a line per event, on every director.
 		n.mu.Lock()
 		n.dropped++
-		dropped := n.dropped
+		dropped, now := n.dropped, time.Now()
+		tell := now.Sub(n.droppedTold) >= dropLogEvery
+		if tell {
+			n.droppedTold = now
+		}
 		n.mu.Unlock()
-		n.log.Warn("notify: queue full, event dropped (a command is slow or stuck?)", "event", e.Kind, "args", e.Args(), "dropped", dropped)
+		if tell {
+			n.log.Warn("notify: queue full, events dropped (a command is slow or stuck?)", "event", e.Kind, "args", e.Args(), "dropped_total", dropped)
+		}
 	}
 }
 
@@ -224,7 +238,9 @@ func (n *Notifier) run(ctx context.Context, argv []string, e Event) {
 		n.failed++
 	}
 	n.mu.Unlock()
-	attrs := []any{"event", e.Kind, "command", argv[0], "args", args, "took", took.Round(time.Millisecond)}
+	// The event's arguments only: the command line the operator configured may carry
+	// credentials.
+	attrs := []any{"event", e.Kind, "command", argv[0], "args", e.Args(), "took", took.Round(time.Millisecond)}
 	if s := out.String(); s != "" {
 		attrs = append(attrs, "output", s)
 	}

@@ -168,25 +168,19 @@ func TestRoleTrackerReportsChangesOnly(t *testing.T) {
 	}
 }
 
-func TestHealthWatchGivesCommittedTransitions(t *testing.T) {
-	rs := func(addr string, h fsm.Health) fsm.RealServer {
-		return fsm.RealServer{Service: "web", Addr: netip.MustParseAddr(addr), Port: 80, Health: h, HealthReason: "because"}
+func TestHealthEventsAreTransitionsToUpOrDown(t *testing.T) {
+	rs := func(h fsm.Health) *fsm.RealServer {
+		return &fsm.RealServer{Service: "web", Addr: netip.MustParseAddr("10.0.1.1"), Port: 80, Health: h, HealthReason: "because"}
 	}
-	var w HealthWatch
 	now := time.Unix(1000, 0)
-	if ev := w.Changes([]fsm.RealServer{rs("10.0.1.1", fsm.HealthDown), rs("10.0.1.2", fsm.HealthUp)}, now); len(ev) != 0 {
-		t.Errorf("the first view made events: %+v", ev)
+	e, ok := HealthEvent(rs(fsm.HealthUp), fsm.HealthDown, now)
+	if !ok || e.Kind != Health || e.Health != fsm.HealthUp || e.Previous != fsm.HealthDown || e.Reason != "because" || e.Port != 80 || !e.At.Equal(now) {
+		t.Errorf("down → up: %+v %v", e, ok)
 	}
-	ev := w.Changes([]fsm.RealServer{rs("10.0.1.1", fsm.HealthUp), rs("10.0.1.2", fsm.HealthUp), rs("10.0.1.3", fsm.HealthUnknown)}, now)
-	if len(ev) != 1 || ev[0].Addr != netip.MustParseAddr("10.0.1.1") || ev[0].Health != fsm.HealthUp || ev[0].Previous != fsm.HealthDown || ev[0].Reason != "because" || ev[0].Kind != Health {
-		t.Errorf("down → up: %+v", ev)
+	if e, ok := HealthEvent(rs(fsm.HealthDown), fsm.HealthUnknown, now); !ok || e.Previous != fsm.HealthUnknown {
+		t.Errorf("unknown → down: %+v %v", e, ok)
 	}
-	ev = w.Changes([]fsm.RealServer{rs("10.0.1.2", fsm.HealthUnknown), rs("10.0.1.3", fsm.HealthDown)}, now)
-	if len(ev) != 1 || ev[0].Addr != netip.MustParseAddr("10.0.1.3") || ev[0].Previous != fsm.HealthUnknown {
-		t.Errorf("unknown → down (and up → unknown, not a transition): %+v", ev)
-	}
-	// Removed and added again: a new baseline, no event.
-	if ev := w.Changes([]fsm.RealServer{rs("10.0.1.1", fsm.HealthDown)}, now); len(ev) != 0 {
-		t.Errorf("a real server seen anew: %+v", ev)
+	if _, ok := HealthEvent(rs(fsm.HealthUnknown), fsm.HealthUp, now); ok {
+		t.Error("up → unknown made a health event")
 	}
 }

@@ -69,31 +69,16 @@ func (t *RoleTracker) Observe(o Observation) (Event, bool) {
 	return Event{Kind: next, Director: t.director, Leader: o.Leader, Role: next, Reason: reason, At: o.At}, true
 }
 
-// HealthWatch turns successive views of the replicated real servers into the health
-// transitions committed between them: to up or down, from whatever it was. The first
-// view only sets the baseline (keepalived, likewise, does not notify the initial state),
-// and a real server seen for the first time sets its own.
-type HealthWatch struct {
-	last   map[fsm.RSKey]fsm.Health
-	primed bool
-}
-
-// Changes returns the events of servers (the state's whole list) against the last view.
-func (w *HealthWatch) Changes(servers []fsm.RealServer, at time.Time) []Event {
-	next := make(map[fsm.RSKey]fsm.Health, len(servers))
-	var out []Event
-	for _, rs := range servers {
-		k := rs.Key()
-		next[k] = rs.Health
-		prev, ok := w.last[k]
-		if !w.primed || !ok || prev == rs.Health || rs.Health != fsm.HealthUp && rs.Health != fsm.HealthDown {
-			continue
-		}
-		out = append(out, Event{
-			Kind: Health, Service: rs.Service, Addr: rs.Addr, Port: rs.Port,
-			Health: rs.Health, Previous: prev, Reason: rs.HealthReason, At: at,
-		})
+// HealthEvent is the health event of a committed transition of rs from from, as the
+// state's watcher (events.StateWatcher) saw it: one to up or down, from whatever it was.
+// The watcher's first look sets the baseline and a real server seen for the first time
+// its own (keepalived, likewise, does not notify the initial state).
+func HealthEvent(rs *fsm.RealServer, from fsm.Health, at time.Time) (Event, bool) {
+	if rs.Health != fsm.HealthUp && rs.Health != fsm.HealthDown {
+		return Event{}, false
 	}
-	w.last, w.primed = next, true
-	return out
+	return Event{
+		Kind: Health, Service: rs.Service, Addr: rs.Addr, Port: rs.Port,
+		Health: rs.Health, Previous: from, Reason: rs.HealthReason, At: at,
+	}, true
 }

@@ -86,7 +86,7 @@ func Parse(data []byte) (*Document, error) {
 func (d *Document) Table() (plan.Table, error) {
 	var t plan.Table
 	names := map[string]int{}
-	matches := map[string]int{}
+	matches := map[fsm.MatchKey]int{}
 	for i, ds := range d.Services {
 		svc := *ds.Service.Clone()
 		where := fmt.Sprintf("services[%d]", i)
@@ -106,10 +106,10 @@ func (d *Document) Table() (plan.Table, error) {
 			return plan.Table{}, fmt.Errorf("%w: %s: the name %s is services[%d]'s too", ErrBadDocument, where, svc.Name, j)
 		}
 		names[svc.Name] = i
-		if j, dup := matches[matchKey(&svc)]; dup {
-			return plan.Table{}, fmt.Errorf("%w: %s: %s is matched by services[%d] too", ErrBadDocument, where, matchKey(&svc), j)
+		if j, dup := matches[svc.Match()]; dup {
+			return plan.Table{}, fmt.Errorf("%w: %s: %s is matched by services[%d] too", ErrBadDocument, where, svc.DescribeMatch(), j)
 		}
-		matches[matchKey(&svc)] = i
+		matches[svc.Match()] = i
 		t.Services = append(t.Services, svc)
 		seen := map[netip.AddrPort]int{}
 		for j, drs := range ds.RealServers {
@@ -236,12 +236,4 @@ func (d *Document) Marshal(header string) ([]byte, error) {
 	}
 	b.Write(body)
 	return b.Bytes(), nil
-}
-
-// matchKey names what a service matches, for messages.
-func matchKey(s *fsm.Service) string {
-	if s.IsFWMark() {
-		return fmt.Sprintf("fwmark %d (%s)", s.FWMark, s.Family)
-	}
-	return fmt.Sprintf("%s %s", strings.ToUpper(string(s.Protocol)), netip.AddrPortFrom(s.VIP.Unmap(), s.Port))
 }

@@ -3,7 +3,6 @@ package keepalived
 import (
 	"cmp"
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -259,12 +258,12 @@ func (t *translator) buildService(plan *Plan, vs *vsConf) {
 		svc.Name = ""
 		fsm.NormalizeService(&svc)
 		if err := fsm.ValidateService(&svc); err != nil {
-			t.fail(causedAt(m.at, ErrValue, err, "virtual_server %s", describe(&svc)))
+			t.fail(causedAt(m.at, ErrValue, err, "virtual_server %s", svc.DescribeMatch()))
 			return
 		}
-		key := matchKey(&svc)
+		key := svc.Match()
 		if prev, dup := t.matches[key]; dup {
-			t.fail(errorAt(m.at, ErrValue, "virtual_server %s is defined twice (first at %s)", describe(&svc), prev))
+			t.fail(errorAt(m.at, ErrValue, "virtual_server %s is defined twice (first at %s)", svc.DescribeMatch(), prev))
 			return
 		}
 		t.matches[key] = m.at
@@ -378,7 +377,7 @@ func (t *translator) addServers(plan *Plan, svc *fsm.Service, servers []server) 
 		}
 		ap := netip.AddrPortFrom(rs.addr, port)
 		if prev, dup := seen[ap]; dup {
-			t.fail(errorAt(at, ErrValue, "real_server %s is in %s twice (first at %s; keepalived drops the second)", ap, describe(svc), prev))
+			t.fail(errorAt(at, ErrValue, "real_server %s is in %s twice (first at %s; keepalived drops the second)", ap, svc.DescribeMatch(), prev))
 			return false
 		}
 		seen[ap] = at
@@ -400,20 +399,4 @@ func (t *translator) addServers(plan *Plan, svc *fsm.Service, servers []server) 
 		plan.RealServers = append(plan.RealServers, r)
 	}
 	return true
-}
-
-// matchKey identifies what a service matches, for duplicate detection.
-func matchKey(s *fsm.Service) string {
-	if s.IsFWMark() {
-		return fmt.Sprintf("fwmark %d %s", s.FWMark, s.Family)
-	}
-	return fmt.Sprintf("%s %s", s.Protocol, netip.AddrPortFrom(s.VIP, s.Port))
-}
-
-// describe names a service as an operator would write it.
-func describe(s *fsm.Service) string {
-	if s.IsFWMark() {
-		return fmt.Sprintf("fwmark %d (%s)", s.FWMark, s.Family)
-	}
-	return fmt.Sprintf("%s %s", strings.ToUpper(string(s.Protocol)), netip.AddrPortFrom(s.VIP, s.Port))
 }

@@ -57,7 +57,7 @@ func (p *Plan) Batch() fsm.Batch { return fsm.Batch{Commands: p.Commands()} }
 // error naming its place (all of them, up to Limits.Errors, joined); everything that is
 // left out or behaves differently is in the plan's report.
 func Translate(cfg *Config, lim Limits) (*Plan, error) {
-	t := &translator{lim: lim.withDefaults(), groups: map[string]*groupConf{}, matches: map[string]Pos{}}
+	t := &translator{lim: lim.withDefaults(), groups: map[string]*groupConf{}, matches: map[fsm.MatchKey]Pos{}}
 	t.findings = append(t.findings, cfg.Findings...)
 	t.top(cfg.Nodes)
 	plan := t.build()
@@ -77,8 +77,8 @@ type translator struct {
 	groupSeq []*groupConf
 	servers  []*vsConf
 	vips     []VIP
-	matches  map[string]Pos // services created so far, by what they match
-	count    int            // services created so far
+	matches  map[fsm.MatchKey]Pos // services created so far, by what they match
+	count    int                  // services created so far
 }
 
 func (t *translator) fail(e *Error) {

@@ -46,7 +46,7 @@ func (v *verifier) count() int {
 }
 
 func TestAnnouncementsAreFencedByLeadership(t *testing.T) {
-	t.Run("each scheduled announcement is verified first", func(t *testing.T) {
+	t.Run("each announcement is verified first, the claim's too", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			v := &verifier{delay: 2 * time.Millisecond}
 			r := newRig(t, Config{Burst: 3, Refresh: 10 * time.Second, Verify: v.verify, Lease: 100 * time.Millisecond})
@@ -54,13 +54,13 @@ func TestAnnouncementsAreFencedByLeadership(t *testing.T) {
 				t.Fatal(err)
 			}
 			advance(25 * time.Second)
-			want := []time.Duration{0, time.Second + 2*time.Millisecond, 2*time.Second + 4*time.Millisecond,
-				12*time.Second + 6*time.Millisecond, 22*time.Second + 8*time.Millisecond}
+			want := []time.Duration{2 * time.Millisecond, time.Second + 4*time.Millisecond, 2*time.Second + 6*time.Millisecond,
+				12*time.Second + 8*time.Millisecond, 22*time.Second + 10*time.Millisecond}
 			if got := r.offsets(vip4a); !slices.Equal(got, want) {
 				t.Fatalf("announced at %v, want %v (each after a 2 ms verification)", got, want)
 			}
-			if v.count() != 4 {
-				t.Fatalf("%d verifications, want one per scheduled announcement (4)", v.count())
+			if v.count() != 5 {
+				t.Fatalf("%d verifications, want one per announcement (5)", v.count())
 			}
 			r.owner.Release()
 		})
@@ -90,7 +90,8 @@ func TestAnnouncementsAreFencedByLeadership(t *testing.T) {
 	})
 	t.Run("a verification that outlives the lease vouches for nothing", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			// A pause in the middle of the first round trip: it ends past the lease.
+			// A pause in the middle of the claim's round trip: it ends past the lease, so
+			// the claim announces nothing and the schedule verifies afresh.
 			v := &verifier{}
 			pause := make(chan struct{})
 			verify := func(ctx context.Context) error {
@@ -109,12 +110,12 @@ func TestAnnouncementsAreFencedByLeadership(t *testing.T) {
 			advance(2 * time.Second)
 			<-pause
 			got := r.offsets(vip4a)
-			want := []time.Duration{0, time.Second + 150*time.Millisecond}
+			want := []time.Duration{150 * time.Millisecond, time.Second + 150*time.Millisecond}
 			if !slices.Equal(got, want) {
 				t.Fatalf("announced at %v, want %v: after the stale verification, a fresh one first", got, want)
 			}
-			if v.count() != 2 {
-				t.Fatalf("%d verifications, want 2", v.count())
+			if v.count() != 3 {
+				t.Fatalf("%d verifications, want 3 (the stale one, then one per announcement)", v.count())
 			}
 			r.owner.Release()
 		})

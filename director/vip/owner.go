@@ -123,11 +123,15 @@ func NewOwner(cfg Config, links Links, announcer Announcer) (*Owner, error) {
 
 // Claim makes this owner hold vips: each is added to the interface and announced once
 // before Claim returns, then announced Burst-1 more times BurstInterval apart and every
-// Refresh after that, until Release or until ctx ends (which releases too). A VIP that
+// Refresh after that, until Release or until ctx ends (which releases too). With Verify,
+// the first announcement is fenced like the others: leadership is verified first (a
+// claim may come long after the term began: tracked checks that passed late, a new
+// interface), and if that fails the schedule's loop verifies and announces. A VIP that
 // fails is retried with back-off; the error returned joins each VIP's failure, and what
 // succeeded is held regardless, so the caller may carry on or Release and step down.
 func (o *Owner) Claim(ctx context.Context, vips []netip.Addr) error {
 	want, badVIPs := normalise(vips)
+	until, fenced := o.verifyNow(ctx)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.claimed {
@@ -143,13 +147,17 @@ func (o *Owner) Claim(ctx context.Context, vips []netip.Addr) error {
 		o.want(v, now)
 	}
 	o.log.Info("claiming VIPs", "vips", want)
-	err := o.stepLocked(now)
+	var err error
+	if fenced && now.Before(until) {
+		err = o.stepLocked(now)
+	}
 	go o.run(loopCtx, o.gen, o.done)
 	return errors.Join(badVIPs, err)
 }
 
 // SetVIPs changes the held set during a claim: VIPs not held yet are claimed as in Claim,
-// VIPs no longer wanted are removed, and the others are left alone.
+// VIPs no longer wanted are removed, and the others are left alone. The schedule's loop
+// does it, so that every announcement goes through its fence.
 func (o *Owner) SetVIPs(vips []netip.Addr) error {
 	want, badVIPs := normalise(vips)
 	o.mu.Lock()
@@ -167,12 +175,11 @@ func (o *Owner) SetVIPs(vips []netip.Addr) error {
 	for _, v := range want {
 		o.want(v, now)
 	}
-	err := errors.Join(badVIPs, o.stepLocked(now))
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
-	return err
+	return badVIPs
 }
 
 // want adds addr to the wanted set, due now unless it is already held.

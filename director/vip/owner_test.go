@@ -214,6 +214,7 @@ func TestSetVIPsChangesOnlyTheDelta(t *testing.T) {
 		if err := r.owner.SetVIPs([]netip.Addr{vip4b, vip4c}); err != nil {
 			t.Fatal(err)
 		}
+		advance(0) // the schedule's loop does the change
 		if r.hasHost(vip4a) || !r.hasHost(vip4b) || !r.hasHost(vip4c) {
 			t.Fatalf("after SetVIPs the interface has %v", r.links.Prefixes(ifname))
 		}

@@ -52,11 +52,20 @@ func (o *Owner) run(ctx context.Context, gen uint64, done chan struct{}) {
 			announcing := o.announcementDueLocked(time.Now())
 			o.mu.Unlock()
 			// Removals are always safe; only an announcement needs the leadership.
-			if announcing && !o.fenced(ctx, next) {
-				break
+			until := time.Time{}
+			if announcing {
+				var ok bool
+				if until, ok = o.fenced(ctx, next); !ok {
+					break
+				}
 			}
 			o.mu.Lock()
-			if o.claimed && o.gen == gen && ctx.Err() == nil {
+			switch {
+			case !o.claimed || o.gen != gen || ctx.Err() != nil:
+			case announcing && !time.Now().Before(until):
+				// The lock came too late for the verification to vouch for now: the due
+				// things are still due, and the loop verifies again.
+			default:
 				if err := o.stepLocked(time.Now()); err != nil {
 					o.log.Error("VIP refresh", "err", err)
 				}
@@ -69,19 +78,33 @@ func (o *Owner) run(ctx context.Context, gen uint64, done chan struct{}) {
 	}
 }
 
-// fenced reports whether this node may announce now, having woken for what was due at
-// due: it verifies its leadership first, and the answer holds for Lease from the moment
-// the verification started, because no follower that acknowledged it can elect another
-// leader sooner (raft's followers wait at least HeartbeatTimeout ≥ LeaderLeaseTimeout
-// after their last contact). A wake-up more than Lease late means this process was
-// paused, maybe long enough for another director to lead and announce: it is only
-// logged, since the verification that follows decides. Without Verify, always true.
-func (o *Owner) fenced(ctx context.Context, due time.Time) bool {
-	if o.verify == nil {
-		return true
-	}
-	if late := time.Since(due); late > o.lease {
+// fenced reports whether this node may announce, and until when, having woken for what
+// was due at due: it verifies its leadership, and a success vouches for Lease from the
+// moment the verification started — raft's followers wait at least HeartbeatTimeout ≥
+// LeaderLeaseTimeout after their last contact before they elect another leader. It is
+// a timing argument, not a proof (cluster/DESIGN.md: raft may count an answer to an
+// earlier RPC, a follower's clock may run fast), that narrows the window in which a
+// paused or deposed leader announces to what raft's own lease allows. A wake-up more
+// than Lease late means this process was paused: it is logged, and the verification
+// decides. Without Verify, always allowed.
+func (o *Owner) fenced(ctx context.Context, due time.Time) (time.Time, bool) {
+	if late := time.Since(due); o.verify != nil && late > o.lease {
 		o.log.Warn("VIP schedule woke late (a pause?): verifying leadership before announcing", "late", late, "lease", o.lease)
+	}
+	until, ok := o.verifyNow(ctx)
+	if !ok && ctx.Err() == nil && o.verify != nil {
+		o.mu.Lock()
+		o.postponeLocked(time.Now().Add(o.burstInterval))
+		o.mu.Unlock()
+	}
+	return until, ok
+}
+
+// verifyNow verifies leadership (Verify) and returns until when that vouches for this
+// node: Lease after the verification started. Without Verify, forever.
+func (o *Owner) verifyNow(ctx context.Context) (until time.Time, ok bool) {
+	if o.verify == nil {
+		return time.Now().Add(365 * 24 * time.Hour), true
 	}
 	start := time.Now()
 	vctx, cancel := context.WithTimeout(ctx, o.lease)
@@ -90,19 +113,16 @@ func (o *Owner) fenced(ctx context.Context, due time.Time) bool {
 	if err != nil {
 		if ctx.Err() == nil {
 			o.log.Warn("leadership not verified: VIP announcements held back", "err", err)
-			o.mu.Lock()
-			o.postponeLocked(start.Add(o.burstInterval))
-			o.mu.Unlock()
 		}
-		return false
+		return time.Time{}, false
 	}
-	if took := time.Since(start); took > o.lease {
-		// Paused during the verification: it no longer vouches for now. Due things are
-		// still due, so the loop verifies again at once.
-		o.log.Warn("leadership verification outlived the lease: verifying again", "took", took, "lease", o.lease)
-		return false
+	until = start.Add(o.lease)
+	if !time.Now().Before(until) {
+		// Paused during the verification: it no longer vouches for now.
+		o.log.Warn("leadership verification outlived the lease: verifying again", "took", time.Since(start), "lease", o.lease)
+		return time.Time{}, false
 	}
-	return true
+	return until, true
 }
 
 // announcementDueLocked reports whether a wanted VIP is due by now.

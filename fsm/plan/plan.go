@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/raftlvs/raftlvs/fsm"
 )
@@ -84,9 +83,9 @@ func (c *Changes) Commands() []fsm.Command {
 // removed with Prune.
 func Against(p Table, services []fsm.Service, servers []fsm.RealServer, opts Options) *Changes {
 	c := &Changes{}
-	byMatch := make(map[string]*fsm.Service, len(services))
+	byMatch := make(map[fsm.MatchKey]*fsm.Service, len(services))
 	for i := range services {
-		byMatch[matchKey(&services[i])] = &services[i]
+		byMatch[services[i].Match()] = &services[i]
 	}
 	current := map[string]map[netip.AddrPort]fsm.RealServer{}
 	for _, rs := range servers {
@@ -107,7 +106,7 @@ func Against(p Table, services []fsm.Service, servers []fsm.RealServer, opts Opt
 		if planName == "" {
 			planName = want.Name
 		}
-		old := byMatch[matchKey(&want)]
+		old := byMatch[want.Match()]
 		var have map[netip.AddrPort]fsm.RealServer
 		if old == nil {
 			c.Steps = append(c.Steps, Step{Op: OpCreate, Service: &want, Command: fsm.AddService{Service: *want.Clone()}})
@@ -214,19 +213,22 @@ func serverDiff(old, want *fsm.RealServer) []string {
 	return fieldDiff(old, want, "service", "addr", "port", "origin", "admin", "health", "health_reason", "health_since")
 }
 
+// Fields are v's settings by their API names, each in its JSON form: what a diff
+// compares and shows.
+func Fields(v any) map[string]string {
+	js, _ := json.Marshal(v)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(js, &m)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = string(v)
+	}
+	return out
+}
+
 // fieldDiff compares two values through their JSON form, field by field.
 func fieldDiff(a, b any, skip ...string) []string {
-	fields := func(v any) map[string]string {
-		js, _ := json.Marshal(v)
-		var m map[string]json.RawMessage
-		_ = json.Unmarshal(js, &m)
-		out := make(map[string]string, len(m))
-		for k, v := range m {
-			out[k] = string(v)
-		}
-		return out
-	}
-	fa, fb := fields(a), fields(b)
+	fa, fb := Fields(a), Fields(b)
 	for _, s := range skip {
 		delete(fa, s)
 		delete(fb, s)
@@ -250,29 +252,13 @@ func fieldDiff(a, b any, skip ...string) []string {
 func (s Step) String() string {
 	switch {
 	case s.Service != nil && s.Op == OpRemove:
-		return fmt.Sprintf("remove service %s (%s)", s.Service.Name, describe(s.Service))
+		return fmt.Sprintf("remove service %s (%s)", s.Service.Name, s.Service.DescribeMatch())
 	case s.Service != nil && s.Op == OpChange:
 		return fmt.Sprintf("change service %s: %v", s.Service.Name, s.Fields)
 	case s.Service != nil:
-		return fmt.Sprintf("%s service %s (%s)", s.Op, s.Service.Name, describe(s.Service))
+		return fmt.Sprintf("%s service %s (%s)", s.Op, s.Service.Name, s.Service.DescribeMatch())
 	case s.Op == OpChange:
 		return fmt.Sprintf("change real server %s of %s: %v", netip.AddrPortFrom(s.RealServer.Addr, s.RealServer.Port), s.RealServer.Service, s.Fields)
 	}
 	return fmt.Sprintf("%s real server %s of %s", s.Op, netip.AddrPortFrom(s.RealServer.Addr, s.RealServer.Port), s.RealServer.Service)
-}
-
-// matchKey identifies what a service matches.
-func matchKey(s *fsm.Service) string {
-	if s.IsFWMark() {
-		return fmt.Sprintf("fwmark %d %s", s.FWMark, s.Family)
-	}
-	return fmt.Sprintf("%s %s", s.Protocol, netip.AddrPortFrom(s.VIP.Unmap(), s.Port))
-}
-
-// describe names a service as an operator would write it.
-func describe(s *fsm.Service) string {
-	if s.IsFWMark() {
-		return fmt.Sprintf("fwmark %d (%s)", s.FWMark, s.Family)
-	}
-	return fmt.Sprintf("%s %s", strings.ToUpper(string(s.Protocol)), netip.AddrPortFrom(s.VIP, s.Port))
 }
