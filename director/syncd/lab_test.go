@@ -63,6 +63,7 @@ func TestLabStartListStop(t *testing.T) {
 		{"start master again", func() error { return c.Start(Master, master) }},
 	} {
 		if err := step.do(); err != nil {
+			dumpBlockedTasks()
 			t.Fatalf("%s: %v", step.name, err)
 		}
 	}
@@ -83,6 +84,7 @@ func TestLabStartListStop(t *testing.T) {
 	}
 	for _, s := range []State{Master, Backup, Master, Backup} { // the second round is a no-op
 		if err := c.Stop(s); err != nil {
+			dumpBlockedTasks()
 			t.Fatalf("stop %s: %v", s, err)
 		}
 	}
@@ -90,3 +92,7 @@ func TestLabStartListStop(t *testing.T) {
 		t.Errorf("List after stop = %+v, %v; want none", ds, err)
 	}
 }
+
+// dumpBlockedTasks has the lab kernel print its blocked tasks to the console (the lab
+// log keeps it): a sync daemon call without an answer is then explained by the stacks.
+func dumpBlockedTasks() { os.WriteFile("/proc/sysrq-trigger", []byte("w"), 0) }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
@@ -102,14 +103,46 @@ const (
 
 // Client controls the sync daemons of one network namespace. It is safe for concurrent use.
 type Client struct {
-	mu     sync.Mutex
-	conn   *genetlink.Conn
-	family genetlink.Family
+	mu      sync.Mutex
+	conn    conn
+	family  genetlink.Family
+	dial    func() (conn, error) // a new socket in the same namespace
+	timeout time.Duration        // callTimeout, shorter in tests
 }
+
+// conn is the part of a generic-netlink socket the client uses.
+type conn interface {
+	Execute(m genetlink.Message, family uint16, flags netlink.HeaderFlags) ([]genetlink.Message, error)
+	SetDeadline(t time.Time) error
+	Close() error
+}
+
+// callTimeout bounds one request to the kernel. Generic netlink answers within the send,
+// so a reply missing this long was lost — a lab run once waited 4 minutes on a
+// DEL_DAEMON, as kube-proxy did on IPVS netlink (kubernetes#71071) — and a sync daemon
+// call must not wedge the leader loop behind it.
+const callTimeout = 10 * time.Second
 
 // Open connects to the IPVS generic-netlink family in the network namespace at
 // netnsPath ("" for the current one). An error wraps ipvs.ErrNoIPVS when there is no IPVS.
 func Open(netnsPath string) (*Client, error) {
+	dial := func() (conn, error) { return dialNetns(netnsPath) }
+	c, err := dialNetns(netnsPath)
+	if err != nil {
+		return nil, err
+	}
+	fam, err := c.GetFamily(familyName)
+	if err != nil {
+		c.Close()
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("sync daemon: netns %q: %w", netnsPath, ipvs.ErrNoIPVS)
+		}
+		return nil, fmt.Errorf("sync daemon: look up the IPVS family in netns %q: %w", netnsPath, err)
+	}
+	return &Client{conn: c, family: fam, dial: dial, timeout: callTimeout}, nil
+}
+
+func dialNetns(netnsPath string) (*genetlink.Conn, error) {
 	cfg := &netlink.Config{}
 	if netnsPath != "" {
 		f, err := os.Open(netnsPath)
@@ -119,23 +152,50 @@ func Open(netnsPath string) (*Client, error) {
 		defer f.Close() // the socket keeps the namespace once created
 		cfg.NetNS = int(f.Fd())
 	}
-	conn, err := genetlink.Dial(cfg)
+	c, err := genetlink.Dial(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sync daemon: dial generic netlink in netns %q: %w", netnsPath, err)
 	}
-	fam, err := conn.GetFamily(familyName)
-	if err != nil {
-		conn.Close()
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("sync daemon: netns %q: %w", netnsPath, ipvs.ErrNoIPVS)
-		}
-		return nil, fmt.Errorf("sync daemon: look up the IPVS family in netns %q: %w", netnsPath, err)
-	}
-	return &Client{conn: conn, family: fam}, nil
+	return c, nil
 }
 
 // Close releases the socket.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn.Close()
+}
+
+// exchange sends one request and reads its answer within the timeout. A request whose
+// answer did not come is sent once more on a new socket (a late answer on the old one
+// would confuse the next request): each is idempotent here — a start that happened
+// answers EEXIST, a stop ESRCH, a list lists.
+func (c *Client) exchange(m genetlink.Message, flags netlink.HeaderFlags) ([]genetlink.Message, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	msgs, err := c.once(m, flags)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return msgs, err
+	}
+	fresh, derr := c.dial()
+	if derr != nil {
+		return nil, fmt.Errorf("no answer from the kernel within %v, and a new socket: %w", c.timeout, derr)
+	}
+	c.conn.Close()
+	c.conn = fresh
+	msgs, err = c.once(m, flags)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("no answer from the kernel within %v, twice: %w", c.timeout, err)
+	}
+	return msgs, err
+}
+
+func (c *Client) once(m genetlink.Message, flags netlink.HeaderFlags) ([]genetlink.Message, error) {
+	if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+		return nil, fmt.Errorf("set a deadline on the netlink socket: %w", err)
+	}
+	return c.conn.Execute(m, c.family.ID, flags)
+}
 
 // Start starts the daemon for state. A daemon of that state already running with the same
 // settings is success (the call is idempotent); one running with other settings (left by
@@ -199,11 +259,9 @@ func (c *Client) Stop(state State) error {
 
 // List returns the running daemons (master and backup may both run).
 func (c *Client) List() ([]Daemon, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	msgs, err := c.conn.Execute(genetlink.Message{
+	msgs, err := c.exchange(genetlink.Message{
 		Header: genetlink.Header{Command: cmdGetDaemon, Version: familyVersion},
-	}, c.family.ID, netlink.Request|netlink.Dump)
+	}, netlink.Request|netlink.Dump)
 	if err != nil {
 		return nil, fmt.Errorf("list IPVS sync daemons: %w", err)
 	}
@@ -219,12 +277,10 @@ func (c *Client) List() ([]Daemon, error) {
 }
 
 func (c *Client) execute(cmd uint8, body []byte, flags netlink.HeaderFlags) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err := c.conn.Execute(genetlink.Message{
+	_, err := c.exchange(genetlink.Message{
 		Header: genetlink.Header{Command: cmd, Version: familyVersion},
 		Data:   body,
-	}, c.family.ID, flags)
+	}, flags)
 	return err
 }
 

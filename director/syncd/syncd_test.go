@@ -10,8 +10,12 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/raftlvs/raftlvs/director/ipvs"
@@ -200,5 +204,51 @@ func TestSameSettingsIgnoresKernelDefaults(t *testing.T) {
 				t.Fatalf("sameSettings = %v, want %v", got, tt.same)
 			}
 		})
+	}
+}
+
+// silentConn answers nothing until its deadline (a lost reply), then, once answering,
+// gives each request the errno of answers.
+type silentConn struct {
+	deadline time.Time
+	silent   bool
+	answer   error
+	requests []uint8
+	closed   bool
+}
+
+func (s *silentConn) Execute(m genetlink.Message, _ uint16, _ netlink.HeaderFlags) ([]genetlink.Message, error) {
+	s.requests = append(s.requests, m.Header.Command)
+	if s.silent {
+		time.Sleep(time.Until(s.deadline))
+		return nil, fmt.Errorf("receive: %w", os.ErrDeadlineExceeded)
+	}
+	return nil, s.answer
+}
+
+func (s *silentConn) SetDeadline(t time.Time) error { s.deadline = t; return nil }
+func (s *silentConn) Close() error                  { s.closed = true; return nil }
+
+func TestALostAnswerIsAskedAgainOnANewSocket(t *testing.T) {
+	lost := &silentConn{silent: true}
+	fresh := &silentConn{answer: syscall.ESRCH} // the stop had happened: nothing runs now
+	c := &Client{conn: lost, timeout: 10 * time.Millisecond, dial: func() (conn, error) { return fresh, nil }}
+	if err := c.Stop(Master); err != nil {
+		t.Fatalf("Stop after a lost answer = %v, want success (ESRCH on the retry)", err)
+	}
+	if !lost.closed || len(lost.requests) != 1 || len(fresh.requests) != 1 || fresh.requests[0] != cmdDelDaemon {
+		t.Errorf("lost socket closed %v with %v, new one asked %v; want one DEL_DAEMON on each, the old socket closed",
+			lost.closed, lost.requests, fresh.requests)
+	}
+
+	// A kernel that answers neither time: an error that says so, in bounded time.
+	c = &Client{conn: &silentConn{silent: true}, timeout: 10 * time.Millisecond,
+		dial: func() (conn, error) { return &silentConn{silent: true}, nil }}
+	err := c.Start(Backup, Config{Interface: "eth0"})
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "no answer from the kernel within 10ms, twice") {
+		t.Errorf("Start with no answer = %v, want a deadline error that says it was asked twice", err)
+	}
+	if _, err := c.List(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("List with no answer = %v, want a deadline error", err)
 	}
 }
