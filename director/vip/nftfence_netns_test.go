@@ -1,0 +1,273 @@
+//go:build linux
+
+package vip
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ndp"
+)
+
+// The fence in the kernel, in namespaces this test creates: a director whose leadership
+// can no longer be verified (a frozen process renews nothing either) stops being
+// answered for by its kernel within the lease, with the VIP still on its interface.
+
+func newTestFence(t *testing.T, d *labHost) *NftFence {
+	t.Helper()
+	f, err := NewNftFence(d.ns, slog.New(slog.DiscardHandler))
+	if errors.Is(err, ErrNoFence) {
+		t.Skipf("no nf_tables here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// freezable stands in for raft's VerifyLeader: instant, or, once frozen, never answering
+// (the round times out at the lease).
+type freezable struct{ frozen atomic.Bool }
+
+func (f *freezable) verify(ctx context.Context) error {
+	if f.frozen.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (l *lab) fencedOwner(t *testing.T, d *labHost, fence Fence, v *freezable) *Owner {
+	t.Helper()
+	links, err := NewNetlinkLinks(d.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(links.Close)
+	ann := NewPacketAnnouncer(d.ns)
+	t.Cleanup(func() { ann.Close() })
+	o, err := NewOwner(Config{Interface: "eth0", Burst: 1, Refresh: -1, Verify: v.verify, Lease: DefaultLease,
+		Fence: fence, Logger: slog.New(slog.DiscardHandler)}, links, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Release() })
+	return o
+}
+
+// prober asks, from the client, who answers for a VIP: an ARP request (IPv4) or a
+// neighbour solicitation (IPv6), and whether an answer comes within window.
+type prober struct {
+	t    *testing.T
+	vip  netip.Addr
+	arp  *arp.Client
+	ndp  *ndp.Conn
+	ifi  *net.Interface
+	from netip.Addr
+}
+
+func (l *lab) prober(t *testing.T, vip netip.Addr) *prober {
+	t.Helper()
+	p := &prober{t: t, vip: vip}
+	err := inNamespace(l.client.ns, func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		p.ifi = ifi
+		if vip.Is4() {
+			p.arp, err = arp.Dial(ifi)
+			return err
+		}
+		zoned := *ifi
+		zoned.Name = strconv.Itoa(ifi.Index) // see sendNA: zone names ignore namespaces
+		p.ndp, p.from, err = ndp.Listen(&zoned, ndp.LinkLocal)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("prober: %v", err)
+	}
+	t.Cleanup(func() {
+		if p.arp != nil {
+			p.arp.Close()
+		}
+		if p.ndp != nil {
+			p.ndp.Close()
+		}
+	})
+	return p
+}
+
+// answered sends one request and reports whether want answered within window.
+func (p *prober) answered(want net.HardwareAddr, window time.Duration) bool {
+	p.t.Helper()
+	deadline := time.Now().Add(window)
+	if p.arp != nil {
+		if err := p.arp.Request(p.vip); err != nil {
+			p.t.Fatal(err)
+		}
+		for {
+			p.arp.SetReadDeadline(deadline)
+			pkt, _, err := p.arp.Read()
+			if err != nil {
+				return false
+			}
+			if pkt.Operation == arp.OperationReply && pkt.SenderIP == p.vip && pkt.SenderHardwareAddr.String() == want.String() {
+				return true
+			}
+		}
+	}
+	snm, err := ndp.SolicitedNodeMulticast(p.vip)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	ns := &ndp.NeighborSolicitation{TargetAddress: p.vip,
+		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: p.ifi.HardwareAddr}}}
+	if err := p.ndp.WriteTo(ns, nil, snm.WithZone(strconv.Itoa(p.ifi.Index))); err != nil {
+		p.t.Fatal(err)
+	}
+	for {
+		p.ndp.SetReadDeadline(deadline)
+		msg, _, _, err := p.ndp.ReadFrom()
+		if err != nil {
+			return false
+		}
+		na, ok := msg.(*ndp.NeighborAdvertisement)
+		if !ok || na.TargetAddress != p.vip {
+			continue
+		}
+		for _, o := range na.Options {
+			if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Addr.String() == want.String() {
+				return true
+			}
+		}
+	}
+}
+
+func TestNftFenceSilencesAnUnverifiedLeaderInNamespace(t *testing.T) {
+	for _, vip := range []netip.Addr{netip.MustParseAddr("10.99.0.100"), netip.MustParseAddr("fd00:99::100")} {
+		t.Run(vip.String(), func(t *testing.T) {
+			l := newLab(t)
+			fence := newTestFence(t, l.a)
+			v := &freezable{}
+			o := l.fencedOwner(t, l.a, fence, v)
+			if err := o.Claim(t.Context(), []netip.Addr{vip}); err != nil {
+				t.Fatal(err)
+			}
+			p := l.prober(t, vip)
+			mac := l.a.eth0.Attrs().HardwareAddr
+			const window = 50 * time.Millisecond
+			// Healthy: renewed every lease/3, answered every time.
+			for i := range 20 {
+				if !p.answered(mac, window) {
+					t.Fatalf("probe %d: a healthy leader's VIP was not answered for", i)
+				}
+			}
+			v.frozen.Store(true)
+			frozen := time.Now()
+			lastAnswered := frozen // when the last request that was answered went out
+			for {
+				sent := time.Now()
+				if !p.answered(mac, window) {
+					break
+				}
+				lastAnswered = sent
+				if sent.Sub(frozen) > time.Second {
+					t.Fatal("still answered for a second after leadership stopped being verified")
+				}
+			}
+			t.Logf("answered for %v after verification stopped, silent %v after (lease %v, probe window %v)",
+				lastAnswered.Sub(frozen), time.Since(frozen), DefaultLease, window)
+			if !holds(t, l.a, vip) {
+				t.Fatal("the VIP left the interface: the fence should silence it, not remove it")
+			}
+			for range 5 {
+				if p.answered(mac, window) {
+					t.Fatal("answered again while unverified")
+				}
+			}
+			v.frozen.Store(false)
+			resumed := time.Now()
+			for !p.answered(mac, window) {
+				if time.Since(resumed) > time.Second {
+					t.Fatal("not answered again within a second of verifying again")
+				}
+			}
+			if err := o.Release(); err != nil {
+				t.Fatal(err)
+			}
+			if tables := fenceTables(t, l.a); tables != 0 {
+				t.Fatalf("%d fence tables after the last VIP went, want none", tables)
+			}
+		})
+	}
+}
+
+// A director that crashed with VIPs guarded left its tables behind; the next one's
+// NewNftFence removes them.
+func TestNftFenceReplacesAStaleTableInNamespace(t *testing.T) {
+	l := newLab(t)
+	crashed := newTestFence(t, l.a)
+	if err := crashed.Guard(netip.MustParseAddr("10.99.0.100"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if tables := fenceTables(t, l.a); tables != 2 {
+		t.Fatalf("%d fence tables while guarding, want 2 (arp, ip6)", tables)
+	}
+	newTestFence(t, l.a)
+	if tables := fenceTables(t, l.a); tables != 0 {
+		t.Fatalf("%d fence tables after a restart, want the stale ones gone", tables)
+	}
+	// A ruleset flushed behind the fence's back (a firewall reload) is put back at the
+	// next renewal.
+	fence := newTestFence(t, l.a)
+	addr := netip.MustParseAddr("10.99.0.101")
+	if err := fence.Guard(addr, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	conn := nftConn(t, l.a)
+	conn.FlushRuleset()
+	if err := conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fence.Renew([]netip.Addr{addr}, time.Hour); err != nil {
+		t.Fatalf("renew after a flushed ruleset: %v", err)
+	}
+	if tables := fenceTables(t, l.a); tables != 2 {
+		t.Fatalf("%d fence tables after the renewal, want them back", tables)
+	}
+}
+
+func nftConn(t *testing.T, d *labHost) *nftables.Conn {
+	t.Helper()
+	conn, err := nftables.New(nftables.WithNetNSFd(int(d.ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+func fenceTables(t *testing.T, d *labHost) int {
+	t.Helper()
+	tables, err := nftConn(t, d).ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, tb := range tables {
+		if tb.Name == FenceTable {
+			n++
+		}
+	}
+	return n
+}
