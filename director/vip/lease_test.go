@@ -208,6 +208,26 @@ func TestFenceLeases(t *testing.T) {
 			r.owner.Release()
 		})
 	})
+	t.Run("RemoveStale takes what a previous director's fence guarded out of it", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fence := NewFakeFence()
+			r := fencedRig(t, &verifier{}, fence)
+			// A killed director's guards, kept by the restarted fence: silent.
+			r.links.AddPrefix(ifname, netip.PrefixFrom(vip4a, 32))
+			for _, a := range []netip.Addr{vip4a, vip4b, nodeAddr4.Addr()} {
+				fence.Guard(a, 0)
+			}
+			removed, err := r.owner.RemoveStale([]netip.Addr{vip4a, vip4b, nodeAddr4.Addr()})
+			if err != nil || len(removed) != 1 || removed[0] != vip4a {
+				t.Fatalf("RemoveStale: %v, %v; want vip4a removed", removed, err)
+			}
+			for _, a := range []netip.Addr{vip4a, vip4b, nodeAddr4.Addr()} {
+				if fence.Guarded(a) {
+					t.Errorf("%s still guarded after RemoveStale", a)
+				}
+			}
+		})
+	})
 	t.Run("the node's own address is never fenced", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			v := &verifier{delay: time.Millisecond}

@@ -64,9 +64,12 @@ type fenceSets struct{ vips4, live4, vips6, live6 *nftables.Set }
 
 // NewNftFence opens the fence in ns (the caller's namespace when ns is not open; the
 // caller keeps ns open while the fence is in use). It checks that the kernel takes the
-// whole table, chains and rules included, by installing it once, which also replaces a
-// table a crashed director left behind, and removing it again: the tables only exist
-// while a VIP is guarded. A kernel without nf_tables fails with ErrNoFence.
+// whole table, chains and rules included, by installing it once, and removes it again
+// unless a crashed director left one behind: the addresses that one guarded stay guarded,
+// and silent (no lease), until the owner claims them or RemoveStale takes them off the
+// interface and out of the fence, so that a VIP left on the interface by a kill -9 does
+// not start answering again when the director restarts. A kernel without nf_tables
+// fails with ErrNoFence.
 func NewNftFence(ns netns.NsHandle, log *slog.Logger) (*NftFence, error) {
 	f := &NftFence{nsfd: -1, log: cmpLogger(log), guarded: make(map[netip.Addr]time.Time)}
 	if ns.IsOpen() {
@@ -77,15 +80,47 @@ func NewNftFence(ns netns.NsHandle, log *slog.Logger) (*NftFence, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	stale := f.staleLocked()
+	for _, a := range stale {
+		f.guarded[a] = time.Time{}
+	}
 	if err := f.installLocked(); err != nil {
 		f.conn.CloseLasting()
 		return nil, fmt.Errorf("%w: install the nftables tables: %w", ErrNoFence, err)
+	}
+	if len(stale) > 0 {
+		f.log.Warn("VIP fence: a previous director's tables guarded VIPs; they stay silent until claimed or removed as stale", "vips", stale)
+		return f, nil
 	}
 	if err := f.uninstallLocked(); err != nil {
 		f.conn.CloseLasting()
 		return nil, fmt.Errorf("%w: remove the nftables tables: %w", ErrNoFence, err)
 	}
 	return f, nil
+}
+
+// staleLocked lists the addresses in the vips sets of tables already there (none when
+// there are none, or they cannot be read: the install replaces them regardless).
+func (f *NftFence) staleLocked() []netip.Addr {
+	var out []netip.Addr
+	for _, family := range []nftables.TableFamily{nftables.TableFamilyARP, nftables.TableFamilyIPv6} {
+		t := &nftables.Table{Family: family, Name: FenceTable}
+		set, err := f.conn.GetSetByName(t, "vips")
+		if err != nil {
+			continue
+		}
+		elems, err := f.conn.GetSetElements(set)
+		if err != nil {
+			continue
+		}
+		for _, e := range elems {
+			if a, ok := netip.AddrFromSlice(e.Key); ok {
+				out = append(out, a.Unmap())
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 func cmpLogger(l *slog.Logger) *slog.Logger {

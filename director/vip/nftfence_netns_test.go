@@ -213,23 +213,48 @@ func TestNftFenceSilencesAnUnverifiedLeaderInNamespace(t *testing.T) {
 	}
 }
 
-// A director that crashed with VIPs guarded left its tables behind; the next one's
-// NewNftFence removes them.
-func TestNftFenceReplacesAStaleTableInNamespace(t *testing.T) {
+// A director killed while it held a VIP leaves the address and its tables behind: the
+// kernel goes quiet when the lease runs out, stays quiet across the restart (the new
+// fence keeps the old one's guards), and RemoveStale takes the address off and the
+// tables with it.
+func TestNftFenceKeepsAKilledDirectorsVIPSilentInNamespace(t *testing.T) {
 	l := newLab(t)
-	crashed := newTestFence(t, l.a)
-	if err := crashed.Guard(netip.MustParseAddr("10.99.0.100"), time.Hour); err != nil {
+	vip := netip.MustParseAddr("10.99.0.100")
+	v := &freezable{}
+	killed := l.fencedOwner(t, l.a, newTestFence(t, l.a), v)
+	if err := killed.Claim(t.Context(), []netip.Addr{vip}); err != nil {
 		t.Fatal(err)
 	}
+	p := l.prober(t, vip)
+	mac := l.a.eth0.Attrs().HardwareAddr
+	if !p.answered(mac, 50*time.Millisecond) {
+		t.Fatal("not answered while held")
+	}
+	v.frozen.Store(true) // kill -9: nothing renews, nothing releases
+	time.Sleep(2 * DefaultLease)
+	if p.answered(mac, 50*time.Millisecond) {
+		t.Fatal("answered after the lease ran out")
+	}
+	restarted := newTestFence(t, l.a)
 	if tables := fenceTables(t, l.a); tables != 2 {
-		t.Fatalf("%d fence tables while guarding, want 2 (arp, ip6)", tables)
+		t.Fatalf("%d fence tables after the restart, want the old guards kept (2)", tables)
 	}
-	newTestFence(t, l.a)
+	if !holds(t, l.a, vip) || p.answered(mac, 50*time.Millisecond) {
+		t.Fatal("the stale VIP answered after the restart, or was gone")
+	}
+	follower := l.fencedOwner(t, l.a, restarted, &freezable{})
+	if removed, err := follower.RemoveStale([]netip.Addr{vip}); err != nil || len(removed) != 1 {
+		t.Fatalf("RemoveStale: %v, %v; want the VIP removed", removed, err)
+	}
 	if tables := fenceTables(t, l.a); tables != 0 {
-		t.Fatalf("%d fence tables after a restart, want the stale ones gone", tables)
+		t.Fatalf("%d fence tables after RemoveStale, want none", tables)
 	}
-	// A ruleset flushed behind the fence's back (a firewall reload) is put back at the
-	// next renewal.
+}
+
+// A ruleset flushed behind the fence's back (a firewall reload) is put back at the next
+// renewal.
+func TestNftFenceSurvivesAFlushedRulesetInNamespace(t *testing.T) {
+	l := newLab(t)
 	fence := newTestFence(t, l.a)
 	addr := netip.MustParseAddr("10.99.0.101")
 	if err := fence.Guard(addr, time.Hour); err != nil {

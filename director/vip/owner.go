@@ -295,6 +295,21 @@ func (o *Owner) forgetUnwanted() {
 	}
 }
 
+// forgetStale is forget for an address that a previous director's fence may have
+// guarded (NewNftFence keeps its guards): it is off the interface, or the node's own,
+// so it leaves the fence whoever guarded it.
+func (o *Owner) forgetStale(addr netip.Addr) {
+	if o.fence != nil {
+		if st := o.vips[addr]; st == nil || !st.guarded {
+			if err := o.fence.Unguard(addr); err != nil {
+				o.countsOf(addr).fenceErrors++
+				o.log.Error("VIP fence: unguard a stale VIP", "vip", addr, "err", err)
+			}
+		}
+	}
+	o.forget(addr)
+}
+
 // forget drops addr from the schedule, taking it out of the fence first; o.mu is held.
 func (o *Owner) forget(addr netip.Addr) {
 	if st := o.vips[addr]; st != nil {
@@ -338,17 +353,17 @@ func (o *Owner) RemoveStale(vips []netip.Addr) ([]netip.Addr, error) {
 	for _, addr := range candidates {
 		switch lookup(prefixes, addr) {
 		case absent:
-			o.forget(addr)
+			o.forgetStale(addr)
 		case nodeAddress:
 			o.log.Warn("a VIP is one of the interface's own addresses; leaving it", "vip", addr)
-			o.forget(addr)
+			o.forgetStale(addr)
 		case hostAddress:
 			if err := o.links.AddrDel(ifi, addr); err != nil {
 				o.countsOf(addr).removeErrors++
 				errs = append(errs, fmt.Errorf("remove stale VIP %s from %s: %w", addr, o.ifname, err))
 				continue
 			}
-			o.forget(addr)
+			o.forgetStale(addr)
 			removed = append(removed, addr)
 			o.event(EventStale, addr, time.Now())
 		}

@@ -132,8 +132,8 @@ func (o *Owner) verifyNow(ctx context.Context) (until time.Time, ok bool) {
 		// The fence retries every FenceRefresh: one warning per run of failures.
 		if ctx.Err() == nil && !o.unverified {
 			o.log.Warn("leadership not verified: VIP announcements and fence renewals held back", "err", err)
+			o.unverified = true
 		}
-		o.unverified = true
 		return time.Time{}, false
 	}
 	if o.unverified {
