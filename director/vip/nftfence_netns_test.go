@@ -22,7 +22,7 @@ import (
 // can no longer be verified (a frozen process renews nothing either) stops being
 // answered for by its kernel within the lease, with the VIP still on its interface.
 
-func newTestFence(t *testing.T, d *labHost) *NftFence {
+func newTestFence(t testing.TB, d *labHost) *NftFence {
 	t.Helper()
 	f, err := NewNftFence(d.ns, slog.New(slog.DiscardHandler))
 	if errors.Is(err, ErrNoFence) {
@@ -273,7 +273,7 @@ func TestNftFenceSurvivesAFlushedRulesetInNamespace(t *testing.T) {
 	}
 }
 
-func nftConn(t *testing.T, d *labHost) *nftables.Conn {
+func nftConn(t testing.TB, d *labHost) *nftables.Conn {
 	t.Helper()
 	conn, err := nftables.New(nftables.WithNetNSFd(int(d.ns)))
 	if err != nil {
@@ -295,4 +295,26 @@ func fenceTables(t *testing.T, d *labHost) int {
 		}
 	}
 	return n
+}
+
+// BenchmarkNftFenceRenew measures one renewal (a batch that replaces the live sets), which
+// a leader makes every lease/3 per interface.
+func BenchmarkNftFenceRenew(b *testing.B) {
+	l := newLab(b)
+	f, err := NewNftFence(l.a.ns, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Skip(err)
+	}
+	defer f.Close()
+	addrs := []netip.Addr{netip.MustParseAddr("10.99.0.100"), netip.MustParseAddr("10.99.0.101"), netip.MustParseAddr("fd00:99::100")}
+	for _, a := range addrs {
+		if err := f.Guard(a, time.Second); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if err := f.Renew(addrs, DefaultLease); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
