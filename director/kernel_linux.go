@@ -61,7 +61,7 @@ func NewLinuxVIPKernel(fence vip.FenceMode, log *slog.Logger) (*Kernel, error) {
 	if fence != vip.FenceOff {
 		// A kernel without nf_tables runs unfenced, as before the fence: one warning, not
 		// a director that cannot start.
-		nft, err = vip.NewNftFence(netns.None(), log)
+		nft, err = openNftFence(netns.None(), log)
 		if err != nil {
 			cmpLogger(log).Warn("VIP fence unavailable: running without it, so a frozen leader's kernel keeps answering ARP/NDP for its VIPs until it resumes and steps down (--vip-fence=off silences this)",
 				"err", err)
@@ -81,6 +81,10 @@ func NewLinuxVIPKernel(fence vip.FenceMode, log *slog.Logger) (*Kernel, error) {
 	}
 	return k, nil
 }
+
+// openNftFence opens the fence; a test replaces it, so as never to touch the nftables
+// of the namespace it runs in.
+var openNftFence = vip.NewNftFence
 
 func cmpLogger(l *slog.Logger) *slog.Logger {
 	if l == nil {
