@@ -156,10 +156,19 @@ func (f *NftFence) Close() error {
 func (f *NftFence) Guard(addr netip.Addr, ttl time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	before, was := f.guarded[addr]
+	undo := func() {
+		// What the kernel still has: a previous director's guard stays.
+		if was {
+			f.guarded[addr] = before
+		} else {
+			delete(f.guarded, addr)
+		}
+	}
 	f.guarded[addr] = time.Now().Add(ttl)
 	if !f.installed {
 		if err := f.installLocked(); err != nil {
-			delete(f.guarded, addr)
+			undo()
 			return fmt.Errorf("VIP fence: guard %s: %w", addr, err)
 		}
 		return nil
@@ -175,7 +184,7 @@ func (f *NftFence) Guard(addr netip.Addr, ttl time.Duration) error {
 		return f.liveLocked()
 	})
 	if err != nil {
-		delete(f.guarded, addr)
+		undo()
 		return fmt.Errorf("VIP fence: guard %s: %w", addr, err)
 	}
 	return nil
