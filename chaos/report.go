@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/raftlvs/raftlvs/cluster"
 )
 
 // attributionGrace: a span of double ownership or silence belongs to a fault from its
@@ -43,9 +45,11 @@ func blame(faults []Fault, s Span) []FaultKind {
 	return out
 }
 
-// DoubleOwner is the longest double ownership, and the longest outside a freeze: a
-// frozen director's kernel keeps answering for the VIP its process can no longer drop
-// (director/vip/DESIGN.md), which no fencing can stop.
+// DoubleOwner is the longest double ownership, and the longest outside a freeze. With
+// the VIP fence a frozen director's kernel stops answering within the lease
+// (director/vip/DESIGN.md, Fencing), so the two should agree; they differ in a run whose
+// directors have no fence (--vip-fence=off, no nf_tables), where a frozen director
+// answers for the whole freeze.
 func (r Report) DoubleOwner() (all, unfrozen Span, allBlame, unfrozenBlame []FaultKind) {
 	for _, s := range DoubleOwners(r.ARP) {
 		b := blame(r.Faults, s)
@@ -102,8 +106,8 @@ func (r Report) Lines() []string {
 			t.Acknowledged, r.Ledger.LostCount(), countAll(r.Ledger.Phantoms), t.ExistsAnswers),
 		fmt.Sprintf("linearizable: %s (porcupine, %d operations, %v)", r.linearizable(), r.Lin.Ops, r.Lin.Took.Round(time.Millisecond)),
 		fmt.Sprintf("faults %d: kills %d (leader %d), partitions %d; %s", len(r.Faults), kills, r.Counts[KillLeader], partitions, strings.Join(counts, ", ")),
-		fmt.Sprintf("longest double VIP owner (ARP answers every %v): %v outside freezes%s; %v overall%s",
-			arpPeriod, unfrozen.Len(), blamed(ub), all.Len(), blamed(ab)),
+		fmt.Sprintf("longest double VIP owner (ARP answers every %v, lease %v): %v overall%s; %v outside freezes%s",
+			arpPeriod, cluster.DefaultLeaderLeaseTimeout, all.Len(), blamed(ab), unfrozen.Len(), blamed(ub)),
 		fmt.Sprintf("longest time no director answered ARP for the VIP: %v", silence.Len()),
 		fmt.Sprintf("recovery after a fault (every director serving one leader): median %v, max %v, not within %v: %d",
 			quantile(recovered, 0.5), quantile(recovered, 1), recoverLimit, stuck),

@@ -82,6 +82,9 @@ type Options struct {
 	CommitTimeout time.Duration
 
 	VIP vip.Config
+	// VIPFence says whether the kernel fences the VIPs ("" is vip.FenceAuto: with
+	// nftables when the kernel has it).
+	VIPFence vip.FenceMode
 	// Sync, if set, runs the IPVS connection-sync daemons (backup everywhere, master on
 	// the leader).
 	Sync *syncd.Config
@@ -391,13 +394,13 @@ func newDataPlane(opts Options, obs *observability, gate *track.Tracker) (*direc
 	kernel := opts.Kernel
 	if kernel == nil && opts.VIPOnly {
 		var err error
-		if kernel, err = director.NewLinuxVIPKernel(); err != nil {
+		if kernel, err = director.NewLinuxVIPKernel(opts.VIPFence, opts.Logger); err != nil {
 			return nil, err
 		}
 	}
 	if kernel == nil {
 		var err error
-		kernel, err = director.NewLinuxKernel(opts.Sync != nil)
+		kernel, err = director.NewLinuxKernel(opts.Sync != nil, opts.VIPFence, opts.Logger)
 		if errors.Is(err, ipvs.ErrNoIPVS) {
 			return nil, fmt.Errorf("%w (or run VIP-only, which holds VIPs and programs no IPVS, or as a witness, a Raft-only voter)", err)
 		}

@@ -62,6 +62,7 @@ type Kernel struct {
 	Stats     ipvs.StatsReader // optional
 	Links     vip.Links
 	Announcer vip.Announcer
+	Fence     vip.Fence   // nil: the VIPs are not fenced (--vip-fence=off, no nf_tables)
 	Sync      SyncDaemons // nil when sync is off
 	close     func()
 	// Conns, optional, reads the IPVS connection table (status --connections).
@@ -126,6 +127,9 @@ func New(cfg Config, kernel *Kernel) (*Director, error) {
 	vcfg.Logger = cfg.Logger
 	if vcfg.Verify == nil {
 		vcfg.Verify = d.verifyLeader
+	}
+	if vcfg.Fence == nil {
+		vcfg.Fence = kernel.Fence
 	}
 	owners, err := newVIPOwners(vcfg, kernel.Links, kernel.Announcer)
 	if err != nil {

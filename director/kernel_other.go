@@ -5,7 +5,10 @@ package director
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
+
+	"github.com/raftlvs/raftlvs/director/vip"
 )
 
 // ErrUnsupportedOS: IPVS, VIP ownership and the sync daemons are Linux's; the operator
@@ -13,11 +16,11 @@ import (
 var ErrUnsupportedOS = errors.New("not supported on this OS")
 
 // NewLinuxKernel fails off Linux.
-func NewLinuxKernel(bool) (*Kernel, error) {
+func NewLinuxKernel(bool, vip.FenceMode, *slog.Logger) (*Kernel, error) {
 	return nil, fmt.Errorf("open the kernel's IPVS on %s: %w", runtime.GOOS, ErrUnsupportedOS)
 }
 
 // NewLinuxVIPKernel fails off Linux.
-func NewLinuxVIPKernel() (*Kernel, error) {
+func NewLinuxVIPKernel(vip.FenceMode, *slog.Logger) (*Kernel, error) {
 	return nil, fmt.Errorf("open the kernel's links on %s: %w", runtime.GOOS, ErrUnsupportedOS)
 }

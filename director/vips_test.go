@@ -19,8 +19,9 @@ func TestVIPOnlyDirectorHoldsDeclaredVIPsOnTheirInterfaces(t *testing.T) {
 	links.AddLink("eth0", net.HardwareAddr{2, 0, 0, 0, 0, 1}, netip.MustParsePrefix("10.0.0.2/24"))
 	links.AddLink("vlan42", net.HardwareAddr{2, 0, 0, 0, 0, 2}, netip.MustParsePrefix("10.42.0.2/24"))
 	c := newFakeCluster()
+	fence := vip.NewFakeFence() // one for every interface's owner, as NftFence is
 	d, err := New(Config{VIP: vip.Config{Interface: "eth0", Burst: 1, Refresh: -1}, StateDir: t.TempDir()},
-		&Kernel{Links: links, Announcer: vip.NewFakeAnnouncer(links)})
+		&Kernel{Links: links, Announcer: vip.NewFakeAnnouncer(links), Fence: fence})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +50,11 @@ func TestVIPOnlyDirectorHoldsDeclaredVIPsOnTheirInterfaces(t *testing.T) {
 	if st := d.Status(true); len(st.VIPs) != 3 || st.VIPs[2] != (HeldVIP{Addr: vlan42[0], Interface: "vlan42"}) || len(st.Services) != 0 {
 		t.Fatalf("status: %+v", st)
 	}
+	for _, a := range append(slices.Clone(eth0), vlan42...) {
+		if !fence.Guarded(a) || !fence.Answers(a) {
+			t.Fatalf("%s: guarded %v, answered for %v; want both while held", a, fence.Guarded(a), fence.Answers(a))
+		}
+	}
 
 	c.apply(t, fsm.RemoveVIP{Addr: vlan42[0]})
 	eventually(t, "removed declaration released", func() bool { return len(hostAddrs(links, "vlan42")) == 0 })
@@ -58,6 +64,11 @@ func TestVIPOnlyDirectorHoldsDeclaredVIPsOnTheirInterfaces(t *testing.T) {
 	lose()
 	if h := append(hostAddrs(links, "eth0"), hostAddrs(links, "vlan42")...); len(h) != 0 {
 		t.Fatalf("VIPs still held after leadership loss: %v", h)
+	}
+	for _, a := range append(eth0, vlan42[0], netip.MustParseAddr("10.42.0.101")) {
+		if fence.Guarded(a) {
+			t.Fatalf("%s still guarded after leadership loss", a)
+		}
 	}
 }
 

@@ -124,7 +124,8 @@ var (
 	vipHeld      = desc("vip_held", "1 if this director holds the VIP on its interface (the leader's), 0 if not.", "vip", "interface")
 	vipSince     = desc("vip_held_since_timestamp_seconds", "When this director last put the VIP on its interface (held VIPs only).", "vip", "interface")
 	vipAnnounced = desc("vip_announcements_total", "Gratuitous ARPs (garp, each a request and a reply) and unsolicited neighbour advertisements (na) sent for the VIP.", "vip", "interface", "kind")
-	vipErrors    = desc("vip_errors_total", "Failures to announce the VIP, put it on the interface or take it off (claims and refreshes).", "vip", "interface", "op")
+	vipErrors    = desc("vip_errors_total", "Failures to announce the VIP, put it on the interface or take it off (claims and refreshes), or to fence it (op fence).", "vip", "interface", "op")
+	vipLapses    = desc("vip_fence_lapses_total", "Fence renewals that came after the VIP's previous lease had run out: the kernel did not answer ARP/NDP for it in between (leadership verified later than the lease).", "vip", "interface")
 	syncRunning  = desc("sync_daemon_running", "1 if the IPVS connection-sync daemon runs in this state (master on the leader, backup everywhere).", "state")
 
 	recPasses      = desc("reconciler_passes_total", "IPVS reconciler passes (syncs after state changes, repairs every interval).")
@@ -265,6 +266,8 @@ func collectVIPs(ch chan<- prometheus.Metric, defaultIf string, cluster []fsm.VI
 		ch <- counter(vipErrors, float64(s.AnnounceErrors), v, ifname, "announce")
 		ch <- counter(vipErrors, float64(s.AddErrors), v, ifname, "add")
 		ch <- counter(vipErrors, float64(s.RemoveErrors), v, ifname, "remove")
+		ch <- counter(vipErrors, float64(s.FenceErrors), v, ifname, "fence")
+		ch <- counter(vipLapses, float64(s.FenceLapses), v, ifname)
 	}
 }
 

@@ -217,11 +217,22 @@ func (p *Pool) UpdateMeta(meta Meta, timeout time.Duration) error {
 	p.meta, p.local = enc, meta
 	p.mu.Unlock()
 	// Never call memberlist holding p.mu: it calls our delegate under its own lock.
-	if err := p.ml.UpdateNode(timeout); err != nil {
+	// A broadcast memberlist queued just after this member joined was seen to stay unsent
+	// (the others heard of the change only at the next push-pull, 30 s on): one that is
+	// not out within rebroadcastAfter is made again, which goes out at once.
+	deadline := time.Now().Add(timeout)
+	err = p.ml.UpdateNode(min(timeout, rebroadcastAfter)) // 0: memberlist waits for ever
+	for err != nil && timeout > 0 && time.Until(deadline) > 0 {
+		err = p.ml.UpdateNode(min(time.Until(deadline), rebroadcastAfter))
+	}
+	if err != nil {
 		return fmt.Errorf("announce gossip meta of %s: %w", p.local.ID, err)
 	}
 	return nil
 }
+
+// rebroadcastAfter is how long UpdateMeta waits for one broadcast before it makes another.
+const rebroadcastAfter = 500 * time.Millisecond
 
 // Leave tells the pool this member is leaving, so the others report it as StateLeft (a
 // graceful leave, drained) rather than StateDead (a failure). Call Shutdown afterwards.

@@ -58,6 +58,7 @@ type directorConfig struct {
 	GARPBurst     int      `json:"garp_burst"`
 	GARPInterval  duration `json:"garp_interval"`
 	GARPRefresh   duration `json:"garp_refresh"`
+	VIPFence      string   `json:"vip_fence"`
 	SyncDaemon    bool     `json:"sync_daemon"`
 	SyncInterface string   `json:"sync_interface"`
 	SyncID        uint8    `json:"sync_id"`
@@ -125,6 +126,7 @@ leadership to a director whose checks pass, and no planned transfer picks it.
 	f.IntVar(&cfg.GARPBurst, "garp-burst", vip.DefaultBurst, "gratuitous ARP / NA announcements when a VIP is claimed")
 	durationFlag(f, &cfg.GARPInterval, "garp-interval", vip.DefaultBurstInterval, "spacing of the announcement burst")
 	durationFlag(f, &cfg.GARPRefresh, "garp-refresh", vip.DefaultRefresh, "periodic re-announcement while leader (negative: off)")
+	f.StringVar(&cfg.VIPFence, "vip-fence", string(vip.FenceAuto), "kernel fence on the VIPs (nftables): the kernel answers ARP/NDP for them only within the leader lease, so a frozen leader goes quiet; auto (if the kernel has nf_tables) or off")
 	f.BoolVar(&cfg.SyncDaemon, "sync-daemon", true, "run the IPVS connection-sync daemon (backup everywhere, master on the leader)")
 	f.StringVar(&cfg.SyncInterface, "sync-interface", "", "sync daemon multicast interface (default: --vip-interface)")
 	f.Uint8Var(&cfg.SyncID, "sync-id", 1, "sync daemon id (the same on every director)")
@@ -194,6 +196,10 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 	if err != nil {
 		return daemon.Options{}, err
 	}
+	fence, err := vip.ParseFenceMode(c.VIPFence)
+	if err != nil {
+		return daemon.Options{}, usagef("--vip-fence: %v", err)
+	}
 	opts := daemon.Options{
 		ID: c.ID, DataDir: c.DataDir,
 		RaftBind: c.RaftAddr, RaftAdvertise: c.RaftAdvertise,
@@ -206,6 +212,7 @@ func (c *directorConfig) options(log *slog.Logger) (daemon.Options, error) {
 		LeaderLeaseTimeout: timing.LeaderLeaseTimeout,
 		VIP: vip.Config{Interface: c.VIPInterface, Burst: c.GARPBurst,
 			BurstInterval: time.Duration(c.GARPInterval), Refresh: time.Duration(c.GARPRefresh)},
+		VIPFence:     fence,
 		Security:     c.security(),
 		Sync:         sync,
 		DrainMax:     time.Duration(c.DrainMax),

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -199,7 +200,7 @@ func TestVIPOnlyDirectorsFenceAFrozenLeaderAndHandOver(t *testing.T) {
 	}
 	frozen := l.movedTo("", false, all...)
 
-	t.Run("a leader frozen past its lease answers for nothing once it resumes", func(t *testing.T) {
+	t.Run("a leader frozen past its lease goes quiet within it and answers for nothing once it resumes", func(t *testing.T) {
 		done := make(chan struct{})
 		defer close(done)
 		garps, err := lab.Host("c").WatchGratuitousARP(failoverVIP, done)
@@ -209,7 +210,37 @@ func TestVIPOnlyDirectorsFenceAFrozenLeaderAndHandOver(t *testing.T) {
 		if err := l.procs[frozen].Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
+		stopped := time.Now()
+		// The fence: the frozen process renews nothing, so its kernel stops answering ARP
+		// for the VIP within the lease (relaxed: 500 ms), the VIP still on its interface.
+		// Probed for 1.5 s: the last answer must come within 1 s, a lost probe aside.
+		lastAnswered := stopped
+		for time.Since(stopped) < 1500*time.Millisecond {
+			sent := time.Now()
+			answers, err := lab.Host("c").WhoAnswersARP(failoverVIP, 20*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.ContainsFunc(answers, func(m net.HardwareAddr) bool { return bytes.Equal(m, lab.Host(frozen).MAC) }) {
+				lastAnswered = sent
+			}
+		}
+		t.Logf("%s's kernel answered ARP for the VIP %v after SIGSTOP (lease 500 ms, probes every 20 ms)",
+			frozen, lastAnswered.Sub(stopped).Round(time.Millisecond))
+		if lastAnswered.Sub(stopped) > time.Second {
+			t.Fatalf("%s's kernel still answered ARP for the VIP %v after SIGSTOP: no fence", frozen, lastAnswered.Sub(stopped))
+		}
+		if ok, err := lab.Host(frozen).Holds(failoverVIP); err != nil || !ok {
+			t.Fatalf("%s no longer holds the VIP while frozen (%v): the fence should silence it, not remove it", frozen, err)
+		}
 		next := l.movedTo(frozen, true, others(all, frozen)...)
+		answers, err := lab.Host("c").WhoAnswersARP(failoverVIP, 300*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(answers) != 1 || !bytes.Equal(answers[0], lab.Host(next).MAC) {
+			t.Fatalf("ARP answers for the VIP while %s is frozen: from %v, want only %s's %s", frozen, answers, next, lab.Host(next).MAC)
+		}
 		resumed := time.Now()
 		if err := l.procs[frozen].Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
@@ -228,7 +259,7 @@ func TestVIPOnlyDirectorsFenceAFrozenLeaderAndHandOver(t *testing.T) {
 		if mac, _, err := lab.Host("c").Neighbour(failoverVIP); err != nil || !bytes.Equal(mac, lab.Host(next).MAC) {
 			t.Fatalf("the client's entry for the VIP: %v %v, want %s's %s", mac, err, next, lab.Host(next).MAC)
 		}
-		answers, err := lab.Host("c").WhoAnswersARP(failoverVIP, 300*time.Millisecond)
+		answers, err = lab.Host("c").WhoAnswersARP(failoverVIP, 300*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -262,3 +262,101 @@ func (a *FakeAnnouncer) record(kind AnnouncementKind, ifi Interface, addr netip.
 	a.sent = append(a.sent, Announcement{At: time.Now(), Kind: kind, Interface: ifi.Name, Addr: addr})
 	return nil
 }
+
+// FakeFence is an in-memory Fence: which addresses are guarded and until when each is
+// live, on the clock of time.Now (testing/synctest's fake one in the tests). Answers says
+// whether a kernel would answer ARP for an address, the property the fence is for.
+type FakeFence struct {
+	mu       sync.Mutex
+	guarded  map[netip.Addr]time.Time // the end of each guarded address's lease
+	renewals map[netip.Addr][]time.Time
+	err      error
+}
+
+// NewFakeFence returns a FakeFence that guards nothing.
+func NewFakeFence() *FakeFence {
+	return &FakeFence{guarded: make(map[netip.Addr]time.Time), renewals: make(map[netip.Addr][]time.Time)}
+}
+
+// Fail makes every call fail with err until called with a nil err.
+func (f *FakeFence) Fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+// Guard implements Fence.
+func (f *FakeFence) Guard(addr netip.Addr, ttl time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.renewLocked(addr, ttl)
+	return nil
+}
+
+// Renew implements Fence.
+func (f *FakeFence) Renew(addrs []netip.Addr, ttl time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	for _, a := range addrs {
+		if _, ok := f.guarded[a]; ok {
+			f.renewLocked(a, ttl)
+		}
+	}
+	return nil
+}
+
+func (f *FakeFence) renewLocked(addr netip.Addr, ttl time.Duration) {
+	now := time.Now()
+	f.guarded[addr] = now.Add(max(ttl, 0))
+	if ttl > 0 {
+		f.renewals[addr] = append(f.renewals[addr], now)
+	}
+}
+
+// Unguard implements Fence.
+func (f *FakeFence) Unguard(addr netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	delete(f.guarded, addr)
+	return nil
+}
+
+// Guarded reports whether addr is under the fence.
+func (f *FakeFence) Guarded(addr netip.Addr) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.guarded[addr]
+	return ok
+}
+
+// LiveUntil is the end of addr's lease (zero when not guarded).
+func (f *FakeFence) LiveUntil(addr netip.Addr) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.guarded[addr]
+}
+
+// Answers reports whether the kernel would answer ARP (or a neighbour solicitation) for
+// addr now, were addr on the interface: unguarded, or guarded and live.
+func (f *FakeFence) Answers(addr netip.Addr) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	until, ok := f.guarded[addr]
+	return !ok || time.Now().Before(until)
+}
+
+// Renewals returns when addr's lease was started or renewed, oldest first.
+func (f *FakeFence) Renewals(addr netip.Addr) []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.renewals[addr])
+}

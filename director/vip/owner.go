@@ -54,6 +54,16 @@ type Config struct {
 	// later than Lease past its due time (a GC pause, a frozen VM) is verified again
 	// before anything is sent. 0 means DefaultLease; only used with Verify.
 	Lease time.Duration
+	// Fence, if set (with Verify; without it there is nothing to lease), is the kernel's
+	// lease on answering for the VIPs: each VIP is guarded before it goes on the interface,
+	// made live for what is left of Lease after each successful verification, and
+	// unguarded once it is off the interface (DESIGN.md, Fencing). Several owners may share
+	// one.
+	Fence Fence
+	// FenceRefresh is how often the fence's leases are renewed, counted from the start of
+	// the verification that renewed them; 0 means Lease/3, so that a healthy leader renews
+	// twice before a lease runs out. Only used with Fence.
+	FenceRefresh time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -70,6 +80,8 @@ type Owner struct {
 	refresh       time.Duration // <= 0: no refresh
 	verify        func(context.Context) error
 	lease         time.Duration
+	fence         Fence         // nil: no fence
+	fenceEvery    time.Duration // how often the fence is renewed
 	log           *slog.Logger
 	links         Links
 	announcer     Announcer
@@ -86,6 +98,11 @@ type Owner struct {
 	vips map[netip.Addr]*vipState
 	// counts are each VIP's counters (Stats), kept when the VIP goes.
 	counts map[netip.Addr]*counts
+	// fenceNext is when the fence's leases are next renewed (zero: nothing guarded);
+	// liveUntil is when the last renewal runs out.
+	fenceNext, liveUntil time.Time
+	lapseLogged          time.Time // rate-limits the lapse warning
+	unverified           bool      // the last verification failed (logged once per run of failures)
 }
 
 // NewOwner returns an owner that holds nothing yet.
@@ -93,8 +110,9 @@ func NewOwner(cfg Config, links Links, announcer Announcer) (*Owner, error) {
 	if cfg.Interface == "" {
 		return nil, fmt.Errorf("%w: no VIP interface", ErrBadConfig)
 	}
-	if cfg.Burst < 0 || cfg.BurstInterval < 0 || cfg.Lease < 0 {
-		return nil, fmt.Errorf("%w: negative burst %d, burst interval %s or lease %s", ErrBadConfig, cfg.Burst, cfg.BurstInterval, cfg.Lease)
+	if cfg.Burst < 0 || cfg.BurstInterval < 0 || cfg.Lease < 0 || cfg.FenceRefresh < 0 {
+		return nil, fmt.Errorf("%w: negative burst %d, burst interval %s, lease %s or fence refresh %s",
+			ErrBadConfig, cfg.Burst, cfg.BurstInterval, cfg.Lease, cfg.FenceRefresh)
 	}
 	if links == nil || announcer == nil {
 		return nil, fmt.Errorf("%w: nil Links or Announcer", ErrBadConfig)
@@ -118,6 +136,14 @@ func NewOwner(cfg Config, links Links, announcer Announcer) (*Owner, error) {
 		o.log = slog.Default()
 	}
 	o.log = o.log.With("interface", cfg.Interface)
+	if cfg.Fence != nil && cfg.Verify != nil {
+		o.fence = cfg.Fence
+		o.fenceEvery = cmp.Or(cfg.FenceRefresh, o.lease/3)
+		if o.fenceEvery >= o.lease {
+			return nil, fmt.Errorf("%w: fence refresh %s is not shorter than the lease %s: every lease would lapse",
+				ErrBadConfig, o.fenceEvery, o.lease)
+		}
+	}
 	return o, nil
 }
 
@@ -149,7 +175,9 @@ func (o *Owner) Claim(ctx context.Context, vips []netip.Addr) error {
 	o.log.Info("claiming VIPs", "vips", want)
 	var err error
 	if fenced && now.Before(until) {
-		err = o.stepLocked(now)
+		o.renewLocked(until) // what an earlier claim left guarded
+		err = o.stepLocked(now, until)
+		o.scheduleFenceLocked(until)
 	}
 	go o.run(loopCtx, o.gen, o.done)
 	return errors.Join(badVIPs, err)
@@ -223,11 +251,14 @@ func (o *Owner) releaseLocked() error {
 	return o.removeLocked()
 }
 
-// removeLocked deletes every unwanted address this owner added.
+// removeLocked deletes every unwanted address this owner added. Their leases end first,
+// so that one whose removal fails is not answered for meanwhile.
 func (o *Owner) removeLocked() error {
 	if len(o.vips) == 0 {
 		return nil
 	}
+	o.revokeLocked()
+	defer o.scheduleFenceLocked(time.Time{})
 	ifi, err := o.links.Interface(o.ifname)
 	if errors.Is(err, ErrLinkNotFound) {
 		// The addresses went with the interface.
@@ -251,7 +282,7 @@ func (o *Owner) removeLocked() error {
 			}
 			o.event(EventReleased, addr, time.Now())
 		}
-		delete(o.vips, addr)
+		o.forget(addr)
 	}
 	return errors.Join(errs...)
 }
@@ -259,9 +290,32 @@ func (o *Owner) removeLocked() error {
 func (o *Owner) forgetUnwanted() {
 	for addr, st := range o.vips {
 		if !st.wanted {
-			delete(o.vips, addr)
+			o.forget(addr)
 		}
 	}
+}
+
+// forgetStale is forget for an address that a previous director's fence may have
+// guarded (NewNftFence keeps its guards): it is off the interface, or the node's own,
+// so it leaves the fence whoever guarded it.
+func (o *Owner) forgetStale(addr netip.Addr) {
+	if o.fence != nil {
+		if st := o.vips[addr]; st == nil || !st.guarded {
+			if err := o.fence.Unguard(addr); err != nil {
+				o.countsOf(addr).fenceErrors++
+				o.log.Error("VIP fence: unguard a stale VIP", "vip", addr, "err", err)
+			}
+		}
+	}
+	o.forget(addr)
+}
+
+// forget drops addr from the schedule, taking it out of the fence first; o.mu is held.
+func (o *Owner) forget(addr netip.Addr) {
+	if st := o.vips[addr]; st != nil {
+		o.unguardLocked(addr, st)
+	}
+	delete(o.vips, addr)
 }
 
 // RemoveStale removes from the interface every host address (/32, /128) equal to one of
@@ -299,17 +353,17 @@ func (o *Owner) RemoveStale(vips []netip.Addr) ([]netip.Addr, error) {
 	for _, addr := range candidates {
 		switch lookup(prefixes, addr) {
 		case absent:
-			delete(o.vips, addr)
+			o.forgetStale(addr)
 		case nodeAddress:
 			o.log.Warn("a VIP is one of the interface's own addresses; leaving it", "vip", addr)
-			delete(o.vips, addr)
+			o.forgetStale(addr)
 		case hostAddress:
 			if err := o.links.AddrDel(ifi, addr); err != nil {
 				o.countsOf(addr).removeErrors++
 				errs = append(errs, fmt.Errorf("remove stale VIP %s from %s: %w", addr, o.ifname, err))
 				continue
 			}
-			delete(o.vips, addr)
+			o.forgetStale(addr)
 			removed = append(removed, addr)
 			o.event(EventStale, addr, time.Now())
 		}

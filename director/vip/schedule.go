@@ -16,6 +16,7 @@ type vipState struct {
 	failures int       // consecutive failed attempts, for the back-off
 	next     time.Time // when it is next due; zero means never
 	since    time.Time // when it was last put on the interface (or adopted)
+	guarded  bool      // under the fence (Fence.Guard succeeded, no Unguard since)
 }
 
 // run drives the schedule of one claim until it ends. Each wake-up is one stepLocked, so
@@ -49,26 +50,41 @@ func (o *Owner) run(ctx context.Context, gen uint64, done chan struct{}) {
 		case <-o.wake:
 		case <-fire:
 			o.mu.Lock()
-			announcing := o.announcementDueLocked(time.Now())
+			now := time.Now()
+			announcing := o.announcementDueLocked(now)
+			renewing := o.fence != nil && !o.fenceNext.IsZero() && !o.fenceNext.After(now)
 			o.mu.Unlock()
-			// Removals are always safe; only an announcement needs the leadership.
+			// Removals are always safe; announcements and the fence's leases need the
+			// leadership, verified by one round for both.
 			until := time.Time{}
-			if announcing {
+			if announcing || renewing {
 				var ok bool
 				if until, ok = o.fenced(ctx, next); !ok {
+					if renewing {
+						// Soon, not at BurstInterval: a lease that lapses stops the kernel
+						// answering for the VIPs until the next success.
+						o.mu.Lock()
+						o.fenceNext = time.Now().Add(o.fenceEvery)
+						o.mu.Unlock()
+					}
 					break
 				}
 			}
 			o.mu.Lock()
 			switch {
 			case !o.claimed || o.gen != gen || ctx.Err() != nil:
-			case announcing && !time.Now().Before(until):
+			case !until.IsZero() && !time.Now().Before(until):
 				// The lock came too late for the verification to vouch for now: the due
 				// things are still due, and the loop verifies again.
 			default:
-				if err := o.stepLocked(time.Now()); err != nil {
+				// Renewed before the step, so a VIP's announcement goes out while it is live.
+				if !until.IsZero() {
+					o.renewLocked(until)
+				}
+				if err := o.stepLocked(time.Now(), until); err != nil {
 					o.log.Error("VIP refresh", "err", err)
 				}
+				o.scheduleFenceLocked(until)
 			}
 			o.mu.Unlock()
 		}
@@ -110,11 +126,19 @@ func (o *Owner) verifyNow(ctx context.Context) (until time.Time, ok bool) {
 	vctx, cancel := context.WithTimeout(ctx, o.lease)
 	err := o.verify(vctx)
 	cancel()
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	if err != nil {
-		if ctx.Err() == nil {
-			o.log.Warn("leadership not verified: VIP announcements held back", "err", err)
+		// The fence retries every FenceRefresh: one warning per run of failures.
+		if ctx.Err() == nil && !o.unverified {
+			o.log.Warn("leadership not verified: VIP announcements and fence renewals held back", "err", err)
+			o.unverified = true
 		}
 		return time.Time{}, false
+	}
+	if o.unverified {
+		o.log.Info("leadership verified again", "took", time.Since(start))
+		o.unverified = false
 	}
 	until = start.Add(o.lease)
 	if !time.Now().Before(until) {
@@ -146,7 +170,7 @@ func (o *Owner) postponeLocked(then time.Time) {
 }
 
 func (o *Owner) nextDueLocked() time.Time {
-	var next time.Time
+	next := o.fenceNext
 	for _, st := range o.vips {
 		if !st.next.IsZero() && (next.IsZero() || st.next.Before(next)) {
 			next = st.next
@@ -156,11 +180,14 @@ func (o *Owner) nextDueLocked() time.Time {
 }
 
 // stepLocked does whatever is due at now: adds and announces wanted VIPs (re-adding one
-// that someone removed), removes unwanted ones, and schedules each VIP's next turn.
-func (o *Owner) stepLocked(now time.Time) error {
+// that someone removed), removes unwanted ones, and schedules each VIP's next turn. A
+// wanted VIP is only served before until, the end of what the last verification vouches
+// for (zero: not verified, removals only).
+func (o *Owner) stepLocked(now, until time.Time) error {
 	var due []netip.Addr
 	for _, addr := range sortedKeys(o.vips) {
-		if st := o.vips[addr]; !st.next.IsZero() && !st.next.After(now) {
+		st := o.vips[addr]
+		if !st.next.IsZero() && !st.next.After(now) && (!st.wanted || now.Before(until)) {
 			due = append(due, addr)
 		}
 	}
@@ -190,7 +217,7 @@ func (o *Owner) stepLocked(now time.Time) error {
 	}
 	var errs []error
 	for _, addr := range due {
-		if err := o.service(now, ifi, prefixes, addr); err != nil {
+		if err := o.service(now, until, ifi, prefixes, addr); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -198,10 +225,11 @@ func (o *Owner) stepLocked(now time.Time) error {
 }
 
 // service does one VIP's due turn.
-func (o *Owner) service(now time.Time, ifi Interface, prefixes []netip.Prefix, addr netip.Addr) error {
+func (o *Owner) service(now, until time.Time, ifi Interface, prefixes []netip.Prefix, addr netip.Addr) error {
 	st := o.vips[addr]
 	if !st.wanted {
 		if st.added {
+			o.revoke(addr, st)
 			if err := o.links.AddrDel(ifi, addr); err != nil {
 				o.countsOf(addr).removeErrors++
 				o.failed(st, now)
@@ -210,15 +238,21 @@ func (o *Owner) service(now time.Time, ifi Interface, prefixes []netip.Prefix, a
 			o.log.Info("released VIP", "vip", addr)
 			o.event(EventReleased, addr, now)
 		}
-		delete(o.vips, addr)
+		o.forget(addr)
 		return nil
 	}
-	switch lookup(prefixes, addr) {
-	case nodeAddress:
-		// Taking it over would mean removing the node's own address at release.
+	where := lookup(prefixes, addr)
+	if where == nodeAddress {
+		// Taking it over would mean removing the node's own address at release; and the
+		// fence must not silence the node's own address.
+		o.unguardLocked(addr, st)
 		o.countsOf(addr).addErrors++
 		o.failed(st, now)
 		return fmt.Errorf("claim VIP %s on %s: %w", addr, o.ifname, ErrNodeAddress)
+	}
+	// Guarded before it goes on the interface: the kernel never answers for it unfenced.
+	o.guardLocked(addr, st, until)
+	switch where {
 	case absent:
 		if st.added {
 			o.log.Warn("VIP was removed from the interface by someone else; adding it back", "vip", addr)
@@ -283,4 +317,116 @@ func (o *Owner) announce(ifi Interface, addr netip.Addr) error {
 	}
 	c.nas++
 	return nil
+}
+
+// guardLocked puts addr under the fence, live until until. A fence that fails leaves the
+// VIP unfenced, as without a fence, rather than unanswered: a missing lease would cost
+// the leader its VIP, which the fence exists to protect.
+func (o *Owner) guardLocked(addr netip.Addr, st *vipState, until time.Time) {
+	if o.fence == nil || st.guarded {
+		return
+	}
+	if err := o.fence.Guard(addr, time.Until(until)); err != nil {
+		o.countsOf(addr).fenceErrors++
+		o.log.Error("VIP fence: could not guard the VIP; it goes on unfenced", "vip", addr, "err", err)
+		return
+	}
+	st.guarded = true
+	o.countsOf(addr).fenceRenewals++
+	if o.liveUntil.IsZero() {
+		o.liveUntil = until
+	}
+}
+
+// renewLocked makes every wanted guarded VIP live until until, the end of what the
+// verification that just succeeded vouches for. A renewal later than the previous lease's
+// end is a lapse: the kernel did not answer for the VIPs in between.
+func (o *Owner) renewLocked(until time.Time) {
+	if o.fence == nil {
+		return
+	}
+	var addrs []netip.Addr
+	for _, addr := range sortedKeys(o.vips) {
+		if st := o.vips[addr]; st.wanted && st.guarded {
+			addrs = append(addrs, addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	now := time.Now()
+	if lapsed := now.Sub(o.liveUntil); !o.liveUntil.IsZero() && lapsed > 0 {
+		for _, addr := range addrs {
+			o.countsOf(addr).fenceLapses++
+		}
+		if now.Sub(o.lapseLogged) >= maxRetryInterval {
+			o.lapseLogged = now
+			o.log.Warn("VIP fence lapsed: the kernel did not answer ARP/NDP for the VIPs until this renewal (leadership verified later than the lease)",
+				"vips", addrs, "lapsed", lapsed, "lease", o.lease)
+		}
+	}
+	if err := o.fence.Renew(addrs, until.Sub(now)); err != nil {
+		for _, addr := range addrs {
+			o.countsOf(addr).fenceErrors++
+		}
+		o.log.Error("VIP fence: renew", "vips", addrs, "err", err)
+		return
+	}
+	for _, addr := range addrs {
+		o.countsOf(addr).fenceRenewals++
+	}
+	o.liveUntil = until
+}
+
+// scheduleFenceLocked sets when the fence is next renewed: FenceRefresh after the start
+// of the verification that vouched until until (zero: leave it), or never when nothing
+// wanted is guarded.
+func (o *Owner) scheduleFenceLocked(until time.Time) {
+	if o.fence == nil {
+		return
+	}
+	guarding := false
+	for _, st := range o.vips {
+		guarding = guarding || (st.wanted && st.guarded)
+	}
+	switch {
+	case !guarding:
+		o.fenceNext, o.liveUntil = time.Time{}, time.Time{}
+	case !until.IsZero():
+		o.fenceNext = until.Add(o.fenceEvery - o.lease)
+	}
+}
+
+// revokeLocked ends the lease of every unwanted guarded VIP, before they are removed.
+func (o *Owner) revokeLocked() {
+	for _, addr := range sortedKeys(o.vips) {
+		if st := o.vips[addr]; !st.wanted {
+			o.revoke(addr, st)
+		}
+	}
+}
+
+// revoke ends addr's lease at once, if it is guarded; o.mu is held.
+func (o *Owner) revoke(addr netip.Addr, st *vipState) {
+	if o.fence == nil || !st.guarded {
+		return
+	}
+	if err := o.fence.Renew([]netip.Addr{addr}, 0); err != nil {
+		o.countsOf(addr).fenceErrors++
+		o.log.Error("VIP fence: end the lease of a released VIP", "vip", addr, "err", err)
+	}
+}
+
+// unguardLocked takes addr out of the fence. If that fails it is forgotten all the same:
+// an address left in the fence is one this node no longer holds, so nothing answers
+// for it anyway, and the fence's table goes when the director stops.
+func (o *Owner) unguardLocked(addr netip.Addr, st *vipState) {
+	if o.fence == nil || !st.guarded {
+		return
+	}
+	if err := o.fence.Unguard(addr); err != nil {
+		o.countsOf(addr).fenceErrors++
+		o.log.Error("VIP fence: unguard", "vip", addr, "err", err)
+	}
+	st.guarded = false
 }

@@ -37,11 +37,16 @@ type VIPStats struct {
 	// form); AnnounceErrors the ones that failed; AddErrors the failures to put the VIP
 	// on the interface (or to find the interface), RemoveErrors to take it off.
 	GARPs, NAs, AnnounceErrors, AddErrors, RemoveErrors uint64
+	// FenceRenewals count the fence's leases started or renewed for the VIP, FenceLapses
+	// the renewals that came after the previous lease had run out (the kernel did not
+	// answer ARP/NDP for it in between), FenceErrors the fence's failures.
+	FenceRenewals, FenceLapses, FenceErrors uint64
 }
 
 // counts are one VIP's counters, kept across claims.
 type counts struct {
 	garps, nas, announceErrors, addErrors, removeErrors uint64
+	fenceRenewals, fenceLapses, fenceErrors             uint64
 }
 
 // Stats returns the figures of every VIP this owner has held or tried to hold, sorted.
@@ -51,7 +56,8 @@ func (o *Owner) Stats() []VIPStats {
 	out := make([]VIPStats, 0, len(o.counts))
 	for addr, c := range o.counts {
 		s := VIPStats{Addr: addr, Interface: o.ifname, GARPs: c.garps, NAs: c.nas, AnnounceErrors: c.announceErrors,
-			AddErrors: c.addErrors, RemoveErrors: c.removeErrors}
+			AddErrors: c.addErrors, RemoveErrors: c.removeErrors,
+			FenceRenewals: c.fenceRenewals, FenceLapses: c.fenceLapses, FenceErrors: c.fenceErrors}
 		if st := o.vips[addr]; st != nil && st.added {
 			s.Held, s.Since = true, st.since
 		}
