@@ -308,9 +308,10 @@ func TestAgentsRegisterConfigureTheirNamespaceAndLeave(t *testing.T) {
 			rs, ok := realServerOf(d, "web", addrC)
 			return ok && rs.Health == fsm.HealthDown && strings.Contains(rs.HealthReason, "agent: rs-c: ")
 		})
-		if n := programmedDests(d.table, vipAddr); n != 2 {
-			t.Errorf("%s programs %d real servers in rotation, want 2 (rs-c is down)", d.id, n)
-		}
+		// The state first, then the director's reconciler programs it.
+		waitUntil(t, d.id+" programs 2 real servers in rotation (rs-c is down)", 20*time.Second, func() bool {
+			return programmedDests(d.table, vipAddr) == 2
+		})
 	}
 
 	// A crash (no leave: gossip just stops) takes rs-a out of rotation at once.
