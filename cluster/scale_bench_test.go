@@ -1,24 +1,21 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/raftlvs/raftlvs/director/ipvs"
 	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/internal/procstat"
 )
 
 // scaleSizes are the table sizes (services, each with 10 real servers) of the end-to-end
@@ -260,7 +257,7 @@ func BenchmarkDirectorRSS(b *testing.B) {
 				d1 := tc.start("d1", true)
 				tc.leader(d1)
 				tc.established(d1)
-				rec, err := ipvs.NewReconciler(ipvs.ReconcilerConfig{Kernel: nullKernel{}, StateDir: b.TempDir(),
+				rec, err := ipvs.NewReconciler(ipvs.ReconcilerConfig{Kernel: ipvs.Discard{}, StateDir: b.TempDir(),
 					Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 				if err != nil {
 					b.Fatal(err)
@@ -287,41 +284,15 @@ func BenchmarkDirectorRSS(b *testing.B) {
 	}
 }
 
-// vmRSS reads the resident set size of this process from /proc/self/status.
+// vmRSS is the resident set size of this process.
 func vmRSS(b *testing.B) uint64 {
 	b.Helper()
-	f, err := os.Open("/proc/self/status")
+	rss, err := procstat.RSS()
 	if err != nil {
-		b.Skipf("no /proc: %v", err)
+		b.Skip(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				b.Fatalf("VmRSS %q: %v", rest, err)
-			}
-			return kb << 10
-		}
-	}
-	b.Skip("no VmRSS in /proc/self/status")
-	return 0
+	return rss
 }
-
-// nullKernel accepts every write and holds nothing: a director's memory without the
-// kernel's own table.
-type nullKernel struct{}
-
-func (nullKernel) Services() ([]ipvs.Service, error)                      { return nil, nil }
-func (nullKernel) Destinations(ipvs.Service) ([]ipvs.Destination, error)  { return nil, nil }
-func (nullKernel) AddService(ipvs.Service) error                          { return nil }
-func (nullKernel) UpdateService(ipvs.Service) error                       { return nil }
-func (nullKernel) DeleteService(ipvs.Service) error                       { return nil }
-func (nullKernel) AddDestination(ipvs.Service, ipvs.Destination) error    { return nil }
-func (nullKernel) UpdateDestination(ipvs.Service, ipvs.Destination) error { return nil }
-func (nullKernel) DeleteDestination(ipvs.Service, ipvs.Destination) error { return nil }
-func (nullKernel) Apply(ops []ipvs.Op) []error                            { return make([]error, len(ops)) }
 
 // stageAndCommit commits cmds through leader as one staged transaction: chunks of at most
 // chunk commands, inflight of them in flight at once (raft then writes and replicates

@@ -1,17 +1,14 @@
 package ipvs
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
-	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/raftlvs/raftlvs/fsm"
+	"github.com/raftlvs/raftlvs/internal/procstat"
 )
 
 // benchSizes are the table sizes (services, each with 10 real servers) the scale
@@ -92,7 +89,7 @@ func BenchmarkDirectorMemory(b *testing.B) {
 					mustExecute(b, st, p)
 				}
 				stateHeap := liveHeap() - heap0
-				r := benchReconciler(b, nullKernel{})
+				r := benchReconciler(b, Discard{})
 				if _, err := r.Sync(st); err != nil {
 					b.Fatal(err)
 				}
@@ -117,38 +114,12 @@ func liveHeap() uint64 {
 	return m.HeapInuse
 }
 
-// vmRSS reads the resident set size of this process from /proc/self/status.
+// vmRSS is the resident set size of this process.
 func vmRSS(b *testing.B) uint64 {
 	b.Helper()
-	f, err := os.Open("/proc/self/status")
+	rss, err := procstat.RSS()
 	if err != nil {
-		b.Skipf("no /proc: %v", err)
+		b.Skip(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				b.Fatalf("VmRSS %q: %v", rest, err)
-			}
-			return kb << 10
-		}
-	}
-	b.Skip("no VmRSS in /proc/self/status")
-	return 0
+	return rss
 }
-
-// nullKernel accepts every write and holds nothing: a director's memory without the
-// kernel's.
-type nullKernel struct{}
-
-func (nullKernel) Services() ([]Service, error)                 { return nil, nil }
-func (nullKernel) Destinations(Service) ([]Destination, error)  { return nil, nil }
-func (nullKernel) AddService(Service) error                     { return nil }
-func (nullKernel) UpdateService(Service) error                  { return nil }
-func (nullKernel) DeleteService(Service) error                  { return nil }
-func (nullKernel) AddDestination(Service, Destination) error    { return nil }
-func (nullKernel) UpdateDestination(Service, Destination) error { return nil }
-func (nullKernel) DeleteDestination(Service, Destination) error { return nil }
-func (nullKernel) Apply(ops []Op) []error                       { return make([]error, len(ops)) }
