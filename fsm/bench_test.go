@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -96,4 +98,53 @@ func BenchmarkFreeze(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDecodeChunk decodes a staged chunk of 1000 services × 10, as every director
+// does with each chunk of a restore: its commands as JSON (body version 1, before
+// wire.go) and as the binary body.
+func BenchmarkDecodeChunk(b *testing.B) {
+	chunk := StageChunk{Tx: "restore", Seq: 0, Commands: restoreChunk(0).Commands}
+	binaryEntry, err := Encode(chunk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	jsonEntry, err := encodeStageJSON(chunk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		body  string
+		entry []byte
+	}{{"json", jsonEntry}, {"binary", binaryEntry}} {
+		b.Run("body="+c.body, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decode(c.entry); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(c.entry)), "entry-bytes")
+		})
+	}
+}
+
+// encodeStageJSON frames a chunk as encodeStage does, its commands as JSON entries.
+func encodeStageJSON(c StageChunk) ([]byte, error) {
+	head, err := json.Marshal(stageHeader{Tx: c.Tx, Seq: c.Seq, At: c.At})
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte{byte(TypeStageChunk), bodyVersion}, binary.AppendUvarint(nil, uint64(len(head)))...)
+	out = append(out, head...)
+	for _, sub := range c.Commands {
+		js, err := json.Marshal(sub)
+		if err != nil {
+			return nil, err
+		}
+		e := append([]byte{byte(sub.Type()), bodyVersion}, js...)
+		out = binary.AppendUvarint(out, uint64(len(e)))
+		out = append(out, e...)
+	}
+	return out, nil
 }

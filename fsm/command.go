@@ -113,26 +113,23 @@ func (Batch) Type() CommandType            { return TypeBatch }
 func (SetClusterID) Type() CommandType     { return TypeSetClusterID }
 func (UpsertAgentRS) Type() CommandType    { return TypeUpsertAgentRS }
 
-// Encode turns a command into a log entry: type byte, body version byte, JSON body.
+// Encode turns a command into a log entry: type byte, body version byte, body: binary
+// for the table's commands (wire.go), JSON for the others.
 func Encode(c Command) ([]byte, error) {
-	var body any = c
-	switch c := c.(type) {
-	case Batch:
-		entries, err := encodeEntries(c.Commands)
-		if err != nil {
-			return nil, fmt.Errorf("encode batch %w", err)
-		}
-		body = batchBody{Entries: entries}
-	case StageChunk:
-		return encodeStage(c)
+	if sc, ok := c.(StageChunk); ok {
+		return encodeStage(sc)
 	}
-	js, err := json.Marshal(body)
+	if entry, ok, err := encodeBinary(c); ok || err != nil {
+		return entry, err
+	}
+	js, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode %T: %w", c, err)
 	}
 	return append([]byte{byte(c.Type()), bodyVersion}, js...), nil
 }
 
+// encodeEntries encodes each of cmds (a staged chunk in a snapshot).
 func encodeEntries(cmds []Command) ([][]byte, error) {
 	entries := make([][]byte, len(cmds))
 	for i, sub := range cmds {
@@ -145,6 +142,7 @@ func encodeEntries(cmds []Command) ([][]byte, error) {
 	return entries, nil
 }
 
+// batchBody is a batch's JSON body (version 1, before wire.go): its entries as base64.
 type batchBody struct {
 	Entries [][]byte `json:"entries"`
 }
@@ -191,14 +189,21 @@ const MaxBatchDepth = 4
 
 // Decode turns a log entry back into a command. An unknown type or body version is an
 // error wrapping ErrUnknownCommand: the node must stop rather than skip it.
-func Decode(entry []byte) (Command, error) { return decode(entry, 0) }
+func Decode(entry []byte) (Command, error) { return decode(entry, 0, &names{}) }
 
-func decode(entry []byte, depth int) (Command, error) {
+func decode(entry []byte, depth int, nm *names) (Command, error) {
 	if len(entry) < 2 {
 		return nil, fmt.Errorf("decode log entry of %d bytes: %w", len(entry), ErrInvalid)
 	}
 	t, ver, body := CommandType(entry[0]), entry[1], entry[2:]
-	if ver != bodyVersion {
+	switch {
+	case ver == bodyBinary:
+		c, err := decodeBinary(t, body, depth, nm)
+		if err != nil {
+			return nil, fmt.Errorf("decode command type %d: %w", t, err)
+		}
+		return c, nil
+	case ver != bodyVersion:
 		return nil, fmt.Errorf("command type %d body version %d: %w", t, ver, ErrUnknownCommand)
 	}
 	var c Command
@@ -245,9 +250,9 @@ func decode(entry []byte, depth int) (Command, error) {
 	case TypeRemoveVIP:
 		c, err = decodeBody[RemoveVIP](body)
 	case TypeBatch:
-		c, err = decodeBatch(body, depth)
+		c, err = decodeBatch(body, depth, nm)
 	case TypeStageChunk:
-		c, err = decodeStage(body, depth)
+		c, err = decodeStage(body, depth, nm)
 	case TypeCommitStaged:
 		c, err = decodeBody[CommitStaged](body)
 	case TypeAbortStaged:
@@ -269,19 +274,19 @@ func decodeBody[T Command](body []byte) (Command, error) {
 	return c, nil
 }
 
-func decodeBatch(body []byte, depth int) (Command, error) {
+func decodeBatch(body []byte, depth int, nm *names) (Command, error) {
 	var bb batchBody
 	if err := json.Unmarshal(body, &bb); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	cmds, err := decodeEntries(bb.Entries, depth)
+	cmds, err := decodeEntries(bb.Entries, depth, nm)
 	if err != nil {
 		return nil, fmt.Errorf("batch %w", err)
 	}
 	return Batch{Commands: cmds}, nil
 }
 
-func decodeStage(body []byte, depth int) (Command, error) {
+func decodeStage(body []byte, depth int, nm *names) (Command, error) {
 	head, rest, err := nextFrame(body)
 	if err != nil {
 		return nil, err
@@ -298,7 +303,7 @@ func decodeStage(body []byte, depth int) (Command, error) {
 		}
 		entries = append(entries, e)
 	}
-	cmds, err := decodeEntries(entries, depth)
+	cmds, err := decodeEntries(entries, depth, nm)
 	if err != nil {
 		return nil, fmt.Errorf("chunk %d of staged %s: %w", h.Seq, h.Tx, err)
 	}
@@ -306,13 +311,13 @@ func decodeStage(body []byte, depth int) (Command, error) {
 }
 
 // decodeEntries decodes the commands a batch or a chunk carries, one level deeper.
-func decodeEntries(entries [][]byte, depth int) ([]Command, error) {
+func decodeEntries(entries [][]byte, depth int, nm *names) ([]Command, error) {
 	if depth >= MaxBatchDepth {
 		return nil, fmt.Errorf("commands nested deeper than %d: %w", MaxBatchDepth, ErrInvalid)
 	}
 	cmds := make([]Command, len(entries))
 	for i, e := range entries {
-		sub, err := decode(e, depth+1)
+		sub, err := decode(e, depth+1, nm)
 		if err != nil {
 			return nil, fmt.Errorf("command %d: %w", i, err)
 		}

@@ -261,7 +261,7 @@ func readStaged(s *State, ss stagedSnapshot) error {
 	}
 	tx := &stagedTx{chunks: map[int][]Command{}, first: ss.First, last: ss.Last}
 	for _, ch := range ss.Chunks {
-		cmds, err := decodeEntries(ch.Entries, 0) // as deep as a chunk in the log
+		cmds, err := decodeEntries(ch.Entries, 0, &names{}) // as deep as a chunk in the log
 		if err != nil {
 			return fmt.Errorf("chunk %d: %w", ch.Seq, err)
 		}
