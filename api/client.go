@@ -236,7 +236,12 @@ func consistent(ctx context.Context) context.Context {
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body []byte
-	if in != nil {
+	contentType := "application/json"
+	switch in := in.(type) {
+	case nil:
+	case rawBody:
+		body, contentType = in.data, in.contentType
+	default:
 		var err error
 		if body, err = json.Marshal(in); err != nil {
 			return fmt.Errorf("encode %s %s: %w", method, path, err)
@@ -255,11 +260,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
 	}
-	return c.exchange(ctx, method, path, body, out)
+	return c.exchange(ctx, method, path, body, contentType, out)
 }
 
 // exchange sends one request to the directors in turn, until one answers for good.
-func (c *Client) exchange(ctx context.Context, method, path string, body []byte, out any) error {
+func (c *Client) exchange(ctx context.Context, method, path string, body []byte, contentType string, out any) error {
 	// A barrier changes nothing: sent and unanswered, it is asked again like a read.
 	write := method != http.MethodGet && path != barrierPath
 	var errs []error
@@ -268,7 +273,7 @@ func (c *Client) exchange(ctx context.Context, method, path string, body []byte,
 		errs = errs[:0]
 		round503 := false
 		for _, addr := range c.Addrs {
-			err := c.try(ctx, c.baseURL(addr)+path, method, body, out)
+			err := c.try(ctx, c.baseURL(addr)+path, method, body, contentType, out)
 			switch next, why := nextStep(write, err); next {
 			case done:
 				return err
@@ -339,13 +344,13 @@ func nextStep(write bool, err error) (step, error) {
 	return tryNext, err
 }
 
-func (c *Client) try(ctx context.Context, url, method string, body []byte, out any) error {
+func (c *Client) try(ctx context.Context, url, method string, body []byte, contentType string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if method == http.MethodGet {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -155,5 +156,34 @@ func TestReadsFailAtOnceWhenNoDirectorAnswersAndWaitOutA503(t *testing.T) {
 	svcs, err := client(t, 10*time.Second, hs.URL).Services(context.Background())
 	if err != nil || len(svcs) != 1 || a.n.Load() != 2 {
 		t.Fatalf("got %v, %v after %d requests", svcs, err, a.n.Load())
+	}
+}
+
+// A chunk goes in the binary encoding; a director that takes only JSON (an older release)
+// answers 400 on the body, and gets the same chunk as JSON.
+func TestAChunkAnOlderDirectorRefusesIsSentAgainAsJSON(t *testing.T) {
+	var types []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		types = append(types, r.Header.Get("Content-Type"))
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Content-Type") != "application/json" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(ErrorBody{Error: "body: Content-Type must be application/json", Field: "body", Code: "invalid"})
+			return
+		}
+		var req StageRequest
+		if err := json.Unmarshal(body, &req); err != nil || len(req.Commands) != 1 || req.Commands[0].Op != OpRemoveService {
+			t.Errorf("JSON chunk %s: %v", body, err)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	c := client(t, 5*time.Second, srv.URL)
+	if err := c.StageChunk(context.Background(), "tx", 0, []BatchCommand{{Op: OpRemoveService, Name: "web"}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{CommandsContentType, "application/json"}; !slices.Equal(types, want) {
+		t.Errorf("sent as %q, want %q", types, want)
 	}
 }

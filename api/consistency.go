@@ -121,7 +121,7 @@ func (c *Client) confirm(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, ConfirmTimeout)
 	defer cancel()
 	var res BarrierResult
-	if err := c.exchange(ctx, http.MethodPost, barrierPath, nil, &res); err != nil {
+	if err := c.exchange(ctx, http.MethodPost, barrierPath, nil, "", &res); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
 	}
 	c.seen.observe(res.ClusterID, res.Version)

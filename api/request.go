@@ -104,11 +104,12 @@ func BatchCommandFor(c fsm.Command) (BatchCommand, error) {
 
 // Command turns a batch command into an fsm command; field prefixes error field names.
 func (b BatchCommand) Command(field string) (fsm.Command, error) {
-	want := map[string]bool{"service": false, "name": false, "real_server": false, "key": false}
+	// Which parts the op wants; no map: a restore converts 110,000 of these.
+	var want struct{ service, name, realServer, key bool }
 	var c fsm.Command
 	switch b.Op {
 	case OpAddService, OpEditService:
-		want["service"] = true
+		want.service = true
 		if b.Service == nil {
 			return nil, fieldErr(field+".service", fsm.ErrInvalid, "required by op %s", b.Op)
 		}
@@ -118,13 +119,13 @@ func (b BatchCommand) Command(field string) (fsm.Command, error) {
 			c = fsm.EditService{Service: *b.Service.Clone()}
 		}
 	case OpRemoveService:
-		want["name"] = true
+		want.name = true
 		if b.Name == "" {
 			return nil, fieldErr(field+".name", fsm.ErrInvalid, "required by op %s", b.Op)
 		}
 		c = fsm.RemoveService{Name: b.Name}
 	case OpAddRealServer, OpEditRealServer:
-		want["real_server"] = true
+		want.realServer = true
 		if b.RealServer == nil {
 			return nil, fieldErr(field+".real_server", fsm.ErrInvalid, "required by op %s", b.Op)
 		}
@@ -141,7 +142,7 @@ func (b BatchCommand) Command(field string) (fsm.Command, error) {
 			c = fsm.EditRealServer{RealServer: rs}
 		}
 	case OpRemoveRealServer:
-		want["key"] = true
+		want.key = true
 		if b.Key == nil {
 			return nil, fieldErr(field+".key", fsm.ErrInvalid, "required by op %s", b.Op)
 		}
@@ -152,10 +153,15 @@ func (b BatchCommand) Command(field string) (fsm.Command, error) {
 		return nil, fieldErr(field+".op", fsm.ErrInvalid, "unknown op %q (one of %s %s %s %s %s %s)", b.Op,
 			OpAddService, OpEditService, OpRemoveService, OpAddRealServer, OpEditRealServer, OpRemoveRealServer)
 	}
-	given := map[string]bool{"service": b.Service != nil, "name": b.Name != "", "real_server": b.RealServer != nil, "key": b.Key != nil}
-	for _, name := range []string{"service", "name", "real_server", "key"} {
-		if given[name] && !want[name] {
-			return nil, fieldErr(field+"."+name, fsm.ErrInvalid, "not allowed with op %s", b.Op)
+	for _, part := range [...]struct {
+		name        string
+		given, want bool
+	}{
+		{"service", b.Service != nil, want.service}, {"name", b.Name != "", want.name},
+		{"real_server", b.RealServer != nil, want.realServer}, {"key", b.Key != nil, want.key},
+	} {
+		if part.given && !part.want {
+			return nil, fieldErr(field+"."+part.name, fsm.ErrInvalid, "not allowed with op %s", b.Op)
 		}
 	}
 	return c, nil
@@ -171,8 +177,9 @@ func (r BatchRequest) Batch() (fsm.Batch, error) {
 	}
 	out := fsm.Batch{Commands: make([]fsm.Command, len(r.Commands))}
 	for i, bc := range r.Commands {
-		c, err := bc.Command(fmt.Sprintf("commands[%d]", i))
-		if err != nil {
+		c, err := bc.Command("")
+		if err != nil { // again, to name the field: no Sprintf for every good command
+			_, err = bc.Command(fmt.Sprintf("commands[%d]", i))
 			return fsm.Batch{}, err
 		}
 		out.Commands[i] = c

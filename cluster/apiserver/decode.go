@@ -21,12 +21,9 @@ func fieldErr(field string, kind error, format string, args ...any) error {
 
 // readBody reads a JSON request body of at most limit bytes. emptyOK allows no body at all.
 func readBody(r *http.Request, limit int64, emptyOK bool) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err := readBytes(r, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read request body: %w", err)
-	}
-	if int64(len(body)) > limit {
-		return nil, fieldErr("body", api.ErrTooLarge, "larger than this endpoint's limit of %d bytes (%s)", limit, sizeText(limit))
+		return nil, err
 	}
 	if len(body) == 0 && emptyOK {
 		return body, nil
@@ -34,6 +31,18 @@ func readBody(r *http.Request, limit int64, emptyOK bool) ([]byte, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return nil, fieldErr("body", fsm.ErrInvalid, "Content-Type must be application/json, not %q", r.Header.Get("Content-Type"))
+	}
+	return body, nil
+}
+
+// readBytes reads a request body of at most limit bytes, whatever its type.
+func readBytes(r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, fieldErr("body", api.ErrTooLarge, "larger than this endpoint's limit of %d bytes (%s)", limit, sizeText(limit))
 	}
 	return body, nil
 }

@@ -42,6 +42,10 @@ func (f *fakeStore) Apply(_ context.Context, c fsm.Command) error {
 	if !f.leader {
 		return f.notLeader(fmt.Sprintf("apply %T", c))
 	}
+	if sc, ok := c.(fsm.StageChunk); ok && sc.At.IsZero() {
+		sc.At = time.Unix(1e9, 0).UTC() // the leader's clock, as cluster.Node.Apply sets it
+		c = sc
+	}
 	p, err := f.state.Prepare(c)
 	if err != nil {
 		return err

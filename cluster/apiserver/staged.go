@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -23,13 +24,7 @@ func (s *Server) stageChunk(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fieldErr("seq", fsm.ErrInvalid, "%q is not a chunk number 0..%d", r.PathValue("seq"), fsm.MaxStagedChunks-1))
 		return
 	}
-	var req api.StageRequest
-	body, err := decodeRequest(r, api.MaxBatchBodyBytes, &req)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	b, err := api.BatchRequest(req).Batch()
+	body, b, err := chunkOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -37,6 +32,26 @@ func (s *Server) stageChunk(w http.ResponseWriter, r *http.Request) {
 	if s.applyBatch(w, r, body, fsm.StageChunk{Tx: tx, Seq: seq, Commands: b.Commands}) {
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// chunkOf reads a chunk's commands: a JSON StageRequest, or their binary encoding
+// (api.CommandsContentType), which a restore's client sends.
+func chunkOf(r *http.Request) ([]byte, fsm.Batch, error) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == api.CommandsContentType {
+		body, err := readBytes(r, api.MaxBatchBodyBytes)
+		if err != nil {
+			return nil, fsm.Batch{}, err
+		}
+		b, err := api.DecodeCommands(body)
+		return body, b, err
+	}
+	var req api.StageRequest
+	body, err := decodeRequest(r, api.MaxBatchBodyBytes, &req)
+	if err != nil {
+		return nil, fsm.Batch{}, err
+	}
+	b, err := api.BatchRequest(req).Batch()
+	return body, b, err
 }
 
 // commitStaged: POST /v1/staged/{tx}/commit, every chunk applied at once, or none. With
