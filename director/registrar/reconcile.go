@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -46,7 +47,6 @@ func (r *Registrar) Reconcile(ctx context.Context) error {
 	if r.started.IsZero() {
 		r.started = now
 	}
-	snap := r.read()
 	members := map[string]gossip.Member{}
 	for _, m := range r.cfg.Members.Members() {
 		switch {
@@ -62,6 +62,7 @@ func (r *Registrar) Reconcile(ctx context.Context) error {
 			members[m.Meta.ID] = m
 		}
 	}
+	snap := r.read(members)
 	ids := slices.Sorted(maps.Keys(snap.owned))
 	for id := range members {
 		if _, ok := snap.owned[id]; !ok {
@@ -92,23 +93,45 @@ func (r *Registrar) Reconcile(ctx context.Context) error {
 	return r.write(ctx, changes)
 }
 
-func (r *Registrar) read() snapshot {
+// read copies from the state what this pass can use: the services members announce, and
+// the real servers agents own or a member could claim (its address in those services).
+// A copy of the whole table per pass was most of a leader's work after a 110,000-rule
+// restore; agents' real servers are a sliver of it.
+func (r *Registrar) read(members map[string]gossip.Member) snapshot {
 	snap := snapshot{
 		services: map[string]fsm.Service{},
 		servers:  map[fsm.RSKey]fsm.RealServer{},
 		owned:    map[string][]fsm.RealServer{},
 	}
-	r.cfg.State.View(func(s *fsm.State) {
-		for _, svc := range s.Services() {
-			snap.services[svc.Name] = svc
+	addrs := map[string][]netip.Addr{} // service → the members' addresses announcing it
+	for _, m := range members {
+		for _, sp := range m.Meta.Services {
+			addrs[sp.Service] = append(addrs[sp.Service], m.Meta.Addr.Unmap()) // as the state keys it
 		}
-		for _, rs := range s.AllRealServers() {
-			snap.servers[rs.Key()] = rs
-			if id, ok := agentID(rs.Origin); ok {
-				snap.owned[id] = append(snap.owned[id], rs)
+	}
+	r.cfg.State.View(func(s *fsm.State) {
+		for name := range addrs {
+			if svc, ok := s.Service(name); ok {
+				snap.services[name] = svc
 			}
 		}
+		s.Walk(func(svc *fsm.Service, servers []*fsm.RealServer) {
+			claimable := addrs[svc.Name]
+			for _, rs := range servers {
+				id, agent := agentID(rs.Origin)
+				if !agent && !slices.Contains(claimable, rs.Addr) {
+					continue
+				}
+				snap.servers[rs.Key()] = *rs
+				if agent {
+					snap.owned[id] = append(snap.owned[id], *rs)
+				}
+			}
+		})
 	})
+	for _, owned := range snap.owned { // Walk has no order; the writes do
+		slices.SortFunc(owned, func(a, b fsm.RealServer) int { return compareKeys(a.Key(), b.Key()) })
+	}
 	return snap
 }
 
