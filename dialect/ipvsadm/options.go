@@ -59,13 +59,13 @@ var commands = map[string]byte{
 	"--start-daemon": 0, "--stop-daemon": 0, "-h": 0, "--help": 0, "-v": 0, "--version": 0,
 }
 
-func lookupOption(name string) (option, bool) {
-	for _, o := range options {
-		if name == o.short || name == o.long {
+func lookupOption(name string) (*option, bool) {
+	for i := range options {
+		if o := &options[i]; name == o.short || name == o.long {
 			return o, true
 		}
 	}
-	return option{}, false
+	return nil, false
 }
 
 // arg is one option as given on a line.
@@ -73,14 +73,31 @@ type arg struct {
 	name  string // as written: "-w" or "--weight"
 	value string
 	set   bool // value was given (optional arguments only)
-	opt   option
+	opt   *option
+}
+
+// lineArgs are a line's arguments, each option at most once.
+type lineArgs []arg
+
+// get returns the argument of the option named long.
+func (opts lineArgs) get(long string) (arg, bool) {
+	for _, a := range opts {
+		if a.opt.long == long {
+			return a, true
+		}
+	}
+	return arg{}, false
+}
+
+func (opts lineArgs) has(long string) bool {
+	_, ok := opts.get(long)
+	return ok
 }
 
 // splitArgs reads the options of a line after its command. Long options take "=VALUE"
 // or the next word; short ones an attached value ("-w5") or the next word.
-func splitArgs(words []string, cmd byte, cmdName string) ([]arg, error) {
-	var out []arg
-	seen := map[string]string{}
+func splitArgs(words []string, cmd byte, cmdName string) (lineArgs, error) {
+	out := make(lineArgs, 0, len(words))
 	for i := 0; i < len(words); i++ {
 		w := words[i]
 		if len(w) < 2 || w[0] != '-' {
@@ -131,13 +148,15 @@ func splitArgs(words []string, cmd byte, cmdName string) ([]arg, error) {
 			return nil, invalid(name, "needs a value")
 		}
 		if o.slot != "" {
-			if prev, dup := seen[o.slot]; dup {
-				if prev == name {
+			for _, prev := range out { // a line has a handful: a map cost more than the parse
+				if prev.opt.slot != o.slot {
+					continue
+				}
+				if prev.name == name {
 					return nil, invalid(name, "given twice")
 				}
-				return nil, invalid(name, "conflicts with %s", prev)
+				return nil, invalid(name, "conflicts with %s", prev.name)
 			}
-			seen[o.slot] = name
 		}
 		out = append(out, a)
 	}

@@ -95,13 +95,9 @@ func (p *parser) line(text string) error {
 	case cmd == 0:
 		return invalid(cmdName, "not supported: a rule file holds only -A and -a lines")
 	}
-	args, err := splitArgs(words[1:], cmd, cmdName)
+	opts, err := splitArgs(words[1:], cmd, cmdName)
 	if err != nil {
 		return err
-	}
-	opts := make(map[string]arg, len(args))
-	for _, a := range args {
-		opts[a.opt.long] = a
 	}
 	if cmd == 'A' {
 		return p.addService(cmdName, opts)
@@ -109,21 +105,21 @@ func (p *parser) line(text string) error {
 	return p.addServer(cmdName, opts)
 }
 
-func (p *parser) addService(cmdName string, opts map[string]arg) error {
+func (p *parser) addService(cmdName string, opts lineArgs) error {
 	s, svcArg, err := matchOf(cmdName, opts)
 	if err != nil {
 		return err
 	}
-	if a, ok := opts["--scheduler"]; ok {
+	if a, ok := opts.get("--scheduler"); ok {
 		s.Scheduler = a.value
 	}
 	var mask int
-	if a, ok := opts["--netmask"]; ok {
+	if a, ok := opts.get("--netmask"); ok {
 		if mask, err = parseMask(a, s.Family); err != nil {
 			return err
 		}
 	}
-	if a, ok := opts["--persistent"]; ok {
+	if a, ok := opts.get("--persistent"); ok {
 		s.Persistence = DefaultPersistence
 		if a.set {
 			if s.Persistence, err = parseTimeout(a); err != nil {
@@ -134,11 +130,11 @@ func (p *parser) addService(cmdName string, opts map[string]arg) error {
 		// ipvsadm -S never prints it.
 		s.PersistMask = mask
 	}
-	if a, ok := opts["--pe"]; ok {
+	if a, ok := opts.get("--pe"); ok {
 		s.PersistEngine = a.value
 	}
-	_, s.OnePacket = opts["--ops"]
-	if a, ok := opts["--sched-flags"]; ok {
+	_, s.OnePacket = opts.get("--ops")
+	if a, ok := opts.get("--sched-flags"); ok {
 		if s.SchedFlags, err = parseSchedFlags(a, s.Scheduler); err != nil {
 			return err
 		}
@@ -158,7 +154,7 @@ func (p *parser) addService(cmdName string, opts map[string]arg) error {
 	return nil
 }
 
-func (p *parser) addServer(cmdName string, opts map[string]arg) error {
+func (p *parser) addServer(cmdName string, opts lineArgs) error {
 	match, svcArg, err := matchOf(cmdName, opts)
 	if err != nil {
 		return err
@@ -168,7 +164,7 @@ func (p *parser) addServer(cmdName string, opts map[string]arg) error {
 		return &fsm.FieldError{Field: svcArg.name, Reason: fmt.Sprintf("no -A line for service %s before this one", svcArg.value), Kind: fsm.ErrNotFound}
 	}
 	svc := &ps.svc
-	rsArg, ok := opts["--real-server"]
+	rsArg, ok := opts.get("--real-server")
 	if !ok {
 		return invalid(cmdName, "needs -r ADDR[:PORT]")
 	}
@@ -181,22 +177,22 @@ func (p *parser) addServer(cmdName string, opts map[string]arg) error {
 	}
 	rs := fsm.RealServer{Service: svc.Name, Addr: addr, Port: port, Weight: 1, Forwarding: fsm.DR}
 	switch {
-	case has(opts, "--masquerading"):
+	case opts.has("--masquerading"):
 		rs.Forwarding = fsm.NAT
-	case has(opts, "--ipip"):
+	case opts.has("--ipip"):
 		rs.Forwarding = fsm.TUN
 	}
-	if a, ok := opts["--weight"]; ok {
+	if a, ok := opts.get("--weight"); ok {
 		if rs.Weight, err = strconv.Atoi(a.value); err != nil {
 			return invalid(a.name, "weight %q is not a number in 0..%d", a.value, fsm.MaxWeight)
 		}
 	}
-	if a, ok := opts["--u-threshold"]; ok {
+	if a, ok := opts.get("--u-threshold"); ok {
 		if rs.UpperThreshold, err = parseThreshold(a); err != nil {
 			return err
 		}
 	}
-	if a, ok := opts["--l-threshold"]; ok {
+	if a, ok := opts.get("--l-threshold"); ok {
 		if rs.LowerThreshold, err = parseThreshold(a); err != nil {
 			return err
 		}
@@ -216,16 +212,11 @@ func (p *parser) addServer(cmdName string, opts map[string]arg) error {
 	return nil
 }
 
-func has(opts map[string]arg, long string) bool {
-	_, ok := opts[long]
-	return ok
-}
-
 // matchOf reads the service a line names: its protocol, VIP and port, or fwmark and family.
-func matchOf(cmdName string, opts map[string]arg) (fsm.Service, arg, error) {
+func matchOf(cmdName string, opts lineArgs) (fsm.Service, arg, error) {
 	var s fsm.Service
-	six, hasSix := opts["--ipv6"]
-	if a, ok := opts["--fwmark-service"]; ok {
+	six, hasSix := opts.get("--ipv6")
+	if a, ok := opts.get("--fwmark-service"); ok {
 		mark, err := parseFWMark(a)
 		if err != nil {
 			return s, a, err
@@ -243,7 +234,7 @@ func matchOf(cmdName string, opts map[string]arg) (fsm.Service, arg, error) {
 		long  string
 		proto fsm.Protocol
 	}{{"--tcp-service", fsm.TCP}, {"--udp-service", fsm.UDP}, {"--sctp-service", fsm.SCTP}} {
-		if a, ok := opts[p.long]; ok {
+		if a, ok := opts.get(p.long); ok {
 			vip, port, _, err := parseHostPort(a.name, a.value)
 			s.Protocol, s.VIP, s.Port, s.Family = p.proto, vip, port, fsm.FamilyOf(vip)
 			return s, a, err
@@ -334,10 +325,10 @@ func parseSchedFlags(a arg, scheduler string) ([]string, error) {
 var tunnelOptions = []string{"--tun-port", "--tun-nocsum", "--tun-csum", "--tun-remcsum"}
 
 // checkTunnel allows only what raftlvs can program: IPIP tunnels (the default --tun-type).
-func checkTunnel(opts map[string]arg, method fsm.Forwarding) error {
-	t, typed := opts["--tun-type"]
+func checkTunnel(opts lineArgs, method fsm.Forwarding) error {
+	t, typed := opts.get("--tun-type")
 	for _, long := range append([]string{"--tun-type"}, tunnelOptions...) {
-		if a, ok := opts[long]; ok && method != fsm.TUN {
+		if a, ok := opts.get(long); ok && method != fsm.TUN {
 			return invalid(a.name, "tunnel options go only with -i")
 		}
 	}
@@ -351,7 +342,7 @@ func checkTunnel(opts map[string]arg, method fsm.Forwarding) error {
 		}
 	}
 	for _, long := range tunnelOptions {
-		if a, ok := opts[long]; ok {
+		if a, ok := opts.get(long); ok {
 			return invalid(a.name, "not valid with an ipip tunnel")
 		}
 	}
