@@ -95,6 +95,29 @@ func startDirectorWith(t testing.TB, id string, key []byte, join string, sec Sec
 	return td
 }
 
+// startThree runs a cluster of three directors, d1 bootstrapping and d2, d3 joining it,
+// and waits until each is a voter that knows its leader. optionsFor, if set, gives a
+// director's options by its id.
+func startThree(t testing.TB, key []byte, optionsFor func(id string) []func(*Options)) []*testDirector {
+	t.Helper()
+	opts := func(id string) []func(*Options) {
+		if optionsFor == nil {
+			return nil
+		}
+		return optionsFor(id)
+	}
+	d1 := startDirector(t, "d1", key, "", opts("d1")...)
+	waitUntil(t, "d1 leads", 20*time.Second, d1.node().IsLeader)
+	directors := []*testDirector{d1, startDirector(t, "d2", key, d1.d.APIAddr(), opts("d2")...), startDirector(t, "d3", key, d1.d.APIAddr(), opts("d3")...)}
+	for _, d := range directors {
+		waitUntil(t, d.id+" a voter that knows its leader", 30*time.Second, func() bool {
+			st := d.node().Status()
+			return st.LeaderID != "" && len(st.Voters) == 3
+		})
+	}
+	return directors
+}
+
 // localCheck is an agent's own check and the directory its exec command lives in.
 type localCheck struct {
 	spec *fsm.HealthCheck
@@ -228,17 +251,8 @@ func TestAgentsRegisterConfigureTheirNamespaceAndLeave(t *testing.T) {
 		t.Skip("needs iproute2")
 	}
 	key := []byte("0123456789abcdef0123456789abcdef")
-	d1 := startDirector(t, "d1", key, "")
-	waitUntil(t, "d1 leads", 20*time.Second, d1.node().IsLeader)
-	d2 := startDirector(t, "d2", key, d1.d.APIAddr())
-	d3 := startDirector(t, "d3", key, d1.d.APIAddr())
-	directors := []*testDirector{d1, d2, d3}
-	for _, d := range directors {
-		waitUntil(t, d.id+" a voter that knows its leader", 30*time.Second, func() bool {
-			st := d.node().Status()
-			return st.LeaderID != "" && len(st.Voters) == 3
-		})
-	}
+	directors := startThree(t, key, nil)
+	d1, d2, d3 := directors[0], directors[1], directors[2]
 	seed := []string{d1.d.GossipAddr().String()}
 	vipAddr := netip.MustParseAddr("192.0.2.80")
 	// Through the API, as an operator would; the client waits out a leader change.

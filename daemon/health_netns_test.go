@@ -145,17 +145,8 @@ func newHealthCluster(t testing.TB, check *fsm.HealthCheck) *healthCluster {
 	probeFrom := func(id string) func(*Options) {
 		return func(o *Options) { o.HealthDial = dialFrom(lab.ns[id]) }
 	}
-	d1 := startDirector(t, "d1", key, "", probeFrom("d1"))
-	waitUntil(t, "d1 leads", 20*time.Second, d1.node().IsLeader)
-	d2 := startDirector(t, "d2", key, d1.d.APIAddr(), probeFrom("d2"))
-	d3 := startDirector(t, "d3", key, d1.d.APIAddr(), probeFrom("d3"))
-	hc.directors = []*testDirector{d1, d2, d3}
-	for _, d := range hc.directors {
-		waitUntil(t, d.id+" a voter that knows its leader", 30*time.Second, func() bool {
-			st := d.node().Status()
-			return st.LeaderID != "" && len(st.Voters) == 3
-		})
-	}
+	hc.directors = startThree(t, key, func(id string) []func(*Options) { return []func(*Options){probeFrom(id)} })
+	d1, d2, d3 := hc.directors[0], hc.directors[1], hc.directors[2]
 	hc.client = api.NewClient(d1.d.APIAddr(), d2.d.APIAddr(), d3.d.APIAddr())
 	ctx := context.Background()
 	if _, err := hc.client.AddService(ctx, fsm.Service{Name: "web", Protocol: fsm.TCP, VIP: hc.vip, Port: 80, Scheduler: "wrr", HealthCheck: check}); err != nil {

@@ -74,18 +74,10 @@ func startCluster(t *testing.T) *testCluster {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	b := newBackends(t, rs1, rs2, rs3)
 	checkVia := func(o *Options) { o.HealthDial = b.dial }
-	d1 := startDirector(t, "d1", key, "", checkVia)
-	waitUntil(t, "d1 leads", 20*time.Second, d1.node().IsLeader)
-	d2 := startDirector(t, "d2", key, d1.d.APIAddr(), checkVia)
-	d3 := startDirector(t, "d3", key, d1.d.APIAddr(), checkVia)
-	c := &testCluster{directors: []*testDirector{d1, d2, d3}, backends: b}
+	c := &testCluster{directors: startThree(t, key, func(string) []func(*Options) { return []func(*Options){checkVia} }), backends: b}
 	var addrs []string
 	for _, d := range c.directors {
 		addrs = append(addrs, d.d.APIAddr())
-		waitUntil(t, d.id+" a voter that knows its leader", 30*time.Second, func() bool {
-			st := d.node().Status()
-			return st.LeaderID != "" && len(st.Voters) == 3
-		})
 	}
 	c.client = api.NewClient(addrs...)
 	return c
