@@ -82,8 +82,11 @@ func DecodeCommands(body []byte) (fsm.Batch, error) {
 		return fsm.Batch{}, fieldErr("body", fsm.ErrInvalid, "not a binary batch of commands: %v", err)
 	}
 	b, ok := c.(fsm.Batch)
-	if !ok {
+	switch {
+	case !ok:
 		return fsm.Batch{}, fieldErr("body", fsm.ErrInvalid, "holds a %T, not a batch of commands", c)
+	case len(b.Commands) > MaxBatchCommands: // before converting them all
+		return fsm.Batch{}, fieldErr("commands", fsm.ErrInvalid, "%d commands exceed the limit of %d", len(b.Commands), MaxBatchCommands)
 	}
 	req := BatchRequest{Commands: make([]BatchCommand, len(b.Commands))}
 	for i, sub := range b.Commands {

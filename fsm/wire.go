@@ -84,8 +84,8 @@ func decodeBinary(t CommandType, body []byte, depth int, nm *names) (Command, er
 	case TypeRemoveRealServer:
 		c = RemoveRealServer{Key: RSKey{Service: r.name(), Addr: r.addr(), Port: r.port()}}
 	case TypeBatch:
-		// Each entry is at least its length byte: a count beyond what is left is a lie.
-		n := r.uint(uint64(len(r.b)))
+		// An entry is at least its length and two bytes: a count beyond that is a lie.
+		n := r.uint(uint64(len(r.b)) / 3)
 		entries := make([][]byte, 0, n)
 		for range n {
 			entries = append(entries, r.bytes())
@@ -361,6 +361,8 @@ func (r *reader) time() time.Time {
 	if len(b) > 0 {
 		if err := t.UnmarshalBinary(b); err != nil {
 			r.fail("time: %v", err)
+		} else if y := t.Year(); y < 0 || y > 9999 {
+			r.fail("time in the year %d", y) // JSON cannot write it: every later snapshot would fail
 		}
 	}
 	return t
@@ -371,12 +373,12 @@ func (r *reader) check() *HealthCheck {
 	if len(b) == 0 {
 		return nil
 	}
-	var hc HealthCheck
+	var hc *HealthCheck // as in a JSON entry: null is none
 	if err := json.Unmarshal(b, &hc); err != nil {
 		r.fail("health check: %v", err)
 		return nil
 	}
-	return &hc
+	return hc
 }
 
 func (r *reader) service() Service {
@@ -404,7 +406,7 @@ func (r *reader) service() Service {
 	s.FailOpenPercent = r.integer()
 	s.Quorum = r.integer()
 	s.Hysteresis = r.integer()
-	if a, port := r.addr(), r.port(); a.IsValid() || port != 0 {
+	if a, port := r.addr(), r.port(); a.IsValid() { // JSON has no text for a port alone
 		s.SorryServer = netip.AddrPortFrom(a, port)
 	}
 	s.QuorumDown = r.bool()

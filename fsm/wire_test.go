@@ -127,6 +127,45 @@ func TestWireRefusesDamagedEntries(t *testing.T) {
 	}
 }
 
+// What JSON cannot say, the binary body does not either: a sorry server's port without
+// its address, a health check of null, a time beyond the year 9999.
+func TestWireReadsOnlyWhatJSONCanSay(t *testing.T) {
+	svc := Service{Name: "web", SorryServer: netip.AddrPortFrom(netip.Addr{}, 8080)}
+	entry, err := Encode(AddService{Service: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Decode(entry); err != nil || got.(AddService).Service.SorryServer != (netip.AddrPort{}) {
+		t.Errorf("a sorry port without an address read as %v, %v; want none", got, err)
+	}
+	// A real server's fields in order (wire.realServer), its health check the JSON null.
+	w := wire{b: []byte{byte(TypeAddRealServer), bodyBinary}}
+	w.str("web")
+	w.addr(netip.MustParseAddr("10.0.0.1"))
+	w.uint(80)
+	w.int(1)
+	w.uint(0)
+	w.uint(0)
+	w.str("")
+	w.bytes([]byte("null"))
+	for range 4 { // origin, admin, health, reason
+		w.str("")
+	}
+	w.time(time.Time{})
+	nullCheck := w.b
+	if got, err := Decode(nullCheck); err != nil || got.(AddRealServer).RealServer.HealthCheck != nil {
+		t.Errorf("a health check of null read as %#v, %v; want none", got, err)
+	}
+	late := RealServer{Service: "web", HealthSince: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	entry, err = Encode(AddRealServer{RealServer: late})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(entry); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a time in the year 10000: %v, want ErrInvalid", err)
+	}
+}
+
 // A batch nested deeper than MaxBatchDepth is refused, as in JSON.
 func TestWireBoundsNesting(t *testing.T) {
 	var c Command = AddRealServer{RealServer: fullServer()}
