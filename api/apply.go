@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/raftlvs/raftlvs/fsm"
 )
@@ -18,6 +19,10 @@ const StagedChunk = 10_000
 
 // chunksInFlight is how many chunks of a staged change are sent at once.
 const chunksInFlight = 4
+
+// abortTimeout bounds the abort of a staged change that failed: one the cluster did not
+// hear expires by itself (fsm.StagedTTL).
+const abortTimeout = 15 * time.Second
 
 // Apply makes operator commands (services and real servers added, edited, removed) one
 // change of the cluster, all or nothing, whatever their number: one batch when they fit
@@ -54,16 +59,26 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 		errs []error
 		wg   sync.WaitGroup
 	)
+	// The first chunk that fails stops the others: each would otherwise wait out its own
+	// timeout (a restore to a cluster that went away took 11 chunks × 130 s).
+	stageCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	sem := make(chan struct{}, chunksInFlight)
 	for seq, batch := range batches {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := c.stageOnce(ctx, tx, seq, batch); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("stage chunk %d of %d: %w", seq+1, len(chunks), err))
-				mu.Unlock()
+			if stageCtx.Err() != nil {
+				return
 			}
+			err := c.stageOnce(stageCtx, tx, seq, batch)
+			if err == nil || (errors.Is(err, context.Canceled) && ctx.Err() == nil) {
+				return // stopped by another chunk's failure, which is the one to report
+			}
+			stop()
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("stage chunk %d of %d: %w", seq+1, len(chunks), err))
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -77,7 +92,9 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 		}
 	}
 	if err != nil || dryRun {
-		if aerr := c.AbortStaged(context.WithoutCancel(ctx), tx); aerr != nil && !errors.Is(aerr, fsm.ErrNotFound) {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		if aerr := c.AbortStaged(actx, tx); aerr != nil && !errors.Is(aerr, fsm.ErrNotFound) {
 			err = errors.Join(err, fmt.Errorf("abort staged change %s (it expires by itself): %w", tx, aerr))
 		}
 	}

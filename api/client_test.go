@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,7 +84,10 @@ func TestWriteALeaderWithAFullDiskRefusedIsSentAgain(t *testing.T) {
 	a = &answers{handlers: []http.HandlerFunc{replyError(507, CodeDiskFull)}}
 	hs2 := httptest.NewServer(a)
 	defer hs2.Close()
-	_, err = client(t, 300*time.Millisecond, hs2.URL).AddService(context.Background(), fsm.Service{})
+	// Attempts go at 0, 100 and 300 ms (retryMin, doubling): a timeout of 300 ms could
+	// expire during the third, whose outcome is then unknown. At 250 it expires in the
+	// wait before it, every time.
+	_, err = client(t, 250*time.Millisecond, hs2.URL).AddService(context.Background(), fsm.Service{})
 	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("err %v, want ErrDiskFull, a kind of ErrUnavailable (nothing logged)", err)
 	}
@@ -185,5 +190,42 @@ func TestAChunkAnOlderDirectorRefusesIsSentAgainAsJSON(t *testing.T) {
 	}
 	if want := []string{CommandsContentType, "application/json"}; !slices.Equal(types, want) {
 		t.Errorf("sent as %q, want %q", types, want)
+	}
+}
+
+// The first chunk of a staged change that fails stops the chunks in flight, which would
+// each wait out their own timeout, and the change is aborted.
+func TestAFailedChunkStopsTheOthersAndAborts(t *testing.T) {
+	var waitedOut, aborted atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // read in full, the server sees the client go
+		switch {
+		case r.Method == http.MethodDelete:
+			aborted.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		case strings.HasSuffix(r.URL.Path, "/chunks/0"):
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(ErrorBody{Error: "commands[3]: no", Field: "commands[3]", Code: "invalid"})
+		default: // a leader that takes its time: it answers only when the client gives up
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+				waitedOut.Add(1)
+			}
+		}
+	}))
+	defer srv.Close()
+	var cmds []fsm.Command
+	for i := range 2*StagedChunk + 1 { // three chunks, all in flight at once
+		cmds = append(cmds, fsm.RemoveService{Name: fmt.Sprintf("s%d", i)})
+	}
+	_, err := client(t, 10*time.Minute, srv.URL).Apply(context.Background(), cmds, false)
+	srv.Close() // waits for the handlers
+	if !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "stage chunk 1 of 3") || strings.Contains(err.Error(), "chunk 2 of 3") {
+		t.Errorf("err %v, want chunk 1's refusal alone", err)
+	}
+	if waitedOut.Load() != 0 || aborted.Load() != 1 {
+		t.Errorf("%d chunks in flight went on after the failure, %d aborts; want none and 1", waitedOut.Load(), aborted.Load())
 	}
 }
