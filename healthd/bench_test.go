@@ -183,3 +183,26 @@ func BenchmarkAggregate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQuietLeaderPass is the leader's pass over 10,000 services × 10 that no
+// director checks, every second while nothing changes: weighed once, then skipped.
+func BenchmarkQuietLeaderPass(b *testing.B) {
+	cmds := []fsm.Command{director("d1", false), director("d2", false), director("d3", false)}
+	for i := range 10_000 {
+		name := fmt.Sprintf("svc%d", i)
+		cmds = append(cmds, fsm.AddService{Service: fsm.Service{Name: name, Protocol: fsm.TCP,
+			VIP: netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), Port: 80, Family: fsm.IPv4}})
+		for j := range 10 {
+			cmds = append(cmds, fsm.AddRealServer{RealServer: fsm.RealServer{Service: name, Addr: netip.AddrFrom4([4]byte{10, byte(j), byte(i >> 8), byte(i)}), Port: 80, Weight: 1}})
+		}
+	}
+	st := &leaderState{st: prepared(b, cmds...)}
+	l := NewLeader(LeaderConfig{Self: "d1", State: st, Apply: st.Apply, Logger: slog.New(slog.DiscardHandler)})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := l.pass(ctx); !d.Empty() {
+			b.Fatal(d.Command)
+		}
+	}
+}

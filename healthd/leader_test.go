@@ -3,6 +3,7 @@ package healthd
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -97,5 +98,48 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// A pass with nothing to weigh (no votes, no agents' verdicts) is not repeated over an
+// unchanged state; a change of the state, or a vote, is weighed at the next pass.
+func TestAQuietLeaderWeighsWhatChanges(t *testing.T) {
+	k := rsKey(1)
+	st := &leaderState{st: prepared(t, director("d1", false), director("d2", false), director("d3", false),
+		webService(&fsm.HealthCheck{Type: fsm.CheckHTTP}, 0), fsm.AddRealServer{RealServer: fsm.RealServer{Service: "web", Addr: k.Addr, Weight: 1}},
+		fsm.AddService{Service: fsm.Service{Name: "plain", Protocol: fsm.TCP, VIP: netip.MustParseAddr("192.0.2.11"), Port: 80, Family: fsm.IPv4}},
+		fsm.AddRealServer{RealServer: fsm.RealServer{Service: "plain", Addr: k.Addr, Weight: 1}})}
+	l := NewLeader(LeaderConfig{Self: "d1", State: st, Apply: st.Apply, Logger: slog.New(slog.DiscardHandler)})
+	ctx := context.Background()
+	for range 3 {
+		if d := l.pass(ctx); !d.Empty() {
+			t.Fatalf("a quiet pass decided %+v", d.Command)
+		}
+	}
+	// The state changes: the unchecked server comes with a verdict it cannot have.
+	unchecked := fsm.RSKey{Service: "plain", Addr: k.Addr, Port: k.Port}
+	st.View(func(s *fsm.State) {
+		p, err := s.Prepare(fsm.SetHealth{Key: unchecked, Health: fsm.HealthDown, Reason: "stale"})
+		if err == nil {
+			err = s.Execute(p)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	l.pass(ctx)
+	if h := st.health(unchecked); h != fsm.HealthUnknown {
+		t.Fatalf("after a change of the state the unchecked server is %s, want unknown", h)
+	}
+	l.pass(ctx) // quiet again
+	// Votes come, the state unchanged: they are weighed.
+	l.mu.Lock()
+	l.leading = true
+	l.mu.Unlock()
+	l.Receive(view("d2", fsm.HealthDown))
+	l.Receive(view("d3", fsm.HealthDown))
+	l.pass(ctx)
+	if h := st.health(k); h != fsm.HealthDown {
+		t.Fatalf("after two down votes the checked server is %s, want down", h)
 	}
 }
