@@ -94,10 +94,9 @@ func (opts lineArgs) has(long string) bool {
 	return ok
 }
 
-// splitArgs reads the options of a line after its command. Long options take "=VALUE"
+// splitArgs reads the options of a line after its command, appending them to out. Long options take "=VALUE"
 // or the next word; short ones an attached value ("-w5") or the next word.
-func splitArgs(words []string, cmd byte, cmdName string) (lineArgs, error) {
-	out := make(lineArgs, 0, len(words))
+func splitArgs(out lineArgs, words []string, cmd byte, cmdName string) (lineArgs, error) {
 	for i := 0; i < len(words); i++ {
 		w := words[i]
 		if len(w) < 2 || w[0] != '-' {

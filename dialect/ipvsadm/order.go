@@ -36,6 +36,12 @@ func (r *Rules) arrange() (groups []group, orphans []fsm.RealServer) {
 		fsm.NormalizeRealServer(&rs, &groups[i].service)
 		groups[i].servers = append(groups[i].servers, rs)
 	}
+	sortGroups(groups)
+	return groups, orphans
+}
+
+// sortGroups puts the groups, and the real servers of each, in ipvsadm's order.
+func sortGroups(groups []group) {
 	sortLikeIPVSAdm(groups,
 		func(a, b group) int { return fsm.CompareServices(&a.service, &b.service) },
 		func(a, b group) int { return compareServices(&a.service, &b.service) })
@@ -43,7 +49,6 @@ func (r *Rules) arrange() (groups []group, orphans []fsm.RealServer) {
 		sortLikeIPVSAdm(groups[i].servers, fsm.CompareRealServers,
 			func(a, b fsm.RealServer) int { return compareAddrs(a.Addr, b.Addr, a.Port, b.Port) })
 	}
-	return groups, orphans
 }
 
 // sortLikeIPVSAdm sorts with ipvsadm's comparator after a sort by a true total order.

@@ -45,6 +45,7 @@ func Parse(r io.Reader) (*Rules, error) {
 }
 
 type parser struct {
+	args    lineArgs
 	lineNo  int
 	order   []*parsedService
 	byMatch map[matchKey]*parsedService
@@ -95,10 +96,11 @@ func (p *parser) line(text string) error {
 	case cmd == 0:
 		return invalid(cmdName, "not supported: a rule file holds only -A and -a lines")
 	}
-	opts, err := splitArgs(words[1:], cmd, cmdName)
+	opts, err := splitArgs(p.args[:0], words[1:], cmd, cmdName)
 	if err != nil {
 		return err
 	}
+	p.args = opts // a line's arguments are read, never kept: the next line reuses them
 	if cmd == 'A' {
 		return p.addService(cmdName, opts)
 	}
@@ -327,7 +329,10 @@ var tunnelOptions = []string{"--tun-port", "--tun-nocsum", "--tun-csum", "--tun-
 // checkTunnel allows only what raftlvs can program: IPIP tunnels (the default --tun-type).
 func checkTunnel(opts lineArgs, method fsm.Forwarding) error {
 	t, typed := opts.get("--tun-type")
-	for _, long := range append([]string{"--tun-type"}, tunnelOptions...) {
+	if typed && method != fsm.TUN {
+		return invalid(t.name, "tunnel options go only with -i")
+	}
+	for _, long := range tunnelOptions {
 		if a, ok := opts.get(long); ok && method != fsm.TUN {
 			return invalid(a.name, "tunnel options go only with -i")
 		}
@@ -350,20 +355,23 @@ func checkTunnel(opts lineArgs, method fsm.Forwarding) error {
 }
 
 // rules settles each service's forwarding method and returns the set in ipvsadm's order.
+// The parser holds each service with its real servers already: they are sorted as they
+// are, not copied and regrouped as Rules.arrange does for any rule set.
 func (p *parser) rules() *Rules {
-	r := &Rules{Services: make([]fsm.Service, 0, len(p.order)), RealServers: make([]fsm.RealServer, 0, len(p.servers))}
-	for _, ps := range p.order {
+	groups := make([]group, len(p.order))
+	for i, ps := range p.order {
 		ps.svc.Forwarding = commonMethod(ps.servers)
-		for i := range ps.servers {
-			if ps.servers[i].Forwarding == ps.svc.Forwarding {
-				ps.servers[i].Forwarding = "" // inherit
+		fsm.NormalizeService(&ps.svc)
+		for j := range ps.servers {
+			if ps.servers[j].Forwarding == ps.svc.Forwarding {
+				ps.servers[j].Forwarding = "" // inherit
 			}
+			fsm.NormalizeRealServer(&ps.servers[j], &ps.svc)
 		}
-		r.Services = append(r.Services, ps.svc)
-		r.RealServers = append(r.RealServers, ps.servers...)
+		groups[i] = group{service: ps.svc, servers: ps.servers}
 	}
-	groups, _ := r.arrange()
-	r.Services, r.RealServers = r.Services[:0], r.RealServers[:0]
+	sortGroups(groups)
+	r := &Rules{Services: make([]fsm.Service, 0, len(groups)), RealServers: make([]fsm.RealServer, 0, len(p.servers))}
 	for _, g := range groups {
 		r.Services = append(r.Services, g.service)
 		r.RealServers = append(r.RealServers, g.servers...)
