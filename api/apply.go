@@ -46,14 +46,15 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 		return nil, fmt.Errorf("transaction id: %w", err)
 	}
 	tx := "apply-" + hex.EncodeToString(id[:])
-	chunks := fsm.SplitForStaging(cmds, StagedChunk)
-	batches := make([][]BatchCommand, len(chunks))
-	for i, chunk := range chunks {
-		var err error
-		if batches[i], err = batchOf(chunk); err != nil {
+	// Refused before anything is staged; each chunk is converted as it is sent, so the
+	// first goes out at once.
+	for _, fc := range cmds {
+		if !isOperatorCommand(fc) {
+			_, err := BatchCommandFor(fc)
 			return nil, err
 		}
 	}
+	chunks := fsm.SplitForStaging(cmds, StagedChunk)
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -64,14 +65,17 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 	stageCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	sem := make(chan struct{}, chunksInFlight)
-	for seq, batch := range batches {
+	for seq, chunk := range chunks {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			if stageCtx.Err() != nil {
 				return
 			}
-			err := c.stageOnce(stageCtx, tx, seq, batch)
+			batch, err := batchOf(chunk)
+			if err == nil {
+				err = c.stageOnce(stageCtx, tx, seq, batch)
+			}
 			if err == nil || (errors.Is(err, context.Canceled) && ctx.Err() == nil) {
 				return // stopped by another chunk's failure, which is the one to report
 			}
@@ -137,6 +141,15 @@ func (c *Client) commitOnce(ctx context.Context, tx string, chunks int) (*BatchR
 		res, err = c.CommitStaged(ctx, tx, chunks)
 	}
 	return res, err
+}
+
+// isOperatorCommand reports whether BatchCommandFor takes c.
+func isOperatorCommand(c fsm.Command) bool {
+	switch c.(type) {
+	case fsm.AddService, fsm.EditService, fsm.RemoveService, fsm.AddRealServer, fsm.EditRealServer, fsm.RemoveRealServer:
+		return true
+	}
+	return false
 }
 
 func batchOf(cmds []fsm.Command) ([]BatchCommand, error) {

@@ -115,11 +115,14 @@ func (UpsertAgentRS) Type() CommandType    { return TypeUpsertAgentRS }
 
 // Encode turns a command into a log entry: type byte, body version byte, body: binary
 // for the table's commands (wire.go), JSON for the others.
-func Encode(c Command) ([]byte, error) {
+func Encode(c Command) ([]byte, error) { return encode(c, &names{}) }
+
+// encode is Encode inside a batch or chunk, whose entries share nm (wire.go).
+func encode(c Command, nm *names) ([]byte, error) {
 	if sc, ok := c.(StageChunk); ok {
-		return encodeStage(sc)
+		return encodeStage(sc, nm)
 	}
-	if entry, ok, err := encodeBinary(c); ok || err != nil {
+	if entry, ok, err := encodeBinary(c, nm); ok || err != nil {
 		return entry, err
 	}
 	js, err := json.Marshal(c)
@@ -132,8 +135,9 @@ func Encode(c Command) ([]byte, error) {
 // encodeEntries encodes each of cmds (a staged chunk in a snapshot).
 func encodeEntries(cmds []Command) ([][]byte, error) {
 	entries := make([][]byte, len(cmds))
+	nm := &names{}
 	for i, sub := range cmds {
-		e, err := Encode(sub)
+		e, err := encode(sub, nm)
 		if err != nil {
 			return nil, fmt.Errorf("command %d: %w", i, err)
 		}
@@ -157,7 +161,7 @@ type stageHeader struct {
 	At  time.Time `json:"at,omitzero"`
 }
 
-func encodeStage(c StageChunk) ([]byte, error) {
+func encodeStage(c StageChunk, nm *names) ([]byte, error) {
 	head, err := json.Marshal(stageHeader{Tx: c.Tx, Seq: c.Seq, At: c.At})
 	if err != nil {
 		return nil, fmt.Errorf("encode chunk %d of staged %s: %w", c.Seq, c.Tx, err)
@@ -165,7 +169,7 @@ func encodeStage(c StageChunk) ([]byte, error) {
 	out := append([]byte{byte(TypeStageChunk), bodyVersion}, binary.AppendUvarint(nil, uint64(len(head)))...)
 	out = append(out, head...)
 	for i, sub := range c.Commands {
-		e, err := Encode(sub)
+		e, err := encode(sub, nm)
 		if err != nil {
 			return nil, fmt.Errorf("encode chunk %d of staged %s: command %d: %w", c.Seq, c.Tx, i, err)
 		}

@@ -17,23 +17,52 @@ import (
 // decode as before. A director of older code refuses a version 2 entry and stops (see
 // Decode): upgrade the followers first, the leader last.
 //
-// Fields go in declaration order: strings and byte strings as a uvarint length and the
-// bytes, integers as (u)varints, an address as a length byte (0, 4 or 16; 17 and 16 bytes
-// more for one with a zone), a time as its MarshalBinary, length-prefixed (0: zero), a
-// health check as its JSON, length-prefixed (0: none); a batch is its count, then each
-// command's entry, length-prefixed. Nothing may follow the last field.
+// Fields go in declaration order:
+//   - a string from a fixed list (protocol, family, scheduler, forwarding, origin, admin
+//     state, health…) as one byte, its place in symbolTable (0: empty; 255: not in the
+//     list, its length and bytes follow);
+//   - a service name as a uvarint, 0 for the name before it in the same batch or chunk,
+//     else its length + 1 and the bytes (a service's ten real servers name it once);
+//   - other strings and byte strings as a uvarint length and the bytes, integers as
+//     (u)varints, an address as a length byte (0, 4 or 16; 17 and 16 bytes more for one
+//     with a zone), a time as its MarshalBinary, length-prefixed (0: zero), a health
+//     check as its JSON, length-prefixed (0: none);
+//   - a batch as its count, then each command's entry, length-prefixed.
+//
+// Nothing may follow the last field. A real server an operator added is 20 bytes or so;
+// as JSON it was 150.
 const bodyBinary = 2
 
-// encodeBinary is the version 2 entry of c, or ok false if c has none.
-func encodeBinary(c Command) (entry []byte, ok bool, err error) {
-	w := wire{b: []byte{byte(c.Type()), bodyBinary}}
+// symbolTable is fixed for body version 2: a string added to it later would read as
+// garbage to a director that lacks it, so new strings go as literals (255).
+var symbolTable = [...]string{
+	"tcp", "udp", "sctp", "ipv4", "ipv6", "nat", "dr", "tun",
+	"operator", "active", "draining", "unknown", "up", "down", "remove", "inhibit",
+	"sh-fallback", "sh-port", "mh-fallback", "mh-port", "flag-1", "flag-2", "flag-3", "sip",
+	"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
+}
+
+const symbolLiteral = 255
+
+var symbolCodes = func() map[string]byte {
+	m := make(map[string]byte, len(symbolTable))
+	for i, s := range symbolTable {
+		m[s] = byte(i + 1)
+	}
+	return m
+}()
+
+// encodeBinary is the version 2 entry of c, or ok false if c has none. nm is the last
+// service name written in the batch or chunk c belongs to.
+func encodeBinary(c Command, nm *names) (entry []byte, ok bool, err error) {
+	w := wire{b: []byte{byte(c.Type()), bodyBinary}, names: nm}
 	switch c := c.(type) {
 	case AddService:
 		w.service(&c.Service)
 	case EditService:
 		w.service(&c.Service)
 	case RemoveService:
-		w.str(c.Name)
+		w.name(c.Name)
 	case AddRealServer:
 		w.realServer(&c.RealServer)
 	case EditRealServer:
@@ -41,13 +70,13 @@ func encodeBinary(c Command) (entry []byte, ok bool, err error) {
 	case UpsertAgentRS:
 		w.realServer(&c.RealServer)
 	case RemoveRealServer:
-		w.str(c.Key.Service)
+		w.name(c.Key.Service)
 		w.addr(c.Key.Addr)
 		w.uint(uint64(c.Key.Port))
 	case Batch:
 		w.uint(uint64(len(c.Commands)))
 		for i, sub := range c.Commands {
-			e, err := Encode(sub)
+			e, err := encode(sub, nm)
 			if err != nil {
 				return nil, false, fmt.Errorf("encode batch command %d: %w", i, err)
 			}
@@ -114,8 +143,31 @@ func decodeBinary(t CommandType, body []byte, depth int, nm *names) (Command, er
 }
 
 type wire struct {
-	b   []byte
-	err error
+	b     []byte
+	err   error
+	names *names
+}
+
+func (w *wire) sym(s string) {
+	switch code, ok := symbolCodes[s]; {
+	case s == "":
+		w.b = append(w.b, 0)
+	case ok:
+		w.b = append(w.b, code)
+	default:
+		w.b = append(w.b, symbolLiteral)
+		w.str(s)
+	}
+}
+
+func (w *wire) name(s string) {
+	if s == w.names.last {
+		w.uint(0)
+		return
+	}
+	w.names.last = s
+	w.uint(uint64(len(s)) + 1)
+	w.b = append(w.b, s...)
 }
 
 func (w *wire) uint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
@@ -176,24 +228,24 @@ func (w *wire) check(hc *HealthCheck) {
 }
 
 func (w *wire) service(s *Service) {
-	w.str(s.Name)
-	w.str(string(s.Protocol))
+	w.name(s.Name)
+	w.sym(string(s.Protocol))
 	w.addr(s.VIP)
 	w.uint(uint64(s.Port))
 	w.uint(uint64(s.FWMark))
-	w.str(string(s.Family))
-	w.str(s.Scheduler)
+	w.sym(string(s.Family))
+	w.sym(s.Scheduler)
 	w.uint(uint64(len(s.SchedFlags)))
 	for _, f := range s.SchedFlags {
-		w.str(f)
+		w.sym(f)
 	}
 	w.uint(uint64(s.Persistence))
 	w.int(int64(s.PersistMask))
-	w.str(s.PersistEngine)
+	w.sym(s.PersistEngine)
 	w.bool(s.OnePacket)
-	w.str(string(s.Forwarding))
+	w.sym(string(s.Forwarding))
 	w.check(s.HealthCheck)
-	w.str(string(s.OnDown))
+	w.sym(string(s.OnDown))
 	w.int(int64(s.FailOpenPercent))
 	w.int(int64(s.Quorum))
 	w.int(int64(s.Hysteresis))
@@ -203,17 +255,17 @@ func (w *wire) service(s *Service) {
 }
 
 func (w *wire) realServer(rs *RealServer) {
-	w.str(rs.Service)
+	w.name(rs.Service)
 	w.addr(rs.Addr)
 	w.uint(uint64(rs.Port))
 	w.int(int64(rs.Weight))
 	w.uint(uint64(rs.UpperThreshold))
 	w.uint(uint64(rs.LowerThreshold))
-	w.str(string(rs.Forwarding))
+	w.sym(string(rs.Forwarding))
 	w.check(rs.HealthCheck)
-	w.str(rs.Origin)
-	w.str(string(rs.Admin))
-	w.str(string(rs.Health))
+	w.sym(rs.Origin)
+	w.sym(string(rs.Admin))
+	w.sym(string(rs.Health))
 	w.str(rs.HealthReason)
 	w.time(rs.HealthSince)
 }
@@ -222,7 +274,7 @@ func (w *wire) realServer(rs *RealServer) {
 // three flag bits, validation refuses more.
 const maxSchedFlags = 64
 
-// names is the last service name a batch or chunk decoded.
+// names is the last service name a batch or chunk wrote or read.
 type names struct{ last string }
 
 // reader decodes fields in order; after the first error every field reads as zero and
@@ -286,45 +338,48 @@ func (r *reader) bytes() []byte {
 	return out
 }
 
-// symbols are the strings most fields hold: decoded without a copy.
-var symbols = func() map[string]string {
-	m := map[string]string{}
-	for _, s := range []string{
-		string(TCP), string(UDP), string(SCTP), string(IPv4), string(IPv6),
-		string(NAT), string(DR), string(TUN), OriginOperator, string(Active), string(Draining),
-		string(HealthUnknown), string(HealthUp), string(HealthDown), string(DownRemove), string(DownInhibit),
-		FlagSHFallback, FlagSHPort, FlagMHFallback, FlagMHPort, Flag1, Flag2, Flag3, "sip",
-	} {
-		m[s] = s
-	}
-	for _, s := range Schedulers {
-		m[s] = s
-	}
-	return m
-}()
-
 func (r *reader) str() string {
-	b := r.bytes()
-	if len(b) == 0 {
-		return ""
+	if b := r.bytes(); len(b) > 0 {
+		return string(b)
 	}
-	if s, ok := symbols[string(b)]; ok { // the conversion in a map index does not allocate
-		return s
-	}
-	return string(b)
+	return ""
 }
 
-// name is a service name: a real server's is usually the one before it.
+// sym is a string from symbolTable, or a literal.
+func (r *reader) sym() string {
+	if len(r.b) == 0 {
+		r.fail("truncated symbol")
+		return ""
+	}
+	code := r.b[0]
+	r.b = r.b[1:]
+	switch {
+	case code == 0:
+		return ""
+	case code == symbolLiteral:
+		return r.str()
+	case int(code) <= len(symbolTable):
+		return symbolTable[code-1]
+	}
+	r.fail("symbol %d", code)
+	return ""
+}
+
+// name is a service name: 0 is the one before it.
 func (r *reader) name() string {
-	b := r.bytes()
-	if r.names != nil && string(b) == r.names.last {
+	n := r.uint(math.MaxInt)
+	switch {
+	case r.err != nil:
+		return ""
+	case n == 0:
 		return r.names.last
+	case n-1 > uint64(len(r.b)):
+		r.fail("a name of %d bytes, %d left", n-1, len(r.b))
+		return ""
 	}
-	s := string(b)
-	if r.names != nil {
-		r.names.last = s
-	}
-	return s
+	r.names.last = string(r.b[:n-1])
+	r.b = r.b[n-1:]
+	return r.names.last
 }
 
 func (r *reader) bool() bool { return r.uint(1) == 1 }
@@ -384,25 +439,25 @@ func (r *reader) check() *HealthCheck {
 func (r *reader) service() Service {
 	var s Service
 	s.Name = r.name()
-	s.Protocol = Protocol(r.str())
+	s.Protocol = Protocol(r.sym())
 	s.VIP = r.addr()
 	s.Port = r.port()
 	s.FWMark = r.u32()
-	s.Family = Family(r.str())
-	s.Scheduler = r.str()
+	s.Family = Family(r.sym())
+	s.Scheduler = r.sym()
 	if n := r.uint(maxSchedFlags); n > 0 {
 		s.SchedFlags = make([]string, n)
 		for i := range s.SchedFlags {
-			s.SchedFlags[i] = r.str()
+			s.SchedFlags[i] = r.sym()
 		}
 	}
 	s.Persistence = r.u32()
 	s.PersistMask = r.integer()
-	s.PersistEngine = r.str()
+	s.PersistEngine = r.sym()
 	s.OnePacket = r.bool()
-	s.Forwarding = Forwarding(r.str())
+	s.Forwarding = Forwarding(r.sym())
 	s.HealthCheck = r.check()
-	s.OnDown = DownAction(r.str())
+	s.OnDown = DownAction(r.sym())
 	s.FailOpenPercent = r.integer()
 	s.Quorum = r.integer()
 	s.Hysteresis = r.integer()
@@ -421,11 +476,11 @@ func (r *reader) realServer() RealServer {
 	rs.Weight = r.integer()
 	rs.UpperThreshold = r.u32()
 	rs.LowerThreshold = r.u32()
-	rs.Forwarding = Forwarding(r.str())
+	rs.Forwarding = Forwarding(r.sym())
 	rs.HealthCheck = r.check()
-	rs.Origin = r.str()
-	rs.Admin = AdminState(r.str())
-	rs.Health = Health(r.str())
+	rs.Origin = r.sym()
+	rs.Admin = AdminState(r.sym())
+	rs.Health = Health(r.sym())
 	rs.HealthReason = r.str()
 	rs.HealthSince = r.time()
 	return rs

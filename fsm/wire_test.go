@@ -139,18 +139,19 @@ func TestWireReadsOnlyWhatJSONCanSay(t *testing.T) {
 		t.Errorf("a sorry port without an address read as %v, %v; want none", got, err)
 	}
 	// A real server's fields in order (wire.realServer), its health check the JSON null.
-	w := wire{b: []byte{byte(TypeAddRealServer), bodyBinary}}
-	w.str("web")
+	w := wire{b: []byte{byte(TypeAddRealServer), bodyBinary}, names: &names{}}
+	w.name("web")
 	w.addr(netip.MustParseAddr("10.0.0.1"))
 	w.uint(80)
 	w.int(1)
 	w.uint(0)
 	w.uint(0)
-	w.str("")
+	w.sym("")
 	w.bytes([]byte("null"))
-	for range 4 { // origin, admin, health, reason
-		w.str("")
+	for range 3 { // origin, admin, health
+		w.sym("")
 	}
+	w.str("")
 	w.time(time.Time{})
 	nullCheck := w.b
 	if got, err := Decode(nullCheck); err != nil || got.(AddRealServer).RealServer.HealthCheck != nil {
