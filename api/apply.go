@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftlvs/raftlvs/fsm"
@@ -48,17 +49,17 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 	tx := "apply-" + hex.EncodeToString(id[:])
 	// Refused before anything is staged; each chunk is converted as it is sent, so the
 	// first goes out at once.
-	for _, fc := range cmds {
+	for i, fc := range cmds {
 		if !isOperatorCommand(fc) {
-			_, err := BatchCommandFor(fc)
-			return nil, err
+			return nil, fieldErr(fmt.Sprintf("commands[%d]", i), fsm.ErrInvalid, "%T is not an operator batch command", fc)
 		}
 	}
 	chunks := fsm.SplitForStaging(cmds, StagedChunk)
 	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
+		mu     sync.Mutex
+		errs   []error
+		wg     sync.WaitGroup
+		staged atomic.Int32
 	)
 	// The first chunk that fails stops the others: each would otherwise wait out its own
 	// timeout (a restore to a cluster that went away took 11 chunks × 130 s).
@@ -76,7 +77,11 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 			if err == nil {
 				err = c.stageOnce(stageCtx, tx, seq, batch)
 			}
-			if err == nil || (errors.Is(err, context.Canceled) && ctx.Err() == nil) {
+			if err == nil {
+				staged.Add(1)
+				return
+			}
+			if errors.Is(err, context.Canceled) && ctx.Err() == nil {
 				return // stopped by another chunk's failure, which is the one to report
 			}
 			stop()
@@ -87,6 +92,10 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 	}
 	wg.Wait()
 	err := errors.Join(errs...)
+	if n := int(staged.Load()); err == nil && n < len(chunks) {
+		// Chunks never sent (the caller gave up first): not a commit of unknown outcome.
+		err = fmt.Errorf("staged %d of %d chunks: %w", n, len(chunks), context.Cause(ctx))
+	}
 	var res *BatchResult
 	if err == nil {
 		if dryRun {

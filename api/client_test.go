@@ -229,3 +229,31 @@ func TestAFailedChunkStopsTheOthersAndAborts(t *testing.T) {
 		t.Errorf("%d chunks in flight went on after the failure, %d aborts; want none and 1", waitedOut.Load(), aborted.Load())
 	}
 }
+
+// A staged change whose caller gave up before its chunks went out is not sent, and says
+// so; it is not a commit of unknown outcome.
+func TestAStagedChangeTheCallerCancelledIsNotCommitted(t *testing.T) {
+	var commits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if strings.HasSuffix(r.URL.Path, "/commit") {
+			commits.Add(1)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	var cmds []fsm.Command
+	for i := range StagedChunk + 1 {
+		cmds = append(cmds, fsm.RemoveService{Name: fmt.Sprintf("s%d", i)})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := client(t, time.Minute, srv.URL).Apply(ctx, cmds, false)
+	srv.Close()
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrOutcomeUnknown) || commits.Load() != 0 {
+		t.Errorf("err %v after %d commits; want the cancellation, no unknown outcome, no commit", err, commits.Load())
+	}
+	if _, err := client(t, time.Minute, srv.URL).Apply(context.Background(), append(cmds, fsm.SetClusterID{ID: "x"}), false); !errors.Is(err, fsm.ErrInvalid) {
+		t.Errorf("a staged change holding a cluster id: %v, want ErrInvalid", err)
+	}
+}

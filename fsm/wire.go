@@ -10,11 +10,11 @@ import (
 )
 
 // The table's commands (services and real servers added, edited and removed, an agent's
-// real server, and batches of them) are body version 2: a compact binary encoding. A
+// real server, and batches of them) are body version 3: a compact binary encoding. A
 // restore of 10,000 × 10 is 110,000 of them, decoded by every director in turn: as JSON
 // that decoding was a third of the leader's work under the lab's emulation and the bytes
 // three times as many to store, encrypt and send. Entries written as JSON (version 1)
-// decode as before. A director of older code refuses a version 2 entry and stops (see
+// decode as before. A director of older code refuses a version 3 entry and stops (see
 // Decode): upgrade the followers first, the leader last.
 //
 // Fields go in declaration order:
@@ -30,10 +30,11 @@ import (
 //   - a batch as its count, then each command's entry, length-prefixed.
 //
 // Nothing may follow the last field. A real server an operator added is 20 bytes or so;
-// as JSON it was 150.
-const bodyBinary = 2
+// as JSON it was 150. (Version 2 was a draft of this encoding, never released: it is
+// refused as unknown, as any version this code does not know.)
+const bodyBinary = 3
 
-// symbolTable is fixed for body version 2: a string added to it later would read as
+// symbolTable is fixed for body version 3: a string added to it later would read as
 // garbage to a director that lacks it, so new strings go as literals (255).
 var symbolTable = [...]string{
 	"tcp", "udp", "sctp", "ipv4", "ipv6", "nat", "dr", "tun",
@@ -52,7 +53,7 @@ var symbolCodes = func() map[string]byte {
 	return m
 }()
 
-// encodeBinary is the version 2 entry of c, or ok false if c has none. nm is the last
+// encodeBinary is the version 3 entry of c, or ok false if c has none. nm is the last
 // service name written in the batch or chunk c belongs to.
 func encodeBinary(c Command, nm *names) (entry []byte, ok bool, err error) {
 	w := wire{b: []byte{byte(c.Type()), bodyBinary}, names: nm}
@@ -91,7 +92,7 @@ func encodeBinary(c Command, nm *names) (entry []byte, ok bool, err error) {
 	return w.b, true, nil
 }
 
-// decodeBinary decodes the body of a version 2 entry of type t. names carries the strings
+// decodeBinary decodes the body of a version 3 entry of type t. names carries the strings
 // of the entries before it in the same batch or chunk, so that a service's ten real
 // servers share one copy of its name.
 func decodeBinary(t CommandType, body []byte, depth int, nm *names) (Command, error) {

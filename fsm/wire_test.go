@@ -121,9 +121,19 @@ func TestWireRefusesDamagedEntries(t *testing.T) {
 			t.Errorf("%T with a byte more: %v, want ErrInvalid", c, err)
 		}
 	}
+	// The draft binary body (version 2, never released) is a version this code does not
+	// know: a node that meets one stops rather than misread it.
+	entry, err := Encode(AddRealServer{RealServer: fullServer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry[1] = 2
+	if _, err := Decode(entry); !errors.Is(err, ErrUnknownCommand) {
+		t.Errorf("a body of version 2: %v, want ErrUnknownCommand", err)
+	}
 	// A type that has no binary body is not guessed at: the node stops (Decode's rule).
 	if _, err := Decode([]byte{byte(TypeSetClusterID), bodyBinary}); !errors.Is(err, ErrUnknownCommand) {
-		t.Errorf("SetClusterID as body version 2: %v, want ErrUnknownCommand", err)
+		t.Errorf("SetClusterID as a binary body: %v, want ErrUnknownCommand", err)
 	}
 }
 
@@ -182,8 +192,8 @@ func TestWireBoundsNesting(t *testing.T) {
 	}
 }
 
-// FuzzDecode: no entry makes Decode panic, and what it accepts encodes to an entry that
-// decodes and encodes to itself.
+// FuzzDecode: no entry makes Decode panic, and what it accepts (binary or JSON, a staged
+// chunk of binary entries included) encodes to an entry that decodes and encodes to itself.
 func FuzzDecode(f *testing.F) {
 	for _, c := range wireCommands() {
 		entry, err := Encode(c)
@@ -192,9 +202,14 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(entry)
 	}
+	chunk, err := Encode(StageChunk{Tx: "tx", Seq: 1, At: time.Unix(1e9, 0).UTC(), Commands: wireCommands()[:9]})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(chunk)
 	f.Fuzz(func(t *testing.T, entry []byte) {
 		c, err := Decode(entry)
-		if err != nil || len(entry) < 2 || entry[1] != bodyBinary {
+		if err != nil {
 			return
 		}
 		again, err := Encode(c)
