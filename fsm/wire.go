@@ -92,9 +92,9 @@ func encodeBinary(c Command, nm *names) (entry []byte, ok bool, err error) {
 	return w.b, true, nil
 }
 
-// decodeBinary decodes the body of a version 3 entry of type t. names carries the strings
-// of the entries before it in the same batch or chunk, so that a service's ten real
-// servers share one copy of its name.
+// decodeBinary decodes the body of a version 3 entry of type t. nm is the last service
+// name read in the same batch or chunk, so that a service's ten real servers share one
+// copy of its name.
 func decodeBinary(t CommandType, body []byte, depth int, nm *names) (Command, error) {
 	r := reader{b: body, names: nm}
 	var c Command
