@@ -47,10 +47,9 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 		return nil, fmt.Errorf("transaction id: %w", err)
 	}
 	tx := "apply-" + hex.EncodeToString(id[:])
-	// Refused before anything is staged; each chunk is converted as it is sent, so the
-	// first goes out at once.
+	// Refused before anything is staged (the leader checks each chunk in full).
 	for i, fc := range cmds {
-		if !isOperatorCommand(fc) {
+		if !fsm.IsOperatorCommand(fc) {
 			return nil, fieldErr(fmt.Sprintf("commands[%d]", i), fsm.ErrInvalid, "%T is not an operator batch command", fc)
 		}
 	}
@@ -73,10 +72,7 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 			if stageCtx.Err() != nil {
 				return
 			}
-			batch, err := batchOf(chunk)
-			if err == nil {
-				err = c.stageOnce(stageCtx, tx, seq, batch)
-			}
+			err := c.stageOnce(stageCtx, tx, seq, chunk)
 			if err == nil {
 				staged.Add(1)
 				return
@@ -123,10 +119,10 @@ func (c *Client) Apply(ctx context.Context, cmds []fsm.Command, dryRun bool) (*B
 // stageOnce sends one chunk. A chunk whose outcome is unknown (the leader changed while
 // committing it) is sent again: staged already, it is refused as existing, which is what
 // the first attempt did.
-func (c *Client) stageOnce(ctx context.Context, tx string, seq int, batch []BatchCommand) error {
-	err := c.StageChunk(ctx, tx, seq, batch)
+func (c *Client) stageOnce(ctx context.Context, tx string, seq int, chunk []fsm.Command) error {
+	err := c.StageChunk(ctx, tx, seq, chunk)
 	for try := 0; try < 3 && errors.Is(err, ErrOutcomeUnknown); try++ {
-		if err = c.StageChunk(ctx, tx, seq, batch); errors.Is(err, fsm.ErrExists) {
+		if err = c.StageChunk(ctx, tx, seq, chunk); errors.Is(err, fsm.ErrExists) {
 			return nil
 		}
 	}
@@ -150,15 +146,6 @@ func (c *Client) commitOnce(ctx context.Context, tx string, chunks int) (*BatchR
 		res, err = c.CommitStaged(ctx, tx, chunks)
 	}
 	return res, err
-}
-
-// isOperatorCommand reports whether BatchCommandFor takes c.
-func isOperatorCommand(c fsm.Command) bool {
-	switch c.(type) {
-	case fsm.AddService, fsm.EditService, fsm.RemoveService, fsm.AddRealServer, fsm.EditRealServer, fsm.RemoveRealServer:
-		return true
-	}
-	return false
 }
 
 func batchOf(cmds []fsm.Command) ([]BatchCommand, error) {

@@ -185,7 +185,7 @@ func TestAChunkAnOlderDirectorRefusesIsSentAgainAsJSON(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := client(t, 5*time.Second, srv.URL)
-	if err := c.StageChunk(context.Background(), "tx", 0, []BatchCommand{{Op: OpRemoveService, Name: "web"}}); err != nil {
+	if err := c.StageChunk(context.Background(), "tx", 0, []fsm.Command{fsm.RemoveService{Name: "web"}}); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{CommandsContentType, "application/json"}; !slices.Equal(types, want) {

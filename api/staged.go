@@ -49,28 +49,24 @@ func stagedPath(tx string) string { return "/v1/staged/" + url.PathEscape(tx) }
 // large restore spent a third of its time decoding the JSON of its chunks.
 const CommandsContentType = "application/vnd.raftlvs.commands"
 
-// StageChunk sends chunk seq of transaction tx, in the binary encoding. A director of a
-// release before it answers that the body must be JSON: it is sent again as JSON.
-func (c *Client) StageChunk(ctx context.Context, tx string, seq int, cmds []BatchCommand) error {
+// StageChunk sends chunk seq of transaction tx, operator commands only, in the binary
+// encoding. A director of a release before it answers that the body must be JSON: it is
+// sent again as JSON. The leader checks either as an operator's batch.
+func (c *Client) StageChunk(ctx context.Context, tx string, seq int, cmds []fsm.Command) error {
 	path := stagedPath(tx) + "/chunks/" + strconv.Itoa(seq)
-	body, err := EncodeCommands(cmds)
+	body, err := fsm.Encode(fsm.Batch{Commands: cmds})
 	if err != nil {
 		return err
 	}
 	err = c.do(ctx, http.MethodPost, path, rawBody{contentType: CommandsContentType, data: body}, nil)
 	if apiErr := (*Error)(nil); errors.As(err, &apiErr) && apiErr.Field == "body" && errors.Is(err, fsm.ErrInvalid) {
-		return c.do(ctx, http.MethodPost, path, StageRequest{Commands: cmds}, nil)
+		batch, err := batchOf(cmds)
+		if err != nil {
+			return err
+		}
+		return c.do(ctx, http.MethodPost, path, StageRequest{Commands: batch}, nil)
 	}
 	return err
-}
-
-// EncodeCommands is the CommandsContentType body of cmds.
-func EncodeCommands(cmds []BatchCommand) ([]byte, error) {
-	b, err := BatchRequest{Commands: cmds}.Batch()
-	if err != nil {
-		return nil, err
-	}
-	return fsm.Encode(b)
 }
 
 // DecodeCommands reads a CommandsContentType body as the operator's batch it encodes,

@@ -119,23 +119,34 @@ func (s *State) AbandonedStaged(now time.Time) []AbortStaged {
 	return out
 }
 
+// IsOperatorCommand reports whether c is one of the operator's commands on the table:
+// a service or real server added, edited or removed. Only these can be staged, or sent
+// in an operator's batch.
+func IsOperatorCommand(c Command) bool {
+	switch c.(type) {
+	case AddService, EditService, RemoveService, AddRealServer, EditRealServer, RemoveRealServer:
+		return true
+	}
+	return false
+}
+
 // stageable counts the commands of cmds, nested batches by their commands, and refuses
 // what cannot be staged.
 func stageable(cmds []Command) (int, error) {
 	n := 0
 	for i, c := range cmds {
-		switch c := c.(type) {
-		case AddService, EditService, RemoveService, AddRealServer, EditRealServer, RemoveRealServer:
-			n++
-		case Batch:
-			m, err := stageable(c.Commands)
+		if b, ok := c.(Batch); ok {
+			m, err := stageable(b.Commands)
 			if err != nil {
 				return 0, fmt.Errorf("command %d: %w", i+1, err)
 			}
 			n += m
-		default:
+			continue
+		}
+		if !IsOperatorCommand(c) {
 			return 0, fmt.Errorf("command %d: %w", i+1, invalid("commands", "%T cannot be staged: only services and real servers can", c))
 		}
+		n++
 	}
 	return n, nil
 }
