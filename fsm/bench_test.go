@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -109,10 +107,7 @@ func BenchmarkDecodeChunk(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	jsonEntry, err := encodeStageJSON(chunk)
-	if err != nil {
-		b.Fatal(err)
-	}
+	jsonEntry := encodeJSON(b, chunk)
 	for _, c := range []struct {
 		body  string
 		entry []byte
@@ -127,24 +122,4 @@ func BenchmarkDecodeChunk(b *testing.B) {
 			b.ReportMetric(float64(len(c.entry)), "entry-bytes")
 		})
 	}
-}
-
-// encodeStageJSON frames a chunk as encodeStage does, its commands as JSON entries.
-func encodeStageJSON(c StageChunk) ([]byte, error) {
-	head, err := json.Marshal(stageHeader{Tx: c.Tx, Seq: c.Seq, At: c.At})
-	if err != nil {
-		return nil, err
-	}
-	out := append([]byte{byte(TypeStageChunk), bodyVersion}, binary.AppendUvarint(nil, uint64(len(head)))...)
-	out = append(out, head...)
-	for _, sub := range c.Commands {
-		js, err := json.Marshal(sub)
-		if err != nil {
-			return nil, err
-		}
-		e := append([]byte{byte(sub.Type()), bodyVersion}, js...)
-		out = binary.AppendUvarint(out, uint64(len(e)))
-		out = append(out, e...)
-	}
-	return out, nil
 }

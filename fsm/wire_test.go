@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -59,16 +60,28 @@ func wireCommands() []Command {
 	return append(table, Batch{Commands: append([]Command{Batch{Commands: table}}, table...)})
 }
 
-// encodeJSON is a command's version 1 entry, as logs before wire.go hold it.
-func encodeJSON(t *testing.T, c Command) []byte {
+// encodeJSON is a command's version 1 entry, as logs before wire.go hold it: a staged
+// chunk is framed as ever, its commands JSON.
+func encodeJSON(t testing.TB, c Command) []byte {
 	t.Helper()
 	var body any = c
-	if b, ok := c.(Batch); ok {
+	switch c := c.(type) {
+	case Batch:
 		var bb batchBody
-		for _, sub := range b.Commands {
+		for _, sub := range c.Commands {
 			bb.Entries = append(bb.Entries, encodeJSON(t, sub))
 		}
 		body = bb
+	case StageChunk:
+		out, err := encodeStage(StageChunk{Tx: c.Tx, Seq: c.Seq, At: c.At}, &names{}) // the header alone
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sub := range c.Commands {
+			e := encodeJSON(t, sub)
+			out = append(binary.AppendUvarint(out, uint64(len(e))), e...)
+		}
+		return out
 	}
 	js, err := json.Marshal(body)
 	if err != nil {
